@@ -1,0 +1,682 @@
+//! The SRS side of offer/answer: which offered streams to record, and the answer SDP.
+
+use std::fmt::Write as _;
+use std::net::{IpAddr, SocketAddr};
+
+use crate::error::Error;
+use crate::types::{is_audio_codec, Direction, Format, MediaDescription, SessionDescription};
+
+/// Why an m-line was declined ([`AnsweredMedia::reason`]).
+pub mod decline {
+    /// The m-line is not `m=audio` (video, fax, …): a recorder keeps audio only.
+    pub const NOT_AUDIO: &str = "not an audio stream";
+    /// The offer has port 0 on this m-line (stream disabled or on hold by port 0).
+    pub const DISABLED: &str = "stream disabled by the offerer (port 0)";
+    /// The transport is not RTP/AVP(F) or RTP/SAVP(F).
+    pub const TRANSPORT: &str = "unsupported transport";
+    /// `RTP/SAVP` without any `a=crypto` line: we could never decrypt it.
+    pub const SRTP_NO_KEYS: &str = "RTP/SAVP offered without a=crypto keys";
+    /// None of the offered formats is in our codec preference list.
+    pub const NO_CODEC: &str = "no supported codec";
+    /// The caller gave no local port for this m-line.
+    pub const NO_PORT: &str = "no local port allocated";
+}
+
+/// How the SRS answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AnswerConfig {
+    /// Our media address: written in `o=` and `c=`.
+    pub local_ip: IpAddr,
+    /// `o=` session id (stays the same for the whole dialog).
+    pub session_id: u64,
+    /// `o=` session version: bump it for every new answer in the dialog.
+    pub session_version: u64,
+    /// Encoding names we record, in our order of preference (case-insensitive; an entry may
+    /// also be `NAME/RATE`). The codec is still chosen in the offer's order (the offerer's
+    /// preference); this list only says what is acceptable. Default `["PCMU", "PCMA"]`.
+    pub codecs: Vec<String>,
+    /// `o=` user name. Default `"srs"`.
+    pub username: String,
+}
+
+impl AnswerConfig {
+    /// The default codec preference list.
+    pub const DEFAULT_CODECS: [&'static str; 2] = ["PCMU", "PCMA"];
+
+    /// A configuration with the default codecs (`PCMU`, `PCMA`) and user name (`srs`).
+    pub fn new(local_ip: IpAddr, session_id: u64, session_version: u64) -> AnswerConfig {
+        AnswerConfig {
+            local_ip,
+            session_id,
+            session_version,
+            codecs: Self::DEFAULT_CODECS
+                .iter()
+                .map(|c| (*c).to_owned())
+                .collect(),
+            username: "srs".to_owned(),
+        }
+    }
+
+    /// Whether `format` is in the codec preference list.
+    fn accepts(&self, format: &Format) -> bool {
+        self.codecs.iter().any(|entry| {
+            let (name, rate) = match entry.split_once('/') {
+                Some((name, rate)) => (name, rate.trim().parse::<u32>().ok()),
+                None => (entry.as_str(), None),
+            };
+            name.trim().eq_ignore_ascii_case(&format.encoding)
+                && rate.is_none_or(|r| r == format.clock_rate)
+        })
+    }
+}
+
+/// What the answer says about one offered m-line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AnsweredMedia {
+    /// Position of the m-line (same in offer and answer).
+    pub index: usize,
+    /// True when the m-line is answered with our port (recvonly or inactive); false when it
+    /// is declined with port 0.
+    pub accepted: bool,
+    /// The direction we answered: `RecvOnly` (we record), `Inactive` (paused / deferred, and
+    /// for declined m-lines).
+    pub direction: Direction,
+    /// The codec we chose (accepted m-lines only).
+    pub format: Option<Format>,
+    /// Payload type of RFC 4733 telephone-event we accepted alongside, if offered.
+    pub telephone_event_pt: Option<u8>,
+    /// Payload type of comfort noise (`CN`) we accepted alongside, if offered.
+    pub comfort_noise_pt: Option<u8>,
+    /// The offer's `a=label`, echoed in the answer.
+    pub label: Option<String>,
+    /// The offer's address and port for this stream (where the offerer wants RTCP, and for
+    /// sendrecv also RTP): see [`MediaDescription::remote_rtp_addr`]. `None` when declined or
+    /// when the offer has no usable address (`c=0.0.0.0`).
+    pub remote: Option<SocketAddr>,
+    /// Why the m-line was declined (one of the [`decline`] texts).
+    pub reason: Option<&'static str>,
+    /// True when the stream is SRTP (`RTP/SAVP`): the media must be decrypted with the
+    /// offer's SDES keys ([`MediaDescription::crypto`]). The answer does not carry our own
+    /// `a=crypto` line yet.
+    pub srtp: bool,
+}
+
+/// The formats we answer for an accepted m-line.
+#[derive(Debug, Clone)]
+struct Choice {
+    format: Format,
+    telephone_event: Option<Format>,
+    comfort_noise: Option<Format>,
+}
+
+/// Decides whether we can record an offered m-line, and with what.
+fn choose(m: &MediaDescription, config: &AnswerConfig) -> Result<Choice, &'static str> {
+    if !m.media.eq_ignore_ascii_case("audio") {
+        return Err(decline::NOT_AUDIO);
+    }
+    // RFC 3264 §5.1: port 0 means the stream is offered but must not be used.
+    if m.port == 0 {
+        return Err(decline::DISABLED);
+    }
+    let proto = m.proto.to_ascii_uppercase();
+    match proto.as_str() {
+        "RTP/AVP" | "RTP/AVPF" => {}
+        "RTP/SAVP" | "RTP/SAVPF" if !m.crypto.is_empty() => {}
+        "RTP/SAVP" | "RTP/SAVPF" => return Err(decline::SRTP_NO_KEYS),
+        _ => return Err(decline::TRANSPORT),
+    }
+    let format = m
+        .formats
+        .iter()
+        .find(|f| is_audio_codec(&f.encoding) && config.accepts(f))
+        .ok_or(decline::NO_CODEC)?;
+    let same_clock = |f: &&Format| f.clock_rate == format.clock_rate;
+    Ok(Choice {
+        format: format.clone(),
+        telephone_event: m
+            .formats
+            .iter()
+            .filter(|f| f.is_telephone_event())
+            .find(same_clock)
+            .cloned(),
+        comfort_noise: m
+            .formats
+            .iter()
+            .filter(|f| f.is_comfort_noise())
+            .find(same_clock)
+            .cloned(),
+    })
+}
+
+/// Which m-lines of `offer` we would accept: audio, not disabled (port ≠ 0), RTP/AVP (or
+/// SAVP with keys), with a codec from `config.codecs`. Call it before [`answer`] to
+/// allocate RTP ports only for those. Inactive (paused) m-lines count: they keep a port
+/// so that a resume needs no new one.
+pub fn recordable(offer: &SessionDescription, config: &AnswerConfig) -> Vec<bool> {
+    offer
+        .media
+        .iter()
+        .map(|m| choose(m, config).is_ok())
+        .collect()
+}
+
+/// Writes one CRLF-terminated line (writing to a `String` cannot fail).
+macro_rules! line {
+    ($out:expr, $($arg:tt)*) => {{
+        let _ = write!($out, $($arg)*);
+        $out.push_str("\r\n");
+    }};
+}
+
+fn address_type(ip: IpAddr) -> &'static str {
+    match ip {
+        IpAddr::V4(_) => "IP4",
+        IpAddr::V6(_) => "IP6",
+    }
+}
+
+/// Builds the SRS answer to `offer`.
+///
+/// `local_ports[i]` is the RTP port we allocated for m-line `i` (`None` = decline it); it
+/// must have one entry per offered m-line. Rules:
+///
+/// * RFC 3264 §6: the answer has exactly the offer's m-lines, in the same order; a declined
+///   m-line gets port 0 and keeps one of the offer's formats (its first).
+/// * RFC 3264 §6.1: a sendonly or sendrecv offer is answered `a=recvonly` (we record it);
+///   an `inactive` offer must be answered `inactive`, and we answer a recvonly offer
+///   `inactive` too (we never send). Inactive m-lines keep their port, so a resume needs
+///   no new port.
+/// * The codec is the first of the offer's formats that is in `config.codecs` (the
+///   offerer's preference); telephone-event and comfort noise with the same clock rate are
+///   accepted alongside when offered. Their `a=fmtp` is echoed.
+/// * `a=label` is echoed (it ties the stream to the recording metadata), as are `a=ptime`
+///   and `a=rtcp-mux` when offered, and the transport (`RTP/AVP`, `RTP/SAVP`).
+/// * `c=` and `o=` carry `config.local_ip`; `s=-`; `t=0 0` (RFC 3264 §6 wants the offer's
+///   `t=`, which in SIP is `t=0 0`; another value is not echoed).
+///
+/// Errors: [`Error::NoUsableStream`] when no m-line is accepted and none is an audio stream
+/// merely disabled by the offerer (port 0, which is how some SRCs pause: that answer is
+/// all port 0, not an error); [`Error::PortCountMismatch`] and [`Error::InvalidConfig`]
+/// for a wrong call.
+pub fn answer(
+    offer: &SessionDescription,
+    local_ports: &[Option<u16>],
+    config: &AnswerConfig,
+) -> Result<(String, Vec<AnsweredMedia>), Error> {
+    if local_ports.len() != offer.media.len() {
+        return Err(Error::PortCountMismatch {
+            expected: offer.media.len(),
+            got: local_ports.len(),
+        });
+    }
+    if config.codecs.is_empty() {
+        return Err(Error::InvalidConfig("codec preference list is empty"));
+    }
+    if config.username.is_empty() || config.username.chars().any(char::is_whitespace) {
+        return Err(Error::InvalidConfig(
+            "o= user name must be non-empty without whitespace",
+        ));
+    }
+    let ip = config.local_ip;
+    let mut out = String::with_capacity(256 + 256 * offer.media.len());
+    line!(out, "v=0");
+    line!(
+        out,
+        "o={} {} {} IN {} {}",
+        config.username,
+        config.session_id,
+        config.session_version,
+        address_type(ip),
+        ip
+    );
+    line!(out, "s=-");
+    line!(out, "c=IN {} {}", address_type(ip), ip);
+    line!(out, "t=0 0");
+
+    let mut answered = Vec::with_capacity(offer.media.len());
+    let mut usable = false;
+    for (m, port) in offer.media.iter().zip(local_ports) {
+        let outcome = match (choose(m, config), *port) {
+            (Ok(_), Some(0)) => return Err(Error::InvalidConfig("local RTP port 0")),
+            (Ok(choice), Some(port)) => Ok((choice, port)),
+            (Ok(_), None) => Err(decline::NO_PORT),
+            (Err(reason), _) => Err(reason),
+        };
+        match outcome {
+            Ok((choice, port)) => {
+                usable = true;
+                answered.push(write_accepted(&mut out, m, &choice, port));
+            }
+            Err(reason) => {
+                usable |= reason == decline::DISABLED;
+                write_declined(&mut out, m);
+                answered.push(AnsweredMedia {
+                    index: m.index,
+                    accepted: false,
+                    direction: Direction::Inactive,
+                    format: None,
+                    telephone_event_pt: None,
+                    comfort_noise_pt: None,
+                    label: m.label.clone(),
+                    remote: None,
+                    reason: Some(reason),
+                    srtp: m.is_srtp(),
+                });
+            }
+        }
+    }
+    if !usable {
+        return Err(Error::NoUsableStream);
+    }
+    Ok((out, answered))
+}
+
+/// `m=<media> 0 <proto> <first offered format>` (RFC 3264 §6: at least one format must
+/// be present; its value is ignored).
+fn write_declined(out: &mut String, m: &MediaDescription) {
+    let media = if m.media.is_empty() {
+        "audio"
+    } else {
+        &m.media
+    };
+    let proto = if m.proto.is_empty() {
+        "RTP/AVP"
+    } else {
+        &m.proto
+    };
+    let fmt = m.format_tokens.first().map_or("0", String::as_str);
+    line!(out, "m={media} 0 {proto} {fmt}");
+}
+
+fn write_accepted(
+    out: &mut String,
+    m: &MediaDescription,
+    choice: &Choice,
+    port: u16,
+) -> AnsweredMedia {
+    // RFC 3264 §6.1: sendonly -> recvonly; sendrecv -> we only receive; inactive ->
+    // inactive; recvonly (the offerer wants to receive) -> we send nothing: inactive.
+    let direction = if m.direction.sends() {
+        Direction::RecvOnly
+    } else {
+        Direction::Inactive
+    };
+    let formats: Vec<&Format> = std::iter::once(&choice.format)
+        .chain(choice.telephone_event.as_ref())
+        .chain(choice.comfort_noise.as_ref())
+        .collect();
+    let _ = write!(out, "m=audio {port} {}", m.proto);
+    for f in &formats {
+        let _ = write!(out, " {}", f.payload_type);
+    }
+    out.push_str("\r\n");
+    for f in &formats {
+        line!(out, "a=rtpmap:{}", f.rtpmap_value());
+        if let Some(fmtp) = &f.fmtp {
+            line!(out, "a=fmtp:{} {}", f.payload_type, fmtp);
+        }
+    }
+    if let Some(label) = &m.label {
+        line!(out, "a=label:{label}");
+    }
+    if let Some(ptime) = m.ptime {
+        line!(out, "a=ptime:{ptime}");
+    }
+    if m.rtcp_mux {
+        line!(out, "a=rtcp-mux");
+    }
+    // Hook: for RTP/SAVP the answer's own `a=crypto` line (RFC 4568) goes here.
+    line!(out, "a={direction}");
+    AnsweredMedia {
+        index: m.index,
+        accepted: true,
+        direction,
+        format: Some(choice.format.clone()),
+        telephone_event_pt: choice.telephone_event.as_ref().map(|f| f.payload_type),
+        comfort_noise_pt: choice.comfort_noise.as_ref().map(|f| f.payload_type),
+        label: m.label.clone(),
+        remote: m.remote_rtp_addr(),
+        reason: None,
+        srtp: m.is_srtp(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fixtures;
+    use crate::parse::parse;
+    use crate::types::negotiated_format;
+
+    fn config() -> AnswerConfig {
+        AnswerConfig::new("192.0.2.10".parse().unwrap(), 1000, 1)
+    }
+
+    /// Answers `offer` with ports 20000, 20002, … for the recordable m-lines.
+    fn answer_fixture(
+        offer: &[u8],
+    ) -> Result<(SessionDescription, String, Vec<AnsweredMedia>), Error> {
+        let offer = parse(offer).unwrap();
+        let cfg = config();
+        let ports: Vec<Option<u16>> = recordable(&offer, &cfg)
+            .iter()
+            .enumerate()
+            .map(|(i, r)| r.then_some(20000 + 2 * i as u16))
+            .collect();
+        let (text, media) = answer(&offer, &ports, &cfg)?;
+        Ok((offer, text, media))
+    }
+
+    #[test]
+    fn two_sendonly_streams_exact_text() {
+        let (_, text, media) = answer_fixture(fixtures::TWO_STREAMS).unwrap();
+        let expected = "v=0\r\n\
+o=srs 1000 1 IN IP4 192.0.2.10\r\n\
+s=-\r\n\
+c=IN IP4 192.0.2.10\r\n\
+t=0 0\r\n\
+m=audio 20000 RTP/AVP 0 101\r\n\
+a=rtpmap:0 PCMU/8000\r\n\
+a=rtpmap:101 telephone-event/8000\r\n\
+a=fmtp:101 0-16\r\n\
+a=label:1\r\n\
+a=ptime:20\r\n\
+a=recvonly\r\n\
+m=audio 20002 RTP/AVP 0 101\r\n\
+a=rtpmap:0 PCMU/8000\r\n\
+a=rtpmap:101 telephone-event/8000\r\n\
+a=fmtp:101 0-16\r\n\
+a=label:2\r\n\
+a=ptime:20\r\n\
+a=recvonly\r\n";
+        assert_eq!(text, expected);
+        assert_eq!(media.len(), 2);
+        for (i, m) in media.iter().enumerate() {
+            assert_eq!(m.index, i);
+            assert!(m.accepted && m.reason.is_none() && !m.srtp);
+            assert_eq!(m.direction, Direction::RecvOnly);
+            assert_eq!(m.format, Some(Format::pcmu()));
+            assert_eq!(m.telephone_event_pt, Some(101));
+            assert_eq!(m.comfort_noise_pt, None);
+        }
+        assert_eq!(media[0].label.as_deref(), Some("1"));
+        assert_eq!(media[0].remote, Some("198.51.100.1:49170".parse().unwrap()));
+        assert_eq!(media[1].remote, Some("198.51.100.1:49172".parse().unwrap()));
+    }
+
+    #[test]
+    fn answer_parses_back() {
+        // Print/parse pair: the answer text read back with our own parser.
+        for (name, body) in fixtures::ALL {
+            let Ok((offer, text, media)) = answer_fixture(body) else {
+                continue;
+            };
+            let back = parse(text.as_bytes()).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!(back.media.len(), offer.media.len(), "{name}");
+            assert_eq!(back.origin_session_id, 1000);
+            assert_eq!(back.origin_version, 1);
+            assert_eq!(back.origin_address, "192.0.2.10");
+            for ((a, o), am) in back.media.iter().zip(&offer.media).zip(&media) {
+                assert_eq!(a.media, o.media, "{name}");
+                assert_eq!(a.proto, o.proto, "{name}");
+                assert_eq!(a.port == 0, !am.accepted, "{name}");
+                if am.accepted {
+                    assert_eq!(a.direction, am.direction, "{name}");
+                    assert_eq!(a.label, o.label, "{name}");
+                    assert_eq!(negotiated_format(a), am.format.as_ref(), "{name}");
+                    assert_eq!(a.rtcp_mux, o.rtcp_mux, "{name}");
+                    assert_eq!(a.connection, Some("192.0.2.10".parse().unwrap()));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn three_streams_offerer_preference_and_static_types() {
+        let (_, text, media) = answer_fixture(fixtures::THREE_STREAMS).unwrap();
+        // Offerer listed PCMA first.
+        assert_eq!(media[0].format, Some(Format::pcma()));
+        assert_eq!(media[0].telephone_event_pt, Some(101));
+        assert_eq!(media[1].format, Some(Format::pcmu()));
+        assert_eq!(media[1].telephone_event_pt, None);
+        // G722 is not in our list: PCMU, plus CN (static 13) alongside.
+        assert_eq!(media[2].format, Some(Format::pcmu()));
+        assert_eq!(media[2].comfort_noise_pt, Some(13));
+        assert!(text.contains("m=audio 20004 RTP/AVP 0 13\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:13 CN/8000\r\na=label:conference\r\na=recvonly\r\n"));
+        assert!(media.iter().all(|m| m.direction == Direction::RecvOnly));
+    }
+
+    #[test]
+    fn codec_preference_list_is_configurable() {
+        let offer = parse(fixtures::THREE_STREAMS).unwrap();
+        let mut cfg = config();
+        cfg.codecs = vec!["g722/8000".into()];
+        assert_eq!(recordable(&offer, &cfg), [false, false, true]);
+        let (_, media) = answer(&offer, &[None, None, Some(4000)], &cfg).unwrap();
+        assert_eq!(
+            media[2].format.as_ref().map(|f| f.encoding.as_str()),
+            Some("G722")
+        );
+        cfg.codecs = vec!["G722/16000".into()];
+        assert_eq!(recordable(&offer, &cfg), [false, false, false]);
+    }
+
+    #[test]
+    fn mixed_single_stream() {
+        let (_, text, media) = answer_fixture(fixtures::MIXED_SINGLE).unwrap();
+        assert_eq!(media.len(), 1);
+        assert!(media[0].accepted);
+        assert!(text.contains("a=label:mixed\r\na=rtcp-mux\r\na=recvonly\r\n"));
+    }
+
+    #[test]
+    fn video_declined_with_port_zero() {
+        let (_, text, media) = answer_fixture(fixtures::VIDEO_DECLINED).unwrap();
+        assert!(media[0].accepted);
+        assert_eq!(media[0].format, Some(Format::pcma()));
+        assert!(!media[1].accepted);
+        assert_eq!(media[1].reason, Some(decline::NOT_AUDIO));
+        assert_eq!(media[1].label.as_deref(), Some("2"));
+        assert!(text.ends_with("a=recvonly\r\nm=video 0 RTP/AVP 96\r\n"));
+    }
+
+    #[test]
+    fn no_common_codec_declines_that_m_line() {
+        let (_, text, media) = answer_fixture(fixtures::NO_COMMON_CODEC).unwrap();
+        assert!(!media[0].accepted);
+        assert_eq!(media[0].reason, Some(decline::NO_CODEC));
+        assert!(text.contains("m=audio 0 RTP/AVP 18\r\n"));
+        assert!(media[1].accepted);
+        assert_eq!(media[1].format, Some(Format::pcma()));
+    }
+
+    #[test]
+    fn nothing_usable_is_an_error() {
+        assert_eq!(
+            answer_fixture(fixtures::ALL_UNSUPPORTED).unwrap_err(),
+            Error::NoUsableStream
+        );
+        // Recordable m-lines, but the caller allocated no port: declined, so an error too.
+        let offer = parse(fixtures::TWO_STREAMS).unwrap();
+        assert_eq!(
+            answer(&offer, &[None, None], &config()).unwrap_err(),
+            Error::NoUsableStream
+        );
+    }
+
+    #[test]
+    fn inactive_offer_gets_inactive_answer_with_ports() {
+        let (_, text, media) = answer_fixture(fixtures::PAUSE_INACTIVE).unwrap();
+        assert!(media
+            .iter()
+            .all(|m| m.accepted && m.direction == Direction::Inactive));
+        assert!(text.contains("m=audio 20000 RTP/AVP 0 101\r\n"));
+        assert!(text.contains("m=audio 20002 RTP/AVP 0 101\r\n"));
+        assert_eq!(text.matches("a=inactive\r\n").count(), 2);
+        assert!(!text.contains("recvonly"));
+    }
+
+    #[test]
+    fn recvonly_offer_gets_inactive_answer() {
+        let text = std::str::from_utf8(fixtures::TWO_STREAMS)
+            .unwrap()
+            .replace("a=sendonly", "a=recvonly");
+        let offer = parse(text.as_bytes()).unwrap();
+        let (_, media) = answer(&offer, &[Some(4000), Some(4002)], &config()).unwrap();
+        assert!(media.iter().all(|m| m.direction == Direction::Inactive));
+    }
+
+    #[test]
+    fn hold_by_zero_address_keeps_recording_direction() {
+        // RFC 3264 §8.4: the answerer does not put the stream on hold in turn.
+        let (offer, text, media) = answer_fixture(fixtures::HOLD_ZERO_ADDR).unwrap();
+        assert!(offer.media.iter().all(MediaDescription::is_on_hold));
+        assert!(media
+            .iter()
+            .all(|m| m.accepted && m.direction == Direction::RecvOnly && m.remote.is_none()));
+        assert_eq!(text.matches("a=recvonly").count(), 2);
+    }
+
+    #[test]
+    fn hold_by_port_zero() {
+        let (_, text, media) = answer_fixture(fixtures::HOLD_PORT_ZERO).unwrap();
+        assert!(!media[0].accepted);
+        assert_eq!(media[0].reason, Some(decline::DISABLED));
+        assert!(text.contains("m=audio 0 RTP/AVP 0\r\n"));
+        assert!(media[1].accepted);
+        // Every m-line at port 0 (some SRCs pause like this): an all-declined answer, not 488.
+        let all_zero = std::str::from_utf8(fixtures::HOLD_PORT_ZERO)
+            .unwrap()
+            .replace("m=audio 49172", "m=audio 0");
+        let offer = parse(all_zero.as_bytes()).unwrap();
+        assert_eq!(recordable(&offer, &config()), [false, false]);
+        let (text, media) = answer(&offer, &[None, None], &config()).unwrap();
+        assert!(media.iter().all(|m| !m.accepted));
+        assert_eq!(text.matches(" 0 RTP/AVP 0\r\n").count(), 2);
+    }
+
+    #[test]
+    fn labels_missing() {
+        let (_, text, media) = answer_fixture(fixtures::NO_LABELS).unwrap();
+        assert!(media.iter().all(|m| m.accepted && m.label.is_none()));
+        assert!(!text.contains("a=label"));
+        // Session-level a=sendonly applies to both m-lines.
+        assert_eq!(text.matches("a=recvonly").count(), 2);
+        assert!(media.iter().all(|m| m.format == Some(Format::pcma())));
+    }
+
+    #[test]
+    fn srtp_echoed_and_flagged() {
+        let (_, text, media) = answer_fixture(fixtures::SRTP_SDES).unwrap();
+        assert!(media.iter().all(|m| m.accepted && m.srtp));
+        assert_eq!(text.matches("RTP/SAVP").count(), 2);
+        // SAVP without keys is declined.
+        let no_keys: String = std::str::from_utf8(fixtures::SRTP_SDES)
+            .unwrap()
+            .split("\r\n")
+            .filter(|l| !l.starts_with("a=crypto"))
+            .map(|l| format!("{l}\r\n"))
+            .collect();
+        let offer = parse(no_keys.as_bytes()).unwrap();
+        assert_eq!(recordable(&offer, &config()), [false, false]);
+        let err = answer(&offer, &[None, None], &config()).unwrap_err();
+        assert_eq!(err, Error::NoUsableStream);
+    }
+
+    #[test]
+    fn ipv6_answer() {
+        let offer = parse(fixtures::IPV6).unwrap();
+        let cfg = AnswerConfig::new("2001:db8::10".parse().unwrap(), 7, 8);
+        let (text, media) = answer(&offer, &[Some(5000), Some(5002)], &cfg).unwrap();
+        assert!(text.contains("o=srs 7 8 IN IP6 2001:db8::10\r\n"));
+        assert!(text.contains("c=IN IP6 2001:db8::10\r\n"));
+        assert_eq!(
+            media[1].remote,
+            Some("[2001:db8::2]:49172".parse().unwrap())
+        );
+        let back = parse(text.as_bytes()).unwrap();
+        assert_eq!(
+            back.media[0].connection,
+            Some("2001:db8::10".parse().unwrap())
+        );
+    }
+
+    #[test]
+    fn m_line_order_preserved_with_unknown_transport() {
+        let (_, text, media) = answer_fixture(fixtures::UNKNOWN_PROTO).unwrap();
+        let m_lines: Vec<&str> = text.lines().filter(|l| l.starts_with("m=")).collect();
+        assert_eq!(
+            m_lines,
+            [
+                "m=audio 20000 RTP/AVP 0",
+                "m=image 0 udptl t38",
+                "m=audio 20004 RTP/AVP 0"
+            ]
+        );
+        assert_eq!(media[1].reason, Some(decline::NOT_AUDIO));
+        assert_eq!(media.iter().map(|m| m.index).collect::<Vec<_>>(), [0, 1, 2]);
+    }
+
+    #[test]
+    fn same_label_twice_is_echoed_twice() {
+        let (_, text, _) = answer_fixture(fixtures::SAME_LABEL).unwrap();
+        assert_eq!(text.matches("a=label:1\r\n").count(), 2);
+    }
+
+    #[test]
+    fn telephone_event_kept_only_at_the_codec_clock_rate() {
+        let (_, text, media) = answer_fixture(fixtures::NO_TIMING).unwrap();
+        assert_eq!(media[0].format, Some(Format::new(96, "PCMU", 8000)));
+        assert_eq!(media[0].telephone_event_pt, Some(101));
+        assert!(text.contains(
+            "a=rtpmap:96 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\n"
+        ));
+        // Opus at 48 kHz with telephone-event/48000 when opus is acceptable.
+        let offer = parse(fixtures::ALL_UNSUPPORTED).unwrap();
+        let mut cfg = config();
+        cfg.codecs = vec!["opus".into()];
+        let (text, media) = answer(&offer, &[None, Some(6000), None], &cfg).unwrap();
+        assert_eq!(media[1].telephone_event_pt, Some(101));
+        assert!(
+            text.contains("a=rtpmap:111 opus/48000/2\r\na=rtpmap:101 telephone-event/48000\r\n")
+        );
+    }
+
+    #[test]
+    fn wrong_calls_are_config_errors() {
+        let offer = parse(fixtures::TWO_STREAMS).unwrap();
+        let cfg = config();
+        assert_eq!(
+            answer(&offer, &[Some(4000)], &cfg).unwrap_err(),
+            Error::PortCountMismatch {
+                expected: 2,
+                got: 1
+            }
+        );
+        assert!(matches!(
+            answer(&offer, &[Some(0), Some(4000)], &cfg),
+            Err(Error::InvalidConfig(_))
+        ));
+        let mut bad = cfg.clone();
+        bad.codecs.clear();
+        assert!(matches!(
+            answer(&offer, &[Some(4000), Some(4002)], &bad),
+            Err(Error::InvalidConfig(_))
+        ));
+        let mut bad = cfg;
+        bad.username = "a b".into();
+        assert!(matches!(
+            answer(&offer, &[Some(4000), Some(4002)], &bad),
+            Err(Error::InvalidConfig(_))
+        ));
+    }
+
+    #[test]
+    fn port_given_for_a_declined_m_line_is_ignored() {
+        let offer = parse(fixtures::VIDEO_DECLINED).unwrap();
+        let (text, media) = answer(&offer, &[Some(4000), Some(4002)], &config()).unwrap();
+        assert!(!media[1].accepted);
+        assert!(text.contains("m=video 0 RTP/AVP 96\r\n"));
+        assert!(!text.contains("4002"));
+    }
+}

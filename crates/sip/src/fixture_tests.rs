@@ -1,0 +1,158 @@
+//! Parses the wire fixtures in `fixtures/sip/` (see its README).
+
+use rsip::{Method, SipMessage};
+
+use crate::framing::StreamFramer;
+use crate::message::{
+    self, header_param, header_tokens, header_value, parse_message, print_message, tag_of,
+};
+use crate::multipart;
+
+const FIXTURES: [&str; 5] = [
+    "invite-siprec-rfc7866.sip",
+    "invite-compact.sip",
+    "options.sip",
+    "bye.sip",
+    "response-200-srs.sip",
+];
+
+fn fixture(name: &str) -> Vec<u8> {
+    let path = format!("{}/../../fixtures/sip/{name}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+fn request(name: &str) -> rsip::Request {
+    match parse_message(&fixture(name)).unwrap() {
+        SipMessage::Request(r) => r,
+        SipMessage::Response(_) => panic!("{name} is not a request"),
+    }
+}
+
+#[test]
+fn every_fixture_parses_and_round_trips() {
+    for name in FIXTURES {
+        let bytes = fixture(name);
+        assert!(
+            bytes.windows(2).any(|w| w == b"\r\n"),
+            "{name} lost its CRs"
+        );
+        let msg = parse_message(&bytes).unwrap_or_else(|e| panic!("{name}: {e}"));
+        // Content-Length is exact: the whole tail is the body.
+        let (_, tail) = message::split_head(&bytes);
+        assert_eq!(msg.body(), tail, "{name}");
+        let again = parse_message(&print_message(&msg)).unwrap();
+        assert_eq!(msg, again, "{name}");
+    }
+}
+
+fn check_siprec_body(req: &rsip::Request) -> multipart::Multipart {
+    let ct = header_value(&req.headers, "Content-Type").unwrap();
+    assert_eq!(multipart::media_type(&ct), "multipart/mixed");
+    let mp = multipart::parse(&ct, &req.body).unwrap();
+    let sdp = mp.part_by_type("application/sdp").expect("SDP part");
+    let sdp = String::from_utf8(sdp.body.clone()).unwrap();
+    assert_eq!(sdp.matches("m=audio").count(), 2);
+    assert_eq!(sdp.matches("a=sendonly").count(), 2);
+    assert!(sdp.contains("a=label:1\r\n") && sdp.ends_with("a=label:2"));
+    let meta = mp
+        .parts
+        .iter()
+        .find(|p| p.disposition().as_deref() == Some("recording-session"))
+        .expect("metadata part");
+    let meta_text = String::from_utf8(meta.body.clone()).unwrap();
+    assert!(meta_text.starts_with("<?xml"));
+    assert!(meta_text.contains("<label>1</label>") && meta_text.contains("<label>2</label>"));
+    assert!(meta_text.ends_with("</recording>"));
+    mp
+}
+
+#[test]
+fn siprec_invite() {
+    let req = request("invite-siprec-rfc7866.sip");
+    assert_eq!(req.method, Method::Invite);
+    assert_eq!(header_tokens(&req.headers, "Require"), vec!["siprec"]);
+    let contact = header_value(&req.headers, "Contact").unwrap();
+    assert_eq!(header_param(&contact, "+sip.src").as_deref(), Some(""));
+    let mp = check_siprec_body(&req);
+    assert_eq!(mp.parts.len(), 2);
+    assert_eq!(
+        mp.parts[1].content_type().as_deref(),
+        Some("application/rs-metadata+xml")
+    );
+    assert_eq!(
+        mp.parts[0].disposition_param("handling").as_deref(),
+        Some("required")
+    );
+}
+
+#[test]
+fn compact_invite() {
+    let req = request("invite-compact.sip");
+    assert_eq!(
+        message::call_id(&req.headers).as_deref(),
+        Some("compact-call-1@198.51.100.1")
+    );
+    assert_eq!(
+        header_tokens(&req.headers, "Supported"),
+        vec!["timer", "replaces"]
+    );
+    assert_eq!(
+        header_value(&req.headers, "Session-Expires").as_deref(),
+        Some("90")
+    );
+    let via = message::top_via(&req.headers).unwrap();
+    assert_eq!(via.branch.as_deref(), Some("z9hG4bK-compact-1"));
+    let mp = check_siprec_body(&req);
+    assert_eq!(mp.boundary, "OSS-boundary:2");
+    assert_eq!(mp.parts.len(), 3);
+    assert_eq!(
+        mp.parts[0].content_type().as_deref(),
+        Some("application/rs-metadata")
+    );
+    assert_eq!(mp.parts[1].content_type().as_deref(), Some("text/plain"));
+}
+
+#[test]
+fn options_bye_and_response() {
+    let opt = request("options.sip");
+    assert_eq!(opt.method, Method::Options);
+    assert!(opt.body.is_empty());
+    let bye = request("bye.sip");
+    assert_eq!(bye.method, Method::Bye);
+    assert_eq!(
+        header_value(&bye.headers, "To")
+            .and_then(|t| tag_of(&t))
+            .as_deref(),
+        Some("srs-7d3a")
+    );
+    let SipMessage::Response(ok) = parse_message(&fixture("response-200-srs.sip")).unwrap() else {
+        panic!("not a response")
+    };
+    assert_eq!(ok.status_code.code(), 200);
+    assert_eq!(message::cseq(&ok.headers), Some((101, Method::Invite)));
+    let contact = header_value(&ok.headers, "Contact").unwrap();
+    assert_eq!(header_param(&contact, "+sip.srs").as_deref(), Some(""));
+    let body = String::from_utf8(ok.body.clone()).unwrap();
+    assert_eq!(body.matches("a=recvonly").count(), 2);
+}
+
+#[test]
+fn fixtures_through_the_stream_framer() {
+    let mut wire = Vec::new();
+    for name in FIXTURES {
+        wire.extend(fixture(name));
+        wire.extend(b"\r\n\r\n"); // keep-alive between messages
+    }
+    for chunk in [1, 7, 100, 1500, wire.len()] {
+        let mut f = StreamFramer::new(message::MAX_MESSAGE_SIZE);
+        let mut got = Vec::new();
+        for c in wire.chunks(chunk) {
+            f.push(c);
+            while let Some(m) = f.next_message() {
+                got.push(m.unwrap());
+            }
+        }
+        let want: Vec<Vec<u8>> = FIXTURES.iter().map(|n| fixture(n)).collect();
+        assert_eq!(got, want, "chunk size {chunk}");
+    }
+}

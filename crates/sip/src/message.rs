@@ -1,0 +1,1536 @@
+//! SIP messages: parsing (with compact-form and Content-Length handling), printing, header
+//! look-ups, responses built from requests, branch/tag generation and transaction keys.
+//!
+//! rsip does the actual tokenising. Before it sees the bytes, [`parse_message`] checks sizes,
+//! unfolds continuation lines, expands compact header names, applies the Content-Length rule
+//! and checks the mandatory headers, so that the message rsip gets is always well-formed in
+//! the ways rsip is strict about.
+
+use std::hash::{Hash, Hasher};
+
+use rand::Rng;
+pub use rsip;
+use rsip::headers::UntypedHeader;
+use rsip::{Header, Headers, Method, Request, Response, SipMessage, StatusCode};
+
+use crate::error::{excerpt, Error};
+
+/// Largest message [`parse_message`] accepts, in bytes (64 KiB, the largest UDP datagram).
+pub const MAX_MESSAGE_SIZE: usize = 64 * 1024;
+
+/// Most header fields (after unfolding) a message may carry.
+pub const MAX_HEADERS: usize = 256;
+
+/// The RFC 3261 branch magic cookie (§8.1.1.7).
+pub const BRANCH_MAGIC_COOKIE: &str = "z9hG4bK";
+
+/// Compact header forms: RFC 3261 §7.3.3 and the IANA SIP header registry.
+const COMPACT_FORMS: [(&str, &str); 20] = [
+    ("i", "Call-ID"),
+    ("m", "Contact"),
+    ("f", "From"),
+    ("t", "To"),
+    ("v", "Via"),
+    ("l", "Content-Length"),
+    ("c", "Content-Type"),
+    ("e", "Content-Encoding"),
+    ("k", "Supported"),
+    ("s", "Subject"),
+    ("o", "Event"),
+    ("r", "Refer-To"),
+    ("b", "Referred-By"),
+    ("x", "Session-Expires"),
+    ("u", "Allow-Events"),
+    ("a", "Accept-Contact"),
+    ("j", "Reject-Contact"),
+    ("d", "Request-Disposition"),
+    ("y", "Identity"),
+    ("n", "Identity-Info"),
+];
+
+/// The long name of a compact header name (`"i"` → `"Call-ID"`, case-insensitive); any other
+/// name is returned unchanged.
+pub fn expand_compact_name(name: &str) -> &str {
+    if name.len() == 1 {
+        for (short, long) in COMPACT_FORMS {
+            if short.eq_ignore_ascii_case(name) {
+                return long;
+            }
+        }
+    }
+    name
+}
+
+/// RFC 3261 §25.1 `token` characters.
+pub(crate) fn is_token_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"-.!%*_+`'~".contains(&b)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Parsing
+// ---------------------------------------------------------------------------------------------
+
+/// Splits a message into its header section (start line included, blank line excluded) and
+/// the bytes after the blank line. LF-only line ends are tolerated. Without a blank line the
+/// whole input is the header section.
+pub(crate) fn split_head(buf: &[u8]) -> (&[u8], &[u8]) {
+    let mut from = 0;
+    while let Some(p) = buf
+        .get(from..)
+        .and_then(|s| s.iter().position(|&b| b == b'\n'))
+    {
+        let nl = from + p;
+        let rest = buf.get(nl + 1..).unwrap_or_default();
+        let skip = if rest.starts_with(b"\n") {
+            Some(2)
+        } else if rest.starts_with(b"\r\n") {
+            Some(3)
+        } else {
+            None
+        };
+        if let Some(skip) = skip {
+            return (
+                buf.get(..nl).unwrap_or_default(),
+                buf.get(nl + skip..).unwrap_or_default(),
+            );
+        }
+        from = nl + 1;
+    }
+    (buf, &[])
+}
+
+/// Parses `Content-Length`-style values: ASCII digits only, at most 10 of them.
+pub(crate) fn parse_length(v: &str) -> Option<usize> {
+    let v = v.trim();
+    if v.is_empty() || v.len() > 10 || !v.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    v.parse().ok()
+}
+
+/// Parses a `CSeq` value into its number and method text (RFC 3261 §20.16).
+pub fn parse_cseq(value: &str) -> Option<(u32, &str)> {
+    let mut it = value.split_ascii_whitespace();
+    let num = it.next()?;
+    let method = it.next()?;
+    if it.next().is_some() || num.len() > 10 || !num.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    if !method.bytes().all(is_token_byte) {
+        return None;
+    }
+    Some((num.parse().ok()?, method))
+}
+
+/// Parses one SIP message (a UDP datagram, or one message cut out of a stream by
+/// [`crate::framing::StreamFramer`]).
+///
+/// Before rsip tokenises it:
+/// - messages over [`MAX_MESSAGE_SIZE`] and header sections over [`MAX_HEADERS`] fields are
+///   refused;
+/// - CRLFs before the start line are skipped (RFC 3261 §7.5), LF-only line ends are accepted,
+///   continuation lines are unfolded (§7.3.1) and whitespace before a header colon is removed;
+/// - compact header names are expanded (§7.3.3, IANA registry): `i:` becomes `Call-ID:`;
+/// - Content-Length is enforced: a longer body is cut to it (datagram rule, RFC 3261 §18.3), a
+///   shorter one is [`Error::ContentLengthMismatch`]; without Content-Length the body is the
+///   rest of the input;
+/// - Via, From, To, Call-ID and CSeq must be present (§8.1.1) and CSeq must be readable.
+///
+/// Never panics, whatever the input.
+pub fn parse_message(buf: &[u8]) -> Result<SipMessage, Error> {
+    if buf.len() > MAX_MESSAGE_SIZE {
+        return Err(Error::MessageTooLarge {
+            size: buf.len(),
+            max: MAX_MESSAGE_SIZE,
+        });
+    }
+    let start = buf
+        .iter()
+        .position(|&b| b != b'\r' && b != b'\n')
+        .ok_or_else(|| Error::Malformed("empty message".into()))?;
+    let (head, body) = split_head(buf.get(start..).unwrap_or_default());
+    let head = std::str::from_utf8(head)
+        .map_err(|_| Error::Malformed("header section is not UTF-8".into()))?;
+
+    let mut lines = head.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l));
+    let start_line = lines.next().unwrap_or_default().trim_end();
+    if start_line.is_empty() {
+        return Err(Error::Malformed("empty start line".into()));
+    }
+    let mut fields: Vec<(&str, String)> = Vec::new();
+    for line in lines {
+        if line.starts_with([' ', '\t']) {
+            // RFC 3261 §7.3.1: a line starting with whitespace continues the previous one.
+            let Some((_, value)) = fields.last_mut() else {
+                return Err(Error::Malformed(
+                    "continuation line before the first header".into(),
+                ));
+            };
+            let more = line.trim();
+            if !more.is_empty() {
+                if !value.is_empty() {
+                    value.push(' ');
+                }
+                value.push_str(more);
+            }
+            continue;
+        }
+        if line.trim().is_empty() {
+            continue;
+        }
+        if fields.len() >= MAX_HEADERS {
+            return Err(Error::TooManyHeaders { max: MAX_HEADERS });
+        }
+        let Some((name, value)) = line.split_once(':') else {
+            return Err(Error::Malformed(format!(
+                "header line without a colon: {}",
+                excerpt(line)
+            )));
+        };
+        let name = name.trim_end_matches([' ', '\t']);
+        if name.is_empty() || !name.bytes().all(is_token_byte) {
+            return Err(Error::Malformed(format!(
+                "invalid header name {:?}",
+                excerpt(name)
+            )));
+        }
+        fields.push((expand_compact_name(name), value.trim().to_string()));
+    }
+
+    for name in ["Via", "From", "To", "Call-ID", "CSeq"] {
+        if !fields.iter().any(|(n, _)| n.eq_ignore_ascii_case(name)) {
+            return Err(Error::MissingHeader(name.into()));
+        }
+    }
+    for (_, v) in fields
+        .iter()
+        .filter(|(n, _)| n.eq_ignore_ascii_case("CSeq"))
+    {
+        let ok = parse_cseq(v).is_some_and(|(_, m)| m.parse::<Method>().is_ok());
+        if !ok {
+            return Err(Error::InvalidHeader {
+                name: "CSeq".into(),
+                reason: format!("cannot read {:?}", excerpt(v)),
+            });
+        }
+    }
+
+    let mut declared: Option<usize> = None;
+    for (_, v) in fields
+        .iter()
+        .filter(|(n, _)| n.eq_ignore_ascii_case("Content-Length"))
+    {
+        let len = parse_length(v).ok_or_else(|| Error::InvalidContentLength(excerpt(v)))?;
+        if declared.is_some_and(|d| d != len) {
+            return Err(Error::InvalidContentLength(
+                "several different values".into(),
+            ));
+        }
+        declared = Some(len);
+    }
+    let body = match declared {
+        // RFC 3261 §18.3: bytes beyond Content-Length in a datagram are discarded.
+        Some(len) => body.get(..len).ok_or(Error::ContentLengthMismatch {
+            declared: len,
+            actual: body.len(),
+        })?,
+        None => body,
+    };
+
+    let mut out = Vec::with_capacity(head.len() + body.len() + 64);
+    out.extend_from_slice(start_line.as_bytes());
+    if is_status_line_without_reason(start_line) {
+        // rsip wants the space after the status code even when the reason phrase is empty.
+        out.push(b' ');
+    }
+    out.extend_from_slice(b"\r\n");
+    for (name, value) in &fields {
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(body);
+
+    // rsip is nom-based and not known to panic, but a parser bug must not take the process
+    // down with it: contain it and report the message as malformed.
+    match std::panic::catch_unwind(|| SipMessage::try_from(out.as_slice())) {
+        Ok(Ok(msg)) => Ok(msg),
+        Ok(Err(e)) => Err(Error::Malformed(excerpt(&e.to_string()))),
+        Err(_) => Err(Error::Malformed("the SIP parser failed".into())),
+    }
+}
+
+fn is_status_line_without_reason(line: &str) -> bool {
+    let mut parts = line.split(' ');
+    matches!(
+        (parts.next(), parts.next(), parts.next()),
+        (Some(v), Some(code), None) if v.starts_with("SIP/") && code.len() == 3
+    )
+}
+
+// ---------------------------------------------------------------------------------------------
+// Printing
+// ---------------------------------------------------------------------------------------------
+
+/// The RFC 3261 §21 (and extensions') reason phrase of a status code; `"Unknown"` for codes
+/// without one.
+pub fn reason_phrase(code: u16) -> &'static str {
+    match code {
+        100 => "Trying",
+        180 => "Ringing",
+        181 => "Call Is Being Forwarded",
+        182 => "Queued",
+        183 => "Session Progress",
+        199 => "Early Dialog Terminated",
+        200 => "OK",
+        202 => "Accepted",
+        204 => "No Notification",
+        300 => "Multiple Choices",
+        301 => "Moved Permanently",
+        302 => "Moved Temporarily",
+        305 => "Use Proxy",
+        380 => "Alternative Service",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        402 => "Payment Required",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        406 => "Not Acceptable",
+        407 => "Proxy Authentication Required",
+        408 => "Request Timeout",
+        409 => "Conflict",
+        410 => "Gone",
+        411 => "Length Required",
+        412 => "Conditional Request Failed",
+        413 => "Request Entity Too Large",
+        414 => "Request-URI Too Long",
+        415 => "Unsupported Media Type",
+        416 => "Unsupported URI Scheme",
+        417 => "Unknown Resource-Priority",
+        420 => "Bad Extension",
+        421 => "Extension Required",
+        422 => "Session Interval Too Small",
+        423 => "Interval Too Brief",
+        424 => "Bad Location Information",
+        428 => "Use Identity Header",
+        429 => "Provide Referrer Identity",
+        433 => "Anonymity Disallowed",
+        436 => "Bad Identity-Info",
+        437 => "Unsupported Certificate",
+        438 => "Invalid Identity Header",
+        439 => "First Hop Lacks Outbound Support",
+        440 => "Max-Breadth Exceeded",
+        469 => "Bad Info Package",
+        470 => "Consent Needed",
+        480 => "Temporarily Unavailable",
+        481 => "Call/Transaction Does Not Exist",
+        482 => "Loop Detected",
+        483 => "Too Many Hops",
+        484 => "Address Incomplete",
+        485 => "Ambiguous",
+        486 => "Busy Here",
+        487 => "Request Terminated",
+        488 => "Not Acceptable Here",
+        489 => "Bad Event",
+        491 => "Request Pending",
+        493 => "Undecipherable",
+        494 => "Security Agreement Required",
+        500 => "Server Internal Error",
+        501 => "Not Implemented",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        504 => "Server Time-out",
+        505 => "Version Not Supported",
+        513 => "Message Too Large",
+        580 => "Precondition Failure",
+        600 => "Busy Everywhere",
+        603 => "Decline",
+        604 => "Does Not Exist Anywhere",
+        606 => "Not Acceptable",
+        607 => "Unwanted",
+        _ => "Unknown",
+    }
+}
+
+/// Removes characters that would break a start line or header line.
+fn sanitize_line(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect::<String>()
+        .trim()
+        .to_string()
+}
+
+/// A status code with a reason phrase.
+///
+/// rsip keeps no reason phrase for the codes it knows, so a custom phrase is stored as
+/// `StatusCode::Other(code, phrase)`; the standard phrase gives the named variant. Compare
+/// responses with [`StatusCode::code`], not with `==` on the variant.
+pub fn status_code(code: u16, reason: Option<&str>) -> StatusCode {
+    let known = StatusCode::from(code);
+    let named = !matches!(known, StatusCode::Other(..));
+    let custom = reason.map(sanitize_line).filter(|r| {
+        let standard = named && r == reason_phrase(code);
+        !r.is_empty() && !standard
+    });
+    match custom {
+        Some(r) => StatusCode::Other(code, r),
+        None if named => known,
+        None => StatusCode::Other(code, reason_phrase(code).to_string()),
+    }
+}
+
+fn reason_of(status: &StatusCode) -> String {
+    match status {
+        StatusCode::Other(code, reason) => {
+            let r = sanitize_line(reason);
+            if r.is_empty() || r == "Other" {
+                reason_phrase(*code).to_string()
+            } else {
+                r
+            }
+        }
+        known => reason_phrase(known.code()).to_string(),
+    }
+}
+
+fn push_line(out: &mut Vec<u8>, line: &str) {
+    out.extend(
+        line.bytes()
+            .map(|b| if b == b'\r' || b == b'\n' { b' ' } else { b }),
+    );
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Serialises a message for the wire.
+///
+/// Headers are printed in order; every Content-Length header is dropped and one with the real
+/// body length is written last. Known status codes get their RFC reason phrase (rsip's own
+/// `Display` would print `487 RequestTerminated`). CR and LF inside header values are replaced
+/// by spaces so a value can never inject a header.
+pub fn print_message(msg: &SipMessage) -> Vec<u8> {
+    let (start, headers, body) = match msg {
+        SipMessage::Request(r) => (
+            format!("{} {} {}", r.method, r.uri, r.version),
+            &r.headers,
+            &r.body,
+        ),
+        SipMessage::Response(r) => (
+            format!(
+                "{} {} {}",
+                r.version,
+                r.status_code.code(),
+                reason_of(&r.status_code)
+            ),
+            &r.headers,
+            &r.body,
+        ),
+    };
+    let mut out = Vec::with_capacity(512 + body.len());
+    push_line(&mut out, &start);
+    for h in headers.iter() {
+        if !matches!(h, Header::ContentLength(_)) {
+            push_line(&mut out, &h.to_string());
+        }
+    }
+    push_line(&mut out, &format!("Content-Length: {}", body.len()));
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(body);
+    out
+}
+
+// ---------------------------------------------------------------------------------------------
+// Header look-ups
+// ---------------------------------------------------------------------------------------------
+
+macro_rules! header_parts {
+    ($h:expr; $($variant:ident => $name:literal),* $(,)?) => {
+        match $h {
+            Header::Other(name, value) => (name.as_str(), value.as_str()),
+            $(Header::$variant(inner) => ($name, inner.value()),)*
+        }
+    };
+}
+
+/// The name (as printed) and raw value of any header, `Header::Other` included.
+pub fn header_name_value(h: &Header) -> (&str, &str) {
+    header_parts!(h;
+        Accept => "Accept",
+        AcceptEncoding => "Accept-Encoding",
+        AcceptLanguage => "Accept-Language",
+        AlertInfo => "Alert-Info",
+        Allow => "Allow",
+        AuthenticationInfo => "Authentication-Info",
+        Authorization => "Authorization",
+        CSeq => "CSeq",
+        CallId => "Call-ID",
+        CallInfo => "Call-Info",
+        Contact => "Contact",
+        ContentDisposition => "Content-Disposition",
+        ContentEncoding => "Content-Encoding",
+        ContentLanguage => "Content-Language",
+        ContentLength => "Content-Length",
+        ContentType => "Content-Type",
+        Date => "Date",
+        ErrorInfo => "Error-Info",
+        Event => "Event",
+        Expires => "Expires",
+        From => "From",
+        InReplyTo => "In-Reply-To",
+        MaxForwards => "Max-Forwards",
+        MimeVersion => "MIME-Version",
+        MinExpires => "Min-Expires",
+        Organization => "Organization",
+        Priority => "Priority",
+        ProxyAuthenticate => "Proxy-Authenticate",
+        ProxyAuthorization => "Proxy-Authorization",
+        ProxyRequire => "Proxy-Require",
+        RecordRoute => "Record-Route",
+        ReplyTo => "Reply-To",
+        Require => "Require",
+        RetryAfter => "Retry-After",
+        Route => "Route",
+        Server => "Server",
+        Subject => "Subject",
+        SubscriptionState => "Subscription-State",
+        Supported => "Supported",
+        Timestamp => "Timestamp",
+        To => "To",
+        Unsupported => "Unsupported",
+        UserAgent => "User-Agent",
+        Via => "Via",
+        Warning => "Warning",
+        WwwAuthenticate => "WWW-Authenticate",
+    )
+}
+
+/// The raw values of every header called `name` (case-insensitive; compact forms match their
+/// long names), in message order. Works for rsip's named headers and `Header::Other` alike.
+/// One entry per header line: comma-separated lists are not split.
+pub fn header_values(headers: &Headers, name: &str) -> Vec<String> {
+    let want = expand_compact_name(name);
+    headers
+        .iter()
+        .map(header_name_value)
+        .filter(|(n, _)| expand_compact_name(n).eq_ignore_ascii_case(want))
+        .map(|(_, v)| v.trim().to_string())
+        .collect()
+}
+
+/// The first value of the header called `name`, if any (see [`header_values`]).
+pub fn header_value(headers: &Headers, name: &str) -> Option<String> {
+    let want = expand_compact_name(name);
+    headers
+        .iter()
+        .map(header_name_value)
+        .find(|(n, _)| expand_compact_name(n).eq_ignore_ascii_case(want))
+        .map(|(_, v)| v.trim().to_string())
+}
+
+/// The option tags or methods of comma-separated headers such as Require, Supported, Allow
+/// and Unsupported: every value of every such header, split on commas, trimmed, lowercased,
+/// empties dropped.
+pub fn header_tokens(headers: &Headers, name: &str) -> Vec<String> {
+    header_values(headers, name)
+        .iter()
+        .flat_map(|v| v.split(','))
+        .map(|t| t.trim().to_ascii_lowercase())
+        .filter(|t| !t.is_empty())
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Header value helpers (name-addr, params, lists)
+// ---------------------------------------------------------------------------------------------
+
+/// Splits a header value on the commas that separate list elements (RFC 3261 §7.3.1), leaving
+/// commas inside quoted strings and `<...>` alone. Elements are trimmed; empties dropped.
+pub fn split_list(value: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let (mut quoted, mut escaped, mut angle) = (false, false, false);
+    let mut start = 0;
+    for (i, c) in value.char_indices() {
+        if escaped {
+            escaped = false;
+            continue;
+        }
+        match c {
+            '\\' if quoted => escaped = true,
+            '"' => quoted = !quoted,
+            '<' if !quoted => angle = true,
+            '>' if !quoted => angle = false,
+            ',' if !quoted && !angle => {
+                out.push(value.get(start..i).unwrap_or_default().trim());
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    out.push(value.get(start..).unwrap_or_default().trim());
+    out.retain(|s| !s.is_empty());
+    out
+}
+
+/// Splits on `sep` outside quoted strings (empty pieces kept).
+pub(crate) fn split_unquoted(s: &str, sep: char) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut rest = s;
+    while let Some(i) = find_unquoted(rest, sep) {
+        out.push(rest.get(..i).unwrap_or_default());
+        rest = rest.get(i + sep.len_utf8()..).unwrap_or_default();
+    }
+    out.push(rest);
+    out
+}
+
+/// Position of the first `c` outside quoted strings.
+fn find_unquoted(s: &str, wanted: char) -> Option<usize> {
+    let (mut quoted, mut escaped) = (false, false);
+    for (i, c) in s.char_indices() {
+        if escaped {
+            escaped = false;
+            continue;
+        }
+        match c {
+            '\\' if quoted => escaped = true,
+            '"' => quoted = !quoted,
+            c if c == wanted && !quoted => return Some(i),
+            _ => {}
+        }
+    }
+    None
+}
+
+/// Splits a name-addr or addr-spec header value (From, To, Contact, Route, Record-Route) into
+/// display name, URI and the header-parameter text after it (starting at `;` or empty).
+/// For the addr-spec form (no `<>`) parameters after the URI are header parameters
+/// (RFC 3261 §20.10).
+pub fn split_name_addr(value: &str) -> (Option<String>, &str, &str) {
+    let value = value.trim();
+    if let Some(lt) = find_unquoted(value, '<') {
+        let display = value.get(..lt).unwrap_or_default().trim();
+        let rest = value.get(lt + 1..).unwrap_or_default();
+        let (uri, params) = match rest.find('>') {
+            Some(gt) => (
+                rest.get(..gt).unwrap_or_default(),
+                rest.get(gt + 1..).unwrap_or_default(),
+            ),
+            None => (rest, ""),
+        };
+        let display = if display.is_empty() {
+            None
+        } else {
+            Some(unquote(display))
+        };
+        (display, uri.trim(), params.trim())
+    } else {
+        match value.find(';') {
+            Some(semi) => (
+                None,
+                value.get(..semi).unwrap_or_default().trim(),
+                value.get(semi..).unwrap_or_default(),
+            ),
+            None => (None, value, ""),
+        }
+    }
+}
+
+/// Removes surrounding double quotes and backslash escapes from a quoted string; other
+/// text is returned trimmed.
+pub fn unquote(s: &str) -> String {
+    let s = s.trim();
+    match s.strip_prefix('"').and_then(|r| r.strip_suffix('"')) {
+        Some(inner) => {
+            let mut out = String::with_capacity(inner.len());
+            let mut escaped = false;
+            for c in inner.chars() {
+                if escaped {
+                    out.push(c);
+                    escaped = false;
+                } else if c == '\\' {
+                    escaped = true;
+                } else {
+                    out.push(c);
+                }
+            }
+            out
+        }
+        None => s.to_string(),
+    }
+}
+
+/// Parses `;name=value;flag` parameter text into (lowercased name, unquoted value) pairs; a
+/// flag parameter has an empty value.
+pub fn parse_params(params: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut rest = params.trim();
+    while let Some(r) = rest.strip_prefix(';') {
+        let end = find_unquoted(r, ';').unwrap_or(r.len());
+        let item = r.get(..end).unwrap_or_default().trim();
+        rest = r.get(end..).unwrap_or_default();
+        if item.is_empty() {
+            continue;
+        }
+        let (name, value) = match item.split_once('=') {
+            Some((n, v)) => (n.trim(), unquote(v)),
+            None => (item, String::new()),
+        };
+        out.push((name.to_ascii_lowercase(), value));
+        if out.len() >= 64 {
+            break;
+        }
+    }
+    out
+}
+
+/// The value of header parameter `name` (case-insensitive) of a name-addr / addr-spec value
+/// (From, To, Contact, ...): `Some("")` for a flag parameter such as `;+sip.src`.
+pub fn header_param(value: &str, name: &str) -> Option<String> {
+    let (_, _, params) = split_name_addr(value);
+    parse_params(params)
+        .into_iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v)
+}
+
+/// The `tag` parameter of a From or To value, if non-empty.
+pub fn tag_of(value: &str) -> Option<String> {
+    header_param(value, "tag").filter(|t| !t.is_empty())
+}
+
+/// The URI inside a name-addr / addr-spec value, without URI headers (`?...`).
+pub fn uri_of(value: &str) -> &str {
+    let (_, uri, _) = split_name_addr(value);
+    match uri.find('?') {
+        Some(q) => uri.get(..q).unwrap_or(uri),
+        None => uri,
+    }
+}
+
+/// The top Via of a message (the first element of the first Via header), taken apart.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopVia {
+    /// Transport of the sent-protocol, uppercased (`UDP`, `TCP`, `TLS`, ...).
+    pub transport: String,
+    /// The sent-by `host[:port]`, as written.
+    pub sent_by: String,
+    /// The `branch` parameter, if present and non-empty.
+    pub branch: Option<String>,
+    /// All parameters, names lowercased (flags have empty values, e.g. `("rport", "")`).
+    pub params: Vec<(String, String)>,
+}
+
+impl TopVia {
+    /// Parses one Via element such as `SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK776;rport`.
+    pub fn parse(element: &str) -> Option<TopVia> {
+        let element = element.trim();
+        let (head, params) = match element.find(';') {
+            Some(i) => (
+                element.get(..i).unwrap_or_default(),
+                element.get(i..).unwrap_or_default(),
+            ),
+            None => (element, ""),
+        };
+        let head = head.trim();
+        let sent_by = head.rsplit([' ', '\t']).next()?.trim();
+        let protocol: String = head
+            .get(..head.len().saturating_sub(sent_by.len()))
+            .unwrap_or_default()
+            .chars()
+            .filter(|c| !c.is_whitespace())
+            .collect();
+        if sent_by.is_empty() || protocol.is_empty() {
+            return None;
+        }
+        let transport = protocol.rsplit('/').next()?.to_ascii_uppercase();
+        let params = parse_params(params);
+        let branch = params
+            .iter()
+            .find(|(n, _)| n == "branch")
+            .map(|(_, v)| v.clone())
+            .filter(|b| !b.is_empty());
+        Some(TopVia {
+            transport,
+            sent_by: sent_by.to_string(),
+            branch,
+            params,
+        })
+    }
+
+    /// The value of a parameter (`Some("")` for a flag).
+    pub fn param(&self, name: &str) -> Option<&str> {
+        self.params
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The host part of sent-by, without port and IPv6 brackets.
+    pub fn host(&self) -> &str {
+        host_of(&self.sent_by)
+    }
+}
+
+/// The host of `host[:port]` / `[v6]:port`, without brackets.
+pub(crate) fn host_of(host_port: &str) -> &str {
+    if let Some(rest) = host_port.strip_prefix('[') {
+        return rest.split(']').next().unwrap_or_default();
+    }
+    match host_port.rsplit_once(':') {
+        Some((h, p)) if !h.contains(':') && p.bytes().all(|b| b.is_ascii_digit()) => h,
+        _ => host_port,
+    }
+}
+
+/// The top Via of these headers.
+pub fn top_via(headers: &Headers) -> Option<TopVia> {
+    headers.iter().find_map(|h| match h {
+        Header::Via(v) => split_list(v.value()).first().and_then(|e| TopVia::parse(e)),
+        _ => None,
+    })
+}
+
+/// The Call-ID value.
+pub fn call_id(headers: &Headers) -> Option<String> {
+    header_value(headers, "Call-ID").filter(|c| !c.is_empty())
+}
+
+/// The CSeq number and method.
+pub fn cseq(headers: &Headers) -> Option<(u32, Method)> {
+    let v = header_value(headers, "CSeq")?;
+    let (n, m) = parse_cseq(&v)?;
+    Some((n, m.parse().ok()?))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Responses, branches, tags
+// ---------------------------------------------------------------------------------------------
+
+/// Builds a response to `req` (RFC 3261 §8.2.6.2): every Via (in order), From, To, Call-ID and
+/// CSeq copied; `;tag=to_tag` added to To when given and To has no tag yet;
+/// `Content-Length: 0`. A 100 also copies Timestamp (§8.2.6.1); a 101–299 response to an
+/// INVITE or SUBSCRIBE copies Record-Route (§12.1.1). `reason` overrides the standard phrase
+/// (see [`status_code`]).
+pub fn make_response(
+    req: &Request,
+    code: u16,
+    reason: Option<&str>,
+    to_tag: Option<&str>,
+) -> Response {
+    let mut headers: Vec<Header> = req
+        .headers
+        .iter()
+        .filter(|h| matches!(h, Header::Via(_)))
+        .cloned()
+        .collect();
+    let first = |pick: fn(&Header) -> bool| req.headers.iter().find(|h| pick(h)).cloned();
+    if let Some(h) = first(|h| matches!(h, Header::From(_))) {
+        headers.push(h);
+    }
+    if let Some(h) = first(|h| matches!(h, Header::To(_))) {
+        let to = match (&h, to_tag.map(str::trim).filter(|t| !t.is_empty())) {
+            (Header::To(to), Some(tag)) if tag_of(to.value()).is_none() => Header::To(
+                rsip::headers::To::new(format!("{};tag={}", to.value().trim(), tag)),
+            ),
+            _ => h,
+        };
+        headers.push(to);
+    }
+    for pick in [
+        (|h: &Header| matches!(h, Header::CallId(_))) as fn(&Header) -> bool,
+        |h: &Header| matches!(h, Header::CSeq(_)),
+    ] {
+        if let Some(h) = first(pick) {
+            headers.push(h);
+        }
+    }
+    if code == 100 {
+        if let Some(h) = first(|h| matches!(h, Header::Timestamp(_))) {
+            headers.push(h);
+        }
+    }
+    if (101..300).contains(&code) && matches!(req.method, Method::Invite | Method::Subscribe) {
+        headers.extend(
+            req.headers
+                .iter()
+                .filter(|h| matches!(h, Header::RecordRoute(_)))
+                .cloned(),
+        );
+    }
+    headers.push(Header::ContentLength(0u32.into()));
+    Response {
+        status_code: status_code(code, reason),
+        version: rsip::Version::V2,
+        headers: headers.into(),
+        body: Vec::new(),
+    }
+}
+
+pub(crate) fn random_token(len: usize) -> String {
+    rand::rng()
+        .sample_iter(rand::distr::Alphanumeric)
+        .take(len)
+        .map(char::from)
+        .collect()
+}
+
+/// A fresh Via branch: the RFC 3261 magic cookie `z9hG4bK` followed by 22 random
+/// alphanumerics (§8.1.1.7).
+pub fn new_branch() -> String {
+    format!("{BRANCH_MAGIC_COOKIE}{}", random_token(22))
+}
+
+/// A fresh From/To tag: 16 random alphanumerics (≥ 32 bits of randomness, RFC 3261 §19.3).
+pub fn new_tag() -> String {
+    random_token(16)
+}
+
+/// A fresh Call-ID: 24 random alphanumerics, `@host` appended when `host` is given.
+pub fn new_call_id(host: Option<&str>) -> String {
+    match host {
+        Some(h) if !h.is_empty() => format!("{}@{h}", random_token(24)),
+        _ => random_token(24),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Transaction keys
+// ---------------------------------------------------------------------------------------------
+
+/// Identifies a transaction: branch of the top Via, method, and (server side) sent-by.
+///
+/// - Server side (RFC 3261 §17.2.3): branch + sent-by + method, where an ACK takes the method
+///   `INVITE` so that the ACK for a non-2xx final response finds its INVITE transaction.
+/// - Client side (RFC 3261 §17.1.3): branch + CSeq method; `sent_by` is empty.
+///
+/// A top Via without a branch (RFC 2543 peers) gets a stand-in branch made of Call-ID, CSeq
+/// number and From tag.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TxKey {
+    /// Branch parameter (or the RFC 2543 stand-in).
+    pub branch: String,
+    /// Method (`INVITE` for ACK on the server side).
+    pub method: Method,
+    /// Top Via sent-by, lowercased (empty for client keys).
+    pub sent_by: String,
+}
+
+impl Hash for TxKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.branch.hash(state);
+        std::mem::discriminant(&self.method).hash(state);
+        self.sent_by.hash(state);
+    }
+}
+
+impl std::fmt::Display for TxKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.sent_by.is_empty() {
+            write!(f, "{} {}", self.method, self.branch)
+        } else {
+            write!(f, "{} {} {}", self.method, self.branch, self.sent_by)
+        }
+    }
+}
+
+fn branch_or_stand_in(headers: &Headers, via: &TopVia) -> Option<String> {
+    if let Some(b) = &via.branch {
+        return Some(b.clone());
+    }
+    let call_id = call_id(headers)?;
+    let (seq, _) = cseq(headers)?;
+    let from_tag = header_value(headers, "From")
+        .and_then(|f| tag_of(&f))
+        .unwrap_or_default();
+    Some(format!("rfc2543:{call_id}:{seq}:{from_tag}"))
+}
+
+impl TxKey {
+    /// The server-transaction key of a received request (RFC 3261 §17.2.3).
+    pub fn for_request(req: &Request) -> Option<TxKey> {
+        let via = top_via(&req.headers)?;
+        Some(TxKey {
+            branch: branch_or_stand_in(&req.headers, &via)?,
+            method: match req.method {
+                Method::Ack => Method::Invite,
+                m => m,
+            },
+            sent_by: via.sent_by.to_ascii_lowercase(),
+        })
+    }
+
+    /// The client-transaction key of a request we send (RFC 3261 §17.1.3).
+    pub fn for_sent_request(req: &Request) -> Option<TxKey> {
+        let via = top_via(&req.headers)?;
+        Some(TxKey {
+            branch: branch_or_stand_in(&req.headers, &via)?,
+            method: req.method,
+            sent_by: String::new(),
+        })
+    }
+
+    /// The client-transaction key a received response belongs to (RFC 3261 §17.1.3).
+    pub fn for_response(resp: &Response) -> Option<TxKey> {
+        let via = top_via(&resp.headers)?;
+        let (_, method) = cseq(&resp.headers)?;
+        Some(TxKey {
+            branch: branch_or_stand_in(&resp.headers, &via)?,
+            method,
+            sent_by: String::new(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rsip::prelude::*;
+
+    const INVITE: &str = "INVITE sip:srs@198.51.100.10:5060 SIP/2.0\r\n\
+Via: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK74bf9;rport\r\n\
+Via: SIP/2.0/UDP 192.0.2.200:5070;branch=z9hG4bKproxy;received=203.0.113.7\r\n\
+Max-Forwards: 70\r\n\
+From: \"Session Recording Client\" <sip:src@example.com>;tag=9fxced76sl\r\n\
+To: <sip:srs@example.net>\r\n\
+Call-ID: 3848276298220188511@src.example.com\r\n\
+CSeq: 314159 INVITE\r\n\
+Contact: <sip:src@192.0.2.1:5060>;+sip.src\r\n\
+Record-Route: <sip:proxy.example.com;lr>\r\n\
+Require: siprec\r\n\
+Supported: timer, replaces\r\n\
+Session-Expires: 1800;refresher=uac\r\n\
+Content-Type: multipart/mixed;boundary=foobar\r\n\
+Content-Length: 4\r\n\
+\r\n\
+abcd";
+
+    fn req(msg: SipMessage) -> Request {
+        match msg {
+            SipMessage::Request(r) => r,
+            SipMessage::Response(_) => panic!("expected a request"),
+        }
+    }
+
+    fn resp(msg: SipMessage) -> Response {
+        match msg {
+            SipMessage::Response(r) => r,
+            SipMessage::Request(_) => panic!("expected a response"),
+        }
+    }
+
+    #[test]
+    fn parses_invite_and_every_header_type() {
+        let r = req(parse_message(INVITE.as_bytes()).unwrap());
+        assert_eq!(r.method, Method::Invite);
+        assert_eq!(r.uri.to_string(), "sip:srs@198.51.100.10:5060");
+        assert_eq!(r.body, b"abcd");
+        let via = top_via(&r.headers).unwrap();
+        assert_eq!(via.transport, "UDP");
+        assert_eq!(via.sent_by, "192.0.2.1:5060");
+        assert_eq!(via.branch.as_deref(), Some("z9hG4bK74bf9"));
+        assert_eq!(via.param("rport"), Some(""));
+        assert_eq!(via.host(), "192.0.2.1");
+        let vias = header_values(&r.headers, "via");
+        assert_eq!(vias.len(), 2);
+        assert_eq!(
+            TopVia::parse(&vias[1]).unwrap().param("received"),
+            Some("203.0.113.7")
+        );
+        // rsip's typed Via agrees.
+        let typed = r.via_header().unwrap().typed().unwrap();
+        assert_eq!(typed.branch().unwrap().to_string(), "z9hG4bK74bf9");
+        let from = header_value(&r.headers, "From").unwrap();
+        assert_eq!(tag_of(&from).as_deref(), Some("9fxced76sl"));
+        assert_eq!(
+            split_name_addr(&from).0.as_deref(),
+            Some("Session Recording Client")
+        );
+        assert_eq!(
+            r.from_header().unwrap().display_name().unwrap().as_deref(),
+            Some("\"Session Recording Client\"")
+        );
+        assert_eq!(tag_of(&header_value(&r.headers, "To").unwrap()), None);
+        assert_eq!(
+            call_id(&r.headers).as_deref(),
+            Some("3848276298220188511@src.example.com")
+        );
+        assert_eq!(cseq(&r.headers), Some((314159, Method::Invite)));
+        let contact = header_value(&r.headers, "m").unwrap();
+        assert_eq!(header_param(&contact, "+sip.src").as_deref(), Some(""));
+        assert_eq!(uri_of(&contact), "sip:src@192.0.2.1:5060");
+        assert_eq!(header_tokens(&r.headers, "Require"), vec!["siprec"]);
+        assert_eq!(header_tokens(&r.headers, "k"), vec!["timer", "replaces"]);
+        assert_eq!(
+            header_value(&r.headers, "x").as_deref(),
+            Some("1800;refresher=uac")
+        );
+        assert_eq!(
+            header_value(&r.headers, "Max-Forwards").as_deref(),
+            Some("70")
+        );
+        assert_eq!(
+            uri_of(&header_value(&r.headers, "Record-Route").unwrap()),
+            "sip:proxy.example.com;lr"
+        );
+        let ct = header_value(&r.headers, "content-type").unwrap();
+        assert_eq!(crate::multipart::media_type(&ct), "multipart/mixed");
+        assert_eq!(
+            header_value(&r.headers, "Content-Length").as_deref(),
+            Some("4")
+        );
+    }
+
+    #[test]
+    fn header_print_parse_pairs() {
+        use rsip::param::{Branch, OtherParam, Received, Tag};
+        use rsip::{typed, Param};
+        let host = |h: &str, port: Option<u16>| rsip::HostWithPort {
+            host: h.into(),
+            port: port.map(Into::into),
+        };
+        let uri = |user: &str, h: &str, port: Option<u16>| rsip::Uri {
+            scheme: Some(rsip::Scheme::Sip),
+            auth: Some(rsip::Auth {
+                user: user.into(),
+                password: None,
+            }),
+            host_with_port: host(h, port),
+            ..Default::default()
+        };
+        let via = typed::Via {
+            version: rsip::Version::V2,
+            transport: rsip::Transport::Udp,
+            uri: rsip::Uri {
+                host_with_port: host("192.0.2.1", Some(5060)),
+                ..Default::default()
+            },
+            params: vec![
+                Param::Branch(Branch::new("z9hG4bKpair")),
+                Param::Other(OtherParam::new("rport"), None),
+                Param::Received(Received::new("203.0.113.9")),
+            ],
+        };
+        let from = typed::From {
+            display_name: Some("Alice".into()),
+            uri: uri("alice", "atlanta.example.com", None),
+            params: vec![Param::Tag(Tag::new("1928301774"))],
+        };
+        let contact = |feature: &str| typed::Contact {
+            display_name: None,
+            uri: uri("rec", "192.0.2.1", Some(5060)),
+            params: vec![Param::Other(OtherParam::new(feature), None)],
+        };
+        let cases: Vec<(Header, &str, &str)> = vec![
+            (
+                via.into(),
+                "Via",
+                "SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bKpair;rport;received=203.0.113.9",
+            ),
+            (
+                from.into(),
+                "From",
+                "Alice <sip:alice@atlanta.example.com>;tag=1928301774",
+            ),
+            (
+                Header::To(rsip::headers::To::new(
+                    "\"Bob B.\" <sip:bob@biloxi.example.com>;tag=a6c85cf",
+                )),
+                "To",
+                "\"Bob B.\" <sip:bob@biloxi.example.com>;tag=a6c85cf",
+            ),
+            (
+                Header::CallId("a84b4c76e66710@pc33.atlanta.example.com".into()),
+                "Call-ID",
+                "a84b4c76e66710@pc33.atlanta.example.com",
+            ),
+            (
+                typed::CSeq::from((4711, Method::Invite)).into(),
+                "CSeq",
+                "4711 INVITE",
+            ),
+            (
+                contact("+sip.src").into(),
+                "Contact",
+                "<sip:rec@192.0.2.1:5060>;+sip.src",
+            ),
+            (
+                contact("+sip.srs").into(),
+                "Contact",
+                "<sip:rec@192.0.2.1:5060>;+sip.srs",
+            ),
+            (
+                Header::ContentType("multipart/mixed;boundary=\"b:1\"".into()),
+                "Content-Type",
+                "multipart/mixed;boundary=\"b:1\"",
+            ),
+            (Header::Require("siprec".into()), "Require", "siprec"),
+            (
+                Header::Supported("timer, replaces".into()),
+                "Supported",
+                "timer, replaces",
+            ),
+            (Header::MaxForwards(70u32.into()), "Max-Forwards", "70"),
+            (
+                Header::Other("Session-Expires".into(), "1800;refresher=uac".into()),
+                "Session-Expires",
+                "1800;refresher=uac",
+            ),
+            (
+                Header::RecordRoute("<sip:p1.example.com;lr>".into()),
+                "Record-Route",
+                "<sip:p1.example.com;lr>",
+            ),
+        ];
+        let req = Request {
+            method: Method::Invite,
+            uri: uri("srs", "198.51.100.10", None),
+            version: rsip::Version::V2,
+            headers: cases
+                .iter()
+                .map(|(h, _, _)| h.clone())
+                .collect::<Vec<_>>()
+                .into(),
+            body: b"x".to_vec(),
+        };
+        let printed = print_message(&req.clone().into());
+        let text = String::from_utf8(printed.clone()).unwrap();
+        for (_, name, value) in &cases {
+            assert!(
+                text.contains(&format!("\r\n{name}: {value}\r\n")),
+                "{name} printed as:\n{text}"
+            );
+        }
+        assert!(text.ends_with("\r\nContent-Length: 1\r\n\r\nx"));
+        let back = match parse_message(&printed).unwrap() {
+            SipMessage::Request(r) => r,
+            SipMessage::Response(_) => unreachable!(),
+        };
+        for (_, name, value) in &cases {
+            assert!(
+                header_values(&back.headers, name)
+                    .iter()
+                    .any(|v| v == value),
+                "{name}: {value}"
+            );
+        }
+        // The typed forms read back what was written.
+        let via = back.via_header().unwrap().typed().unwrap();
+        assert_eq!(via.branch().unwrap().to_string(), "z9hG4bKpair");
+        assert_eq!(
+            via.received().unwrap(),
+            Some("203.0.113.9".parse().unwrap())
+        );
+        let from = back.from_header().unwrap().typed().unwrap();
+        assert_eq!(from.display_name.as_deref(), Some("Alice"));
+        assert_eq!(from.tag().unwrap().to_string(), "1928301774");
+        assert_eq!(back.cseq_header().unwrap().typed().unwrap().seq, 4711);
+        let contacts = back.contact_headers();
+        assert_eq!(contacts.len(), 2);
+        let c = contacts[0].typed().unwrap();
+        assert!(matches!(&c.params[..], [Param::Other(n, None)] if n.to_string() == "+sip.src"));
+        // The same message written with compact names parses to the same headers.
+        let compact = text
+            .replace("\r\nVia:", "\r\nv:")
+            .replace("\r\nFrom:", "\r\nf:")
+            .replace("\r\nTo:", "\r\nt:")
+            .replace("\r\nCall-ID:", "\r\ni:")
+            .replace("\r\nContact:", "\r\nm:")
+            .replace("\r\nContent-Type:", "\r\nc:")
+            .replace("\r\nSupported:", "\r\nk:")
+            .replace("\r\nSession-Expires:", "\r\nx:")
+            .replace("\r\nContent-Length:", "\r\nl:");
+        assert!(compact.contains("\r\nv: SIP/2.0/UDP"));
+        assert_eq!(
+            parse_message(compact.as_bytes()).unwrap(),
+            SipMessage::Request(back)
+        );
+    }
+
+    #[test]
+    fn print_parse_round_trip() {
+        let r = parse_message(INVITE.as_bytes()).unwrap();
+        let printed = print_message(&r);
+        let again = parse_message(&printed).unwrap();
+        assert_eq!(r, again);
+        let text = String::from_utf8(printed).unwrap();
+        assert!(text.starts_with("INVITE sip:srs@198.51.100.10:5060 SIP/2.0\r\n"));
+        assert!(text.contains("\r\nCall-ID: 3848276298220188511@src.example.com\r\n"));
+        assert!(text.contains("\r\nContact: <sip:src@192.0.2.1:5060>;+sip.src\r\n"));
+        assert!(text.contains("\r\nSession-Expires: 1800;refresher=uac\r\n"));
+        assert!(text.ends_with("Content-Length: 4\r\n\r\nabcd"));
+        assert_eq!(text.matches("Content-Length").count(), 1);
+    }
+
+    #[test]
+    fn print_fixes_content_length_and_reason() {
+        let mut r = resp(
+            parse_message(
+                b"SIP/2.0 487 Request Terminated\r\nVia: SIP/2.0/TCP h;branch=z9hG4bK1\r\n\
+From: <sip:a@b>;tag=1\r\nTo: <sip:c@d>;tag=2\r\nCall-ID: x\r\nCSeq: 1 INVITE\r\n\
+Content-Length: 0\r\n\r\n",
+            )
+            .unwrap(),
+        );
+        assert_eq!(r.status_code.code(), 487);
+        r.body = b"hello".to_vec();
+        let text = String::from_utf8(print_message(&r.clone().into())).unwrap();
+        assert!(
+            text.starts_with("SIP/2.0 487 Request Terminated\r\n"),
+            "{text}"
+        );
+        assert!(text.ends_with("Content-Length: 5\r\n\r\nhello"));
+    }
+
+    #[test]
+    fn compact_forms_are_expanded() {
+        let msg = b"BYE sip:srs@192.0.2.9 SIP/2.0\r\n\
+v: SIP/2.0/TCP 192.0.2.1:5060;branch=z9hG4bKc1\r\n\
+f: <sip:src@example.com>;tag=a\r\n\
+T : <sip:srs@example.net>;tag=b\r\n\
+I:call-1\r\n\
+CSeq: 2 BYE\r\n\
+m: <sip:src@192.0.2.1>\r\n\
+k: timer\r\n\
+x: 90\r\n\
+c: text/plain\r\n\
+l: 2\r\n\
+\r\n\
+hi";
+        let r = req(parse_message(msg).unwrap());
+        assert!(matches!(r.headers.iter().next(), Some(Header::Via(_))));
+        assert_eq!(r.call_id_header().unwrap().value(), "call-1");
+        assert_eq!(r.to_header().unwrap().tag().unwrap().unwrap().value(), "b");
+        assert!(r.contact_header().is_ok());
+        assert_eq!(header_tokens(&r.headers, "Supported"), vec!["timer"]);
+        assert_eq!(
+            header_value(&r.headers, "Session-Expires").as_deref(),
+            Some("90")
+        );
+        assert!(matches!(
+            r.headers
+                .iter()
+                .find(|h| matches!(h, Header::ContentType(_))),
+            Some(Header::ContentType(_))
+        ));
+        assert_eq!(r.body, b"hi");
+        // Only the name at line start is rewritten: a value that looks like "i: " stays.
+        let msg2 = b"OPTIONS sip:a@b SIP/2.0\r\nv: SIP/2.0/UDP h;branch=z9hG4bKx\r\nf: <sip:a@b>;tag=1\r\nt: <sip:a@b>\r\ni: x\r\nCSeq: 1 OPTIONS\r\nSubject: i: not a header\r\n\r\n";
+        let r2 = req(parse_message(msg2).unwrap());
+        assert_eq!(
+            header_value(&r2.headers, "Subject").as_deref(),
+            Some("i: not a header")
+        );
+    }
+
+    #[test]
+    fn folding_lf_only_and_leading_crlf() {
+        let msg = b"\r\n\r\nOPTIONS sip:srs@example.net SIP/2.0\n\
+Via: SIP/2.0/UDP 192.0.2.1:5060\n ;branch=z9hG4bKfold\n\
+From: <sip:a@example.com>;tag=1\n\
+To: <sip:srs@example.net>\n\
+Call-ID: fold\n\
+CSeq: 7 OPTIONS\n\
+\n";
+        let r = req(parse_message(msg).unwrap());
+        assert_eq!(
+            top_via(&r.headers).unwrap().branch.as_deref(),
+            Some("z9hG4bKfold")
+        );
+        assert!(r.body.is_empty());
+    }
+
+    #[test]
+    fn content_length_rules() {
+        let base = "OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:a@b>\r\nCall-ID: c\r\nCSeq: 1 OPTIONS\r\n";
+        // Longer body: cut (RFC 3261 §18.3).
+        let m = format!("{base}Content-Length: 3\r\n\r\nabcdef");
+        assert_eq!(parse_message(m.as_bytes()).unwrap().body(), b"abc");
+        // Shorter body: error.
+        let m = format!("{base}Content-Length: 10\r\n\r\nabc");
+        assert_eq!(
+            parse_message(m.as_bytes()).unwrap_err(),
+            Error::ContentLengthMismatch {
+                declared: 10,
+                actual: 3
+            }
+        );
+        // No Content-Length: the rest.
+        let m = format!("{base}\r\nxyz");
+        assert_eq!(parse_message(m.as_bytes()).unwrap().body(), b"xyz");
+        // Garbage Content-Length.
+        let m = format!("{base}Content-Length: -1\r\n\r\n");
+        assert!(matches!(
+            parse_message(m.as_bytes()),
+            Err(Error::InvalidContentLength(_))
+        ));
+        let m = format!("{base}Content-Length: 1\r\nl: 2\r\n\r\nab");
+        assert!(matches!(
+            parse_message(m.as_bytes()),
+            Err(Error::InvalidContentLength(_))
+        ));
+    }
+
+    #[test]
+    fn limits_and_mandatory_headers() {
+        let big = vec![b'a'; MAX_MESSAGE_SIZE + 1];
+        assert!(matches!(
+            parse_message(&big),
+            Err(Error::MessageTooLarge { .. })
+        ));
+        let mut flood = String::from("OPTIONS sip:a@b SIP/2.0\r\n");
+        for i in 0..300 {
+            flood.push_str(&format!("X-H{i}: v\r\n"));
+        }
+        flood.push_str("\r\n");
+        assert_eq!(
+            parse_message(flood.as_bytes()).unwrap_err(),
+            Error::TooManyHeaders { max: MAX_HEADERS }
+        );
+        let no_via = b"OPTIONS sip:a@b SIP/2.0\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:a@b>\r\nCall-ID: c\r\nCSeq: 1 OPTIONS\r\n\r\n";
+        assert_eq!(
+            parse_message(no_via).unwrap_err(),
+            Error::MissingHeader("Via".into())
+        );
+        let bad_cseq = b"OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:a@b>\r\nCall-ID: c\r\nCSeq: one OPTIONS\r\n\r\n";
+        assert!(matches!(
+            parse_message(bad_cseq),
+            Err(Error::InvalidHeader { .. })
+        ));
+    }
+
+    #[test]
+    fn never_panics_on_garbage() {
+        let samples: Vec<Vec<u8>> = vec![
+            b"".to_vec(),
+            b"\r\n\r\n".to_vec(),
+            b"INVITE".to_vec(),
+            b"INVITE sip:a SIP/2.0".to_vec(),
+            b"SIP/2.0 200\r\n\r\n".to_vec(),
+            b"SIP/2.0 2\r\nVia: x\r\n\r\n".to_vec(),
+            b": value\r\n\r\n".to_vec(),
+            vec![0xff, 0xfe, b'\r', b'\n', b'\r', b'\n'],
+            b"INVITE sip:[::1 SIP/2.0\r\nVia: SIP/2.0/UDP [::1;branch=z\r\nFrom: <\r\nTo: >\r\nCall-ID: \r\nCSeq: 4294967296 INVITE\r\n\r\n".to_vec(),
+            b"FOO sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h\r\nFrom: a\r\nTo: b\r\nCall-ID: c\r\nCSeq: 1 FOO\r\n\r\n".to_vec(),
+        ];
+        for s in &samples {
+            let _ = parse_message(s);
+        }
+        // Every prefix of a valid message, and single-byte corruptions of it.
+        let valid = INVITE.as_bytes();
+        for n in 0..valid.len() {
+            let _ = parse_message(&valid[..n]);
+        }
+        let mut x: u32 = 12345;
+        for _ in 0..2000 {
+            x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
+            let mut m = valid.to_vec();
+            let at = (x as usize >> 3) % m.len();
+            m[at] = (x >> 16) as u8;
+            let _ = parse_message(&m);
+        }
+    }
+
+    #[test]
+    fn status_line_without_reason_phrase() {
+        let m = b"SIP/2.0 180\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:a@b>;tag=2\r\nCall-ID: c\r\nCSeq: 1 INVITE\r\n\r\n";
+        assert_eq!(resp(parse_message(m).unwrap()).status_code.code(), 180);
+    }
+
+    #[test]
+    fn make_response_copies_headers() {
+        let r = req(parse_message(INVITE.as_bytes()).unwrap());
+        let resp = make_response(&r, 200, None, Some("srs-tag"));
+        let text = String::from_utf8(print_message(&resp.clone().into())).unwrap();
+        assert!(text.starts_with("SIP/2.0 200 OK\r\n"));
+        assert_eq!(header_values(&resp.headers, "Via").len(), 2);
+        let to = header_value(&resp.headers, "To").unwrap();
+        assert_eq!(tag_of(&to).as_deref(), Some("srs-tag"));
+        assert_eq!(
+            header_value(&resp.headers, "From").unwrap(),
+            header_value(&r.headers, "From").unwrap()
+        );
+        assert_eq!(cseq(&resp.headers), Some((314159, Method::Invite)));
+        assert_eq!(header_values(&resp.headers, "Record-Route").len(), 1);
+        assert!(text.contains("Content-Length: 0\r\n\r\n"));
+        // An existing tag is kept.
+        let again = make_response(&r, 200, None, Some("other"));
+        let mut r2 = r.clone();
+        r2.headers = again.headers.clone();
+        let resp2 = make_response(&r2, 487, None, Some("third"));
+        assert_eq!(
+            tag_of(&header_value(&resp2.headers, "To").unwrap()).as_deref(),
+            Some("other")
+        );
+        assert_eq!(header_values(&resp2.headers, "Record-Route").len(), 0);
+        // Custom reason phrase.
+        let custom = make_response(&r, 488, Some("Not Acceptable Here (no\r\ncodec)"), None);
+        assert_eq!(custom.status_code.code(), 488);
+        let text = String::from_utf8(print_message(&custom.into())).unwrap();
+        assert!(
+            text.starts_with("SIP/2.0 488 Not Acceptable Here (no  codec)\r\n"),
+            "{text}"
+        );
+        let std_reason = make_response(&r, 200, Some("OK"), None);
+        assert_eq!(std_reason.status_code, StatusCode::OK);
+        let odd = make_response(&r, 299, None, None);
+        let text = String::from_utf8(print_message(&odd.into())).unwrap();
+        assert!(text.starts_with("SIP/2.0 299 Unknown\r\n"));
+    }
+
+    #[test]
+    fn branches_and_tags_are_fresh() {
+        let a = new_branch();
+        assert!(a.starts_with("z9hG4bK") && a.len() == 29);
+        assert_ne!(a, new_branch());
+        assert_ne!(new_tag(), new_tag());
+        assert!(new_call_id(Some("h")).ends_with("@h"));
+    }
+
+    #[test]
+    fn transaction_keys() {
+        let r = req(parse_message(INVITE.as_bytes()).unwrap());
+        let k = TxKey::for_request(&r).unwrap();
+        assert_eq!(k.branch, "z9hG4bK74bf9");
+        assert_eq!(k.sent_by, "192.0.2.1:5060");
+        assert_eq!(k.method, Method::Invite);
+        let mut ack = r.clone();
+        ack.method = Method::Ack;
+        assert_eq!(TxKey::for_request(&ack).unwrap(), k);
+        let resp = make_response(&r, 180, None, None);
+        let ck = TxKey::for_response(&resp).unwrap();
+        assert_eq!(ck, TxKey::for_sent_request(&r).unwrap());
+        // RFC 2543 stand-in.
+        let old = b"OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h:5060\r\nFrom: <sip:a@b>;tag=ft\r\nTo: <sip:a@b>\r\nCall-ID: c1\r\nCSeq: 9 OPTIONS\r\n\r\n";
+        let k = TxKey::for_request(&req(parse_message(old).unwrap())).unwrap();
+        assert_eq!(k.branch, "rfc2543:c1:9:ft");
+    }
+
+    #[test]
+    fn list_and_param_helpers() {
+        assert_eq!(
+            split_list("\"a, b\" <sip:x@y>;p=1, <sip:z,w@v>, c"),
+            vec!["\"a, b\" <sip:x@y>;p=1", "<sip:z,w@v>", "c"]
+        );
+        assert_eq!(
+            parse_params(";a=1; B = \"x;y\" ;flag"),
+            vec![
+                ("a".to_string(), "1".to_string()),
+                ("b".to_string(), "x;y".to_string()),
+                ("flag".to_string(), String::new())
+            ]
+        );
+        assert_eq!(uri_of("sip:a@b;tag=1"), "sip:a@b");
+        assert_eq!(tag_of("sip:a@b;tag=1").as_deref(), Some("1"));
+        assert_eq!(
+            uri_of("<sip:a@b;transport=tcp?subject=x>;expires=3"),
+            "sip:a@b;transport=tcp"
+        );
+        assert_eq!(host_of("[2001:db8::1]:5060"), "2001:db8::1");
+        assert_eq!(host_of("example.com"), "example.com");
+        assert_eq!(expand_compact_name("I"), "Call-ID");
+        assert_eq!(expand_compact_name("Via"), "Via");
+    }
+}

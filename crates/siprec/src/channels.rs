@@ -1,0 +1,116 @@
+//! Which recorded stream goes to which channel of the stereo file.
+//!
+//! Order of trust (siprec-notes §4): participantstreamassoc `send` → stream → label → m-line;
+//! else m-line order (first = left). Two participants with more than two streams: each
+//! participant's streams are mixed into that participant's channel. More than two
+//! participants: left = first participant, right = mix of the others.
+
+use rs_metadata::Recording;
+use siprec_sdp::SessionDescription;
+
+/// The channel assignment of a recording session.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ChannelPlan {
+    /// Per m-line index: the channel (0 left, 1 right), or `None` when not recorded.
+    pub channel_of: Vec<Option<u8>>,
+    /// Participant ids on the left channel.
+    pub left_participants: Vec<String>,
+    /// Participant ids on the right channel.
+    pub right_participants: Vec<String>,
+    /// Why this mapping (written to recording.json).
+    pub reason: String,
+}
+
+/// Maps the accepted m-lines of `offer` (`accepted[i]`) to channels.
+pub fn map_channels(
+    offer: &SessionDescription,
+    accepted: &[bool],
+    metadata: Option<&Recording>,
+) -> ChannelPlan {
+    let recorded: Vec<usize> = (0..offer.media.len())
+        .filter(|&i| accepted.get(i).copied().unwrap_or(false))
+        .collect();
+    let n = offer.media.len();
+    if let Some(md) = metadata {
+        match by_metadata(offer, &recorded, md) {
+            Ok(plan) => return plan,
+            Err(why) => {
+                let mut plan = by_order(n, &recorded);
+                plan.reason = format!("m-line order ({why})");
+                return plan;
+            }
+        }
+    }
+    let mut plan = by_order(n, &recorded);
+    plan.reason = "m-line order (no metadata)".into();
+    plan
+}
+
+fn by_order(n: usize, recorded: &[usize]) -> ChannelPlan {
+    let mut channel_of = vec![None; n];
+    for (k, &i) in recorded.iter().enumerate() {
+        channel_of[i] = Some(if k == 0 { 0 } else { 1 });
+    }
+    ChannelPlan {
+        channel_of,
+        ..ChannelPlan::default()
+    }
+}
+
+fn by_metadata(
+    offer: &SessionDescription,
+    recorded: &[usize],
+    md: &Recording,
+) -> Result<ChannelPlan, String> {
+    if recorded.is_empty() {
+        return Err("no recorded stream".into());
+    }
+    // Sender participant of each recorded m-line.
+    let mut sender_of = Vec::with_capacity(recorded.len());
+    for &i in recorded {
+        let m = &offer.media[i];
+        let label = m
+            .label
+            .as_deref()
+            .ok_or_else(|| format!("m-line {i} has no a=label"))?;
+        let stream = md
+            .stream_by_label(label)
+            .ok_or_else(|| format!("no <stream> with label {label:?}"))?;
+        let sender = md
+            .sender_of_stream(&stream.stream_id)
+            .ok_or_else(|| format!("no participant sends stream {:?}", stream.stream_id))?;
+        sender_of.push((i, sender.to_string()));
+    }
+    // Participants in document order, keeping only those who send a recorded stream.
+    let mut order: Vec<String> = Vec::new();
+    for p in &md.participants {
+        if sender_of.iter().any(|(_, s)| s == &p.participant_id)
+            && !order.contains(&p.participant_id)
+        {
+            order.push(p.participant_id.clone());
+        }
+    }
+    for (_, s) in &sender_of {
+        if !order.contains(s) {
+            order.push(s.clone());
+        }
+    }
+    let mut plan = ChannelPlan {
+        channel_of: vec![None; offer.media.len()],
+        ..ChannelPlan::default()
+    };
+    for (i, s) in &sender_of {
+        let ch = if Some(s) == order.first() { 0 } else { 1 };
+        plan.channel_of[*i] = Some(ch);
+    }
+    plan.left_participants = order.first().cloned().into_iter().collect();
+    plan.right_participants = order.iter().skip(1).cloned().collect();
+    plan.reason = match order.len() {
+        1 => "participantstreamassoc send -> stream -> label -> m-line (one sending participant; right channel silent)".into(),
+        2 => "participantstreamassoc send -> stream -> label -> m-line".into(),
+        k => format!(
+            "participantstreamassoc send -> stream -> label -> m-line ({k} participants: left = first, right = mix of the others)"
+        ),
+    };
+    Ok(plan)
+}

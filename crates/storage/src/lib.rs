@@ -1,0 +1,399 @@
+//! Publication of finished recordings through [`object_store`].
+//!
+//! This crate owns the *storage layout* of a recording and the `recording.json` manifest:
+//!
+//! ```text
+//! {YYYY}/{MM}/{DD}/{recording-key}/audio.wav
+//! {YYYY}/{MM}/{DD}/{recording-key}/metadata/0001.xml   (every metadata document, byte for byte)
+//! {YYYY}/{MM}/{DD}/{recording-key}/recording.json      (written last)
+//! ```
+//!
+//! Call order: [`Store::open`] once at start-up with the configured location (a plain path,
+//! a `file://` URL), then [`Store::publish`] for each finished recording. Audio is streamed
+//! from its spool file in parts ([`object_store::WriteMultipart`]), so a long recording is
+//! never loaded whole into memory. `recording.json` is written last: whoever sees it finds
+//! everything it names.
+//!
+//! Every identifier that reaches a storage key goes through [`sanitize_key`].
+//!
+//! ```
+//! # tokio_test_block(async {
+//! use siprec_storage::{Store, Publication, Manifest};
+//! let dir = tempfile::tempdir().unwrap();
+//! let spool = dir.path().join("a.wav");
+//! std::fs::write(&spool, b"RIFF....WAVE").unwrap();
+//! let store = Store::open(dir.path().join("recordings").to_str().unwrap()).unwrap();
+//! let manifest = Manifest { recording_key: "call-1".into(), ..Manifest::default() };
+//! let start = time::macros::datetime!(2026-11-28 10:00 UTC);
+//! let done = store
+//!     .publish(&Publication { start, key: "call-1", audio: &spool, metadata: &[b"<recording/>".to_vec()], manifest: &manifest })
+//!     .await
+//!     .unwrap();
+//! assert_eq!(done.folder, "2026/11/28/call-1");
+//! # });
+//! # fn tokio_test_block<F: std::future::Future>(f: F) -> F::Output {
+//! #     tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(f)
+//! # }
+//! ```
+
+mod manifest;
+
+pub use manifest::{
+    ChannelInfo, ChannelMapping, Manifest, ParticipantInfo, PauseInterval, StreamInfo,
+};
+
+use std::path::Path as FsPath;
+use std::sync::Arc;
+
+use object_store::local::LocalFileSystem;
+use object_store::path::Path;
+use object_store::{ObjectStore, PutPayload, WriteMultipart};
+use tokio::io::AsyncReadExt;
+
+/// Size of each part read from the spool file and handed to the multipart upload.
+/// S3 requires parts of at least 5 MiB (except the last).
+pub const UPLOAD_PART_SIZE: usize = 5 * 1024 * 1024;
+
+/// Longest recording key we keep (longer keys are cut, then made unique by the caller).
+pub const MAX_KEY_LEN: usize = 128;
+
+/// Errors of this crate.
+#[non_exhaustive]
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Our configuration is wrong: the storage location cannot be used.
+    #[error("invalid storage location {location:?}: {reason}")]
+    InvalidLocation {
+        /// The location as configured.
+        location: String,
+        /// Why it cannot be used.
+        reason: String,
+    },
+    /// The object store refused or failed an operation (network, permissions, disk full).
+    #[error("object store error: {0}")]
+    Store(#[from] object_store::Error),
+    /// Reading the local spool file failed.
+    #[error("spool file {path}: {source}")]
+    Spool {
+        /// The spool file.
+        path: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The manifest could not be serialised (a bug, never peer input).
+    #[error("manifest serialisation: {0}")]
+    Manifest(#[from] serde_json::Error),
+}
+
+/// A recording ready to publish.
+#[derive(Debug)]
+pub struct Publication<'a> {
+    /// When the recording started (UTC); selects the `{YYYY}/{MM}/{DD}` folder.
+    pub start: time::OffsetDateTime,
+    /// The recording key; sanitised again here, so any string is safe.
+    pub key: &'a str,
+    /// The finished WAV in the spool directory.
+    pub audio: &'a FsPath,
+    /// Every metadata document received, in order, byte for byte.
+    pub metadata: &'a [Vec<u8>],
+    /// The manifest, written last as `recording.json`.
+    pub manifest: &'a Manifest,
+}
+
+/// Where a publication landed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Published {
+    /// The folder inside the store, e.g. `2026/11/28/call-1`.
+    pub folder: String,
+    /// A human-readable location (store display + folder) for logs.
+    pub location: String,
+}
+
+/// A configured object store.
+#[derive(Debug, Clone)]
+pub struct Store {
+    inner: Arc<dyn ObjectStore>,
+    display: String,
+    /// Whether the backend accepts object attributes such as Content-Type.
+    attributes: bool,
+}
+
+impl Store {
+    /// Opens a storage location: a plain directory path or a `file://` URL (created if missing),
+    /// served by object_store's [`LocalFileSystem`].
+    pub fn open(location: &str) -> Result<Store, Error> {
+        let invalid = |reason: String| Error::InvalidLocation {
+            location: location.to_string(),
+            reason,
+        };
+        let trimmed = location.trim();
+        if trimmed.is_empty() {
+            return Err(invalid("empty".into()));
+        }
+        let dir = if let Some(rest) = trimmed.strip_prefix("file://") {
+            rest.to_string()
+        } else if let Some((scheme, _)) = trimmed.split_once("://") {
+            return Err(invalid(format!(
+                "unsupported scheme {scheme:?}: use a directory path or file:// URL"
+            )));
+        } else {
+            trimmed.to_string()
+        };
+        std::fs::create_dir_all(&dir).map_err(|e| invalid(format!("cannot create {dir}: {e}")))?;
+        let fs = LocalFileSystem::new_with_prefix(&dir).map_err(|e| invalid(e.to_string()))?;
+        let display = std::fs::canonicalize(&dir)
+            .map(|p| p.display().to_string())
+            .unwrap_or(dir);
+        Ok(Store {
+            inner: Arc::new(fs),
+            display,
+            attributes: false,
+        })
+    }
+
+    /// Wraps any object store (used by tests and, later, S3).
+    pub fn from_object_store(
+        inner: Arc<dyn ObjectStore>,
+        display: String,
+        attributes: bool,
+    ) -> Store {
+        Store {
+            inner,
+            display,
+            attributes,
+        }
+    }
+
+    /// The underlying object store (to read recordings back).
+    pub fn object_store(&self) -> &Arc<dyn ObjectStore> {
+        &self.inner
+    }
+
+    /// Publishes one recording: audio, then metadata documents, then `recording.json`.
+    pub async fn publish(&self, p: &Publication<'_>) -> Result<Published, Error> {
+        let folder = folder_for(p.start, p.key);
+        self.upload_file(
+            &Path::from(format!("{folder}/audio.wav")),
+            p.audio,
+            "audio/wav",
+        )
+        .await?;
+        for (i, doc) in p.metadata.iter().enumerate() {
+            let path = Path::from(format!("{folder}/metadata/{:04}.xml", i + 1));
+            self.put_small(&path, doc.clone(), "application/rs-metadata+xml")
+                .await?;
+        }
+        let json = serde_json::to_vec_pretty(p.manifest)?;
+        self.put_small(
+            &Path::from(format!("{folder}/recording.json")),
+            json,
+            "application/json",
+        )
+        .await?;
+        Ok(Published {
+            location: format!("{}/{folder}", self.display),
+            folder,
+        })
+    }
+
+    async fn put_small(
+        &self,
+        path: &Path,
+        bytes: Vec<u8>,
+        content_type: &str,
+    ) -> Result<(), Error> {
+        let mut opts = object_store::PutOptions::default();
+        if self.attributes {
+            opts.attributes.insert(
+                object_store::Attribute::ContentType,
+                content_type.to_string().into(),
+            );
+        }
+        self.inner
+            .put_opts(path, PutPayload::from(bytes), opts)
+            .await?;
+        Ok(())
+    }
+
+    async fn upload_file(
+        &self,
+        path: &Path,
+        file: &FsPath,
+        content_type: &str,
+    ) -> Result<(), Error> {
+        let spool_err = |source| Error::Spool {
+            path: file.display().to_string(),
+            source,
+        };
+        let mut f = tokio::fs::File::open(file).await.map_err(spool_err)?;
+        let mut opts = object_store::PutMultipartOptions::default();
+        if self.attributes {
+            opts.attributes.insert(
+                object_store::Attribute::ContentType,
+                content_type.to_string().into(),
+            );
+        }
+        let upload = self.inner.put_multipart_opts(path, opts).await?;
+        let mut writer = WriteMultipart::new_with_chunk_size(upload, UPLOAD_PART_SIZE);
+        let mut buf = vec![0u8; 256 * 1024];
+        loop {
+            let n = match f.read(&mut buf).await {
+                Ok(n) => n,
+                Err(e) => {
+                    let _ = writer.abort().await;
+                    return Err(spool_err(e));
+                }
+            };
+            if n == 0 {
+                break;
+            }
+            // At most two parts in flight: memory stays bounded by a few part sizes.
+            writer.wait_for_capacity(2).await?;
+            writer.write(&buf[..n]);
+        }
+        writer.finish().await?;
+        Ok(())
+    }
+}
+
+/// The folder of a recording: `{YYYY}/{MM}/{DD}/{sanitised key}` from its UTC start.
+pub fn folder_for(start: time::OffsetDateTime, key: &str) -> String {
+    let d = start.to_offset(time::UtcOffset::UTC);
+    format!(
+        "{:04}/{:02}/{:02}/{}",
+        d.year(),
+        u8::from(d.month()),
+        d.day(),
+        sanitize_key(key)
+    )
+}
+
+/// Makes any peer-supplied identifier safe as one path segment of a storage key.
+///
+/// Keeps ASCII letters, digits, `-`, `_`, `.`, `@`, `+`, `=`; every other character becomes
+/// `_`. A dot that follows a dot and a leading dot become `_`, so `..` and hidden names cannot
+/// appear; an empty key becomes `_`. Length is capped at [`MAX_KEY_LEN`] bytes.
+pub fn sanitize_key(raw: &str) -> String {
+    let mut out = String::with_capacity(raw.len().min(MAX_KEY_LEN));
+    for c in raw.trim().chars() {
+        if out.len() >= MAX_KEY_LEN {
+            break;
+        }
+        let ok = c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '@' | '+' | '=');
+        // No ".." anywhere: a dot right after a dot becomes '_'.
+        let dot_after_dot = c == '.' && out.ends_with('.');
+        out.push(if ok && !dot_after_dot { c } else { '_' });
+    }
+    // No leading dot: rules out ".", "..", and hidden files.
+    let lead = out.bytes().take_while(|b| *b == b'.').count();
+    if lead > 0 {
+        out.replace_range(..lead, &"_".repeat(lead));
+    }
+    if out.is_empty() {
+        out.push('_');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use object_store::ObjectStoreExt;
+
+    #[test]
+    fn sanitize_rejects_traversal_and_separators() {
+        for (raw, want) in [
+            ("../../x", "___.__x"),
+            ("..", "__"),
+            (".", "_"),
+            ("", "_"),
+            ("   ", "_"),
+            ("a/b\\c", "a_b_c"),
+            ("rec-123_A.b", "rec-123_A.b"),
+            ("urn:uuid:1234", "urn_uuid_1234"),
+            ("héllo", "h_llo"),
+            ("x\0y", "x_y"),
+            (".hidden", "_hidden"),
+        ] {
+            assert_eq!(sanitize_key(raw), want, "{raw:?}");
+        }
+        let long = "a".repeat(1000);
+        assert_eq!(sanitize_key(&long).len(), MAX_KEY_LEN);
+        for raw in ["../../x", "a/../b", "...."] {
+            let k = sanitize_key(raw);
+            assert!(!k.contains('/') && !k.contains(".."), "{raw:?} -> {k:?}");
+        }
+    }
+
+    #[test]
+    fn folder_uses_utc_date() {
+        let t = time::macros::datetime!(2026-01-02 23:30 -05:00);
+        assert_eq!(folder_for(t, "k"), "2026/01/03/k");
+    }
+
+    #[test]
+    fn open_rejects_unknown_schemes_and_empty() {
+        assert!(matches!(
+            Store::open(""),
+            Err(Error::InvalidLocation { .. })
+        ));
+        assert!(matches!(
+            Store::open("ftp://x/y"),
+            Err(Error::InvalidLocation { .. })
+        ));
+    }
+
+    #[tokio::test]
+    async fn publish_writes_layout_and_manifest_last_content() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = dir.path().join("spool.wav");
+        // Larger than one part so the multipart path runs more than once.
+        let audio: Vec<u8> = (0..(UPLOAD_PART_SIZE + 12345)).map(|i| i as u8).collect();
+        std::fs::write(&spool, &audio).unwrap();
+        let root = dir.path().join("rec");
+        let store = Store::open(&format!("file://{}", root.display())).unwrap();
+        let manifest = Manifest {
+            recording_key: "k1".into(),
+            call_id: "abc@host".into(),
+            ..Manifest::default()
+        };
+        let docs = vec![b"<one/>".to_vec(), b"<two/>".to_vec()];
+        let start = time::macros::datetime!(2026-11-28 10:00 UTC);
+        let out = store
+            .publish(&Publication {
+                start,
+                key: "../k1",
+                audio: &spool,
+                metadata: &docs,
+                manifest: &manifest,
+            })
+            .await
+            .unwrap();
+        assert_eq!(out.folder, "2026/11/28/___k1");
+        let os = store.object_store();
+        let got = os
+            .get(&Path::from(format!("{}/audio.wav", out.folder)))
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        assert_eq!(got.as_ref(), audio.as_slice());
+        for (i, d) in docs.iter().enumerate() {
+            let p = Path::from(format!("{}/metadata/{:04}.xml", out.folder, i + 1));
+            let got = os.get(&p).await.unwrap().bytes().await.unwrap();
+            assert_eq!(got.as_ref(), d.as_slice());
+        }
+        let json = os
+            .get(&Path::from(format!("{}/recording.json", out.folder)))
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        let back: Manifest = serde_json::from_slice(&json).unwrap();
+        assert_eq!(back.call_id, "abc@host");
+        // Nothing escaped the store root.
+        assert!(!dir.path().join("k1").exists());
+    }
+}

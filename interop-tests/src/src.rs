@@ -1,0 +1,429 @@
+//! A minimal SRC for tests: raw SIP text over UDP or TCP, real-time G.711 RTP.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context};
+use siprec_sip::framing::StreamFramer;
+use siprec_sip::rsip::{self, prelude::*};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpStream, UdpSocket};
+
+use crate::audio;
+
+/// SIP transport of a [`TestSrc`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TestTransport {
+    /// UDP.
+    Udp,
+    /// TCP.
+    Tcp,
+}
+
+/// One recorded leg: an RTP sender of a tone.
+#[derive(Debug)]
+pub struct Leg {
+    sock: UdpSocket,
+    /// Where the SRS asked for this leg's RTP.
+    pub dest: Option<SocketAddr>,
+    ssrc: u32,
+    seq: u16,
+    ts: u32,
+    /// RTP payload type (0 PCMU, 8 PCMA).
+    pub pt: u8,
+    /// Tone frequency.
+    pub freq: f64,
+    sample: u64,
+    /// Packets sent.
+    pub sent: u64,
+}
+
+impl Leg {
+    async fn new(pt: u8, freq: f64, ssrc: u32) -> anyhow::Result<Leg> {
+        Ok(Leg {
+            sock: UdpSocket::bind("127.0.0.1:0").await?,
+            dest: None,
+            ssrc,
+            seq: (ssrc as u16).wrapping_mul(7),
+            ts: ssrc.wrapping_mul(13),
+            pt,
+            freq,
+            sample: 0,
+            sent: 0,
+        })
+    }
+
+    /// Local RTP port (put in the offer).
+    pub fn port(&self) -> u16 {
+        self.sock.local_addr().map(|a| a.port()).unwrap_or(0)
+    }
+
+    /// Sends one 20 ms packet of the tone.
+    pub async fn send_frame(&mut self) -> anyhow::Result<()> {
+        let Some(dest) = self.dest else {
+            return Ok(());
+        };
+        let pcm = audio::tone(self.freq, 8000, self.sample, 160, 8000.0);
+        let payload: Vec<u8> = pcm
+            .iter()
+            .map(|&s| {
+                if self.pt == 8 {
+                    siprec_rtp::g711::alaw_encode(s)
+                } else {
+                    siprec_rtp::g711::ulaw_encode(s)
+                }
+            })
+            .collect();
+        let mut buf = [0u8; 512];
+        let header = siprec_rtp::RtpHeader {
+            marker: self.sent == 0,
+            payload_type: self.pt,
+            sequence: self.seq,
+            timestamp: self.ts,
+            ssrc: self.ssrc,
+        };
+        let n = siprec_rtp::write(&header, &payload, &mut buf)
+            .map_err(|e| anyhow!("rtp write: {e}"))?;
+        self.sock.send_to(&buf[..n], dest).await?;
+        self.seq = self.seq.wrapping_add(1);
+        self.ts = self.ts.wrapping_add(160);
+        self.sample += 160;
+        self.sent += 1;
+        Ok(())
+    }
+
+    /// Advances the RTP clock without sending (a sender that keeps its clock during a pause).
+    pub fn skip(&mut self, d: Duration) {
+        let samples = (d.as_secs_f64() * 8000.0) as u64;
+        self.ts = self.ts.wrapping_add(samples as u32);
+        self.sample += samples;
+    }
+}
+
+enum Conn {
+    Udp(UdpSocket),
+    Tcp(TcpStream, StreamFramer),
+}
+
+/// A test SRC with one recording session.
+pub struct TestSrc {
+    conn: Conn,
+    transport: TestTransport,
+    srs: SocketAddr,
+    local: SocketAddr,
+    /// Call-ID of the RS dialog.
+    pub call_id: String,
+    from_tag: String,
+    to_tag: Option<String>,
+    cseq: u32,
+    sdp_version: u32,
+    /// The two legs (caller, callee).
+    pub legs: [Leg; 2],
+    /// Requests the SRS sent us (e.g. BYE), answered 200 automatically.
+    pub received_requests: Vec<rsip::Request>,
+}
+
+impl std::fmt::Debug for TestSrc {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TestSrc")
+            .field("call_id", &self.call_id)
+            .finish()
+    }
+}
+
+impl TestSrc {
+    /// A new SRC towards `srs`; leg 1 sends `freq1` Hz with payload type `pt1`, leg 2 likewise.
+    pub async fn new(
+        transport: TestTransport,
+        srs: SocketAddr,
+        (pt1, freq1): (u8, f64),
+        (pt2, freq2): (u8, f64),
+    ) -> anyhow::Result<TestSrc> {
+        let (conn, local) = match transport {
+            TestTransport::Udp => {
+                let s = UdpSocket::bind("127.0.0.1:0").await?;
+                let l = s.local_addr()?;
+                (Conn::Udp(s), l)
+            }
+            TestTransport::Tcp => {
+                let s = TcpStream::connect(srs).await?;
+                let l = s.local_addr()?;
+                (Conn::Tcp(s, StreamFramer::new(64 * 1024)), l)
+            }
+        };
+        let n: u32 = rand::random();
+        Ok(TestSrc {
+            conn,
+            transport,
+            srs,
+            local,
+            call_id: format!("rs-{n:08x}@127.0.0.1"),
+            from_tag: format!("src{n:x}"),
+            to_tag: None,
+            cseq: 0,
+            sdp_version: 1,
+            legs: [
+                Leg::new(pt1, freq1, n | 1).await?,
+                Leg::new(pt2, freq2, n.wrapping_add(77) | 1).await?,
+            ],
+            received_requests: Vec::new(),
+        })
+    }
+
+    /// SDP offer with one m-line per leg, `direction` on each, labels 1 and 2.
+    pub fn offer(&mut self, direction: &str) -> String {
+        self.sdp_version += 1;
+        let mut s = format!(
+            "v=0\r\no=src 4242 {} IN IP4 127.0.0.1\r\ns=SIPREC\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n",
+            self.sdp_version
+        );
+        for (i, leg) in self.legs.iter().enumerate() {
+            let name = if leg.pt == 8 { "PCMA" } else { "PCMU" };
+            s.push_str(&format!(
+                "m=audio {} RTP/AVP {} 101\r\na=rtpmap:{} {}/8000\r\na=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\na=ptime:20\r\na=label:{}\r\na={}\r\n",
+                leg.port(),
+                leg.pt,
+                leg.pt,
+                name,
+                i + 1,
+                direction
+            ));
+        }
+        s
+    }
+
+    /// A complete RFC 7865 document for this call (two participants, two streams).
+    pub fn metadata(&self, recording_id: Option<&str>) -> String {
+        let ext = recording_id
+            .map(|id| {
+                format!(
+                    "  <extensiondata xmlns:x=\"urn:x-siprec-rs:ext\"><x:recordingid>{id}</x:recordingid></extensiondata>\n"
+                )
+            })
+            .unwrap_or_default();
+        format!(
+            r#"<?xml version="1.0" encoding="UTF-8"?>
+<recording xmlns="urn:ietf:params:xml:ns:recording:1">
+  <datamode>complete</datamode>
+  <session session_id="c2Vzc2lvbi0xMjM0NTY3OA==">
+    <sipSessionID>call-{call}</sipSessionID>
+    <start-time>2026-11-28T10:00:00Z</start-time>
+  </session>
+  <participant participant_id="cGFydC1jYWxsZXI=">
+    <nameID aor="sip:alice@example.com"><name xml:lang="en">Alice</name></nameID>
+  </participant>
+  <participant participant_id="cGFydC1jYWxsZWU=">
+    <nameID aor="sip:bob@example.com"><name xml:lang="en">Bob</name></nameID>
+  </participant>
+  <stream stream_id="c3RyZWFtLTE=" session_id="c2Vzc2lvbi0xMjM0NTY3OA=="><label>1</label></stream>
+  <stream stream_id="c3RyZWFtLTI=" session_id="c2Vzc2lvbi0xMjM0NTY3OA=="><label>2</label></stream>
+  <participantsessionassoc participant_id="cGFydC1jYWxsZXI=" session_id="c2Vzc2lvbi0xMjM0NTY3OA=="><associate-time>2026-11-28T10:00:00Z</associate-time></participantsessionassoc>
+  <participantsessionassoc participant_id="cGFydC1jYWxsZWU=" session_id="c2Vzc2lvbi0xMjM0NTY3OA=="><associate-time>2026-11-28T10:00:00Z</associate-time></participantsessionassoc>
+  <participantstreamassoc participant_id="cGFydC1jYWxsZXI="><send>c3RyZWFtLTE=</send><recv>c3RyZWFtLTI=</recv></participantstreamassoc>
+  <participantstreamassoc participant_id="cGFydC1jYWxsZWU="><send>c3RyZWFtLTI=</send><recv>c3RyZWFtLTE=</recv></participantstreamassoc>
+{ext}</recording>
+"#,
+            call = self.call_id
+        )
+    }
+
+    fn transport_name(&self) -> &'static str {
+        match self.transport {
+            TestTransport::Udp => "UDP",
+            TestTransport::Tcp => "TCP",
+        }
+    }
+
+    /// Builds a request in this dialog (or the initial INVITE) with an optional multipart body.
+    pub fn request(&mut self, method: &str, sdp: Option<&str>, metadata: Option<&str>) -> Vec<u8> {
+        if method != "ACK" && method != "CANCEL" {
+            self.cseq += 1;
+        }
+        let to_tag = self
+            .to_tag
+            .as_ref()
+            .map(|t| format!(";tag={t}"))
+            .unwrap_or_default();
+        let (ctype, body) = match (sdp, metadata) {
+            (Some(s), Some(m)) => (
+                "multipart/mixed;boundary=\"b0undary-x\"".to_string(),
+                format!(
+                    "--b0undary-x\r\nContent-Type: application/sdp\r\n\r\n{s}\r\n--b0undary-x\r\nContent-Type: application/rs-metadata+xml\r\nContent-Disposition: recording-session\r\n\r\n{m}\r\n--b0undary-x--\r\n"
+                ),
+            ),
+            (Some(s), None) => ("application/sdp".into(), s.to_string()),
+            (None, Some(m)) => ("application/rs-metadata+xml".into(), m.to_string()),
+            (None, None) => (String::new(), String::new()),
+        };
+        let mut msg = format!(
+            "{method} sip:srs@{srs} SIP/2.0\r\nVia: SIP/2.0/{t} {local};branch=z9hG4bK{b:x}\r\nMax-Forwards: 70\r\nFrom: \"SRC\" <sip:src@127.0.0.1>;tag={ft}\r\nTo: <sip:srs@{srs}>{to_tag}\r\nCall-ID: {cid}\r\nCSeq: {cseq} {method}\r\nContact: <sip:src@{local};transport={tl}>;+sip.src\r\n",
+            srs = self.srs,
+            t = self.transport_name(),
+            local = self.local,
+            b = rand::random::<u64>(),
+            ft = self.from_tag,
+            cid = self.call_id,
+            cseq = self.cseq,
+            tl = self.transport_name().to_ascii_lowercase(),
+        );
+        if method == "INVITE" {
+            msg.push_str(
+                "Require: siprec\r\nAccept: application/sdp, application/rs-metadata+xml\r\n",
+            );
+        }
+        if !ctype.is_empty() {
+            msg.push_str(&format!("Content-Type: {ctype}\r\n"));
+        }
+        msg.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
+        msg.into_bytes()
+    }
+
+    /// Sends raw bytes to the SRS.
+    pub async fn send_raw(&mut self, bytes: &[u8]) -> anyhow::Result<()> {
+        match &mut self.conn {
+            Conn::Udp(s) => {
+                s.send_to(bytes, self.srs).await?;
+            }
+            Conn::Tcp(s, _) => s.write_all(bytes).await?,
+        }
+        Ok(())
+    }
+
+    async fn recv_message(&mut self, deadline: Instant) -> anyhow::Result<rsip::SipMessage> {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let bytes = tokio::time::timeout(left, async {
+            match &mut self.conn {
+                Conn::Udp(s) => {
+                    let mut buf = vec![0u8; 65536];
+                    let (n, _) = s.recv_from(&mut buf).await?;
+                    buf.truncate(n);
+                    Ok::<_, anyhow::Error>(buf)
+                }
+                Conn::Tcp(s, framer) => loop {
+                    if let Some(m) = framer.next_message() {
+                        return m.map_err(|e| anyhow!("framing: {e}"));
+                    }
+                    let mut buf = [0u8; 8192];
+                    let n = s.read(&mut buf).await?;
+                    if n == 0 {
+                        bail!("connection closed");
+                    }
+                    framer.push(&buf[..n]);
+                },
+            }
+        })
+        .await
+        .context("timed out waiting for a SIP message")??;
+        siprec_sip::message::parse_message(&bytes).map_err(|e| anyhow!("bad message: {e}"))
+    }
+
+    /// Waits for the final response to CSeq `cseq` (answering SRS requests meanwhile).
+    pub async fn final_response(&mut self, timeout: Duration) -> anyhow::Result<rsip::Response> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            match self.recv_message(deadline).await? {
+                rsip::SipMessage::Response(r) => {
+                    let cseq = r.cseq_header()?.typed()?.seq;
+                    if cseq != self.cseq || r.status_code.code() < 200 {
+                        continue;
+                    }
+                    return Ok(r);
+                }
+                rsip::SipMessage::Request(req) => self.answer_request(req).await?,
+            }
+        }
+    }
+
+    /// Waits for a request from the SRS (e.g. its BYE) and answers it 200.
+    pub async fn wait_request(&mut self, timeout: Duration) -> anyhow::Result<rsip::Request> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let rsip::SipMessage::Request(req) = self.recv_message(deadline).await? {
+                self.answer_request(req.clone()).await?;
+                return Ok(req);
+            }
+        }
+    }
+
+    async fn answer_request(&mut self, req: rsip::Request) -> anyhow::Result<()> {
+        let resp = siprec_sip::message::make_response(&req, 200, Some("OK"), None);
+        let bytes = siprec_sip::message::print_message(&rsip::SipMessage::Response(resp));
+        self.send_raw(&bytes).await?;
+        self.received_requests.push(req);
+        Ok(())
+    }
+
+    /// Sends INVITE (or re-INVITE once the dialog exists), waits for the final response and
+    /// ACKs a 2xx. Learns the SRS's RTP ports from the answer.
+    pub async fn invite(
+        &mut self,
+        sdp: &str,
+        metadata: Option<&str>,
+    ) -> anyhow::Result<rsip::Response> {
+        let msg = self.request("INVITE", Some(sdp), metadata);
+        self.send_raw(&msg).await?;
+        let resp = self.final_response(Duration::from_secs(5)).await?;
+        if resp.status_code.code() / 100 == 2 {
+            if self.to_tag.is_none() {
+                self.to_tag = resp.to_header()?.tag()?.map(|t| t.value().to_string());
+            }
+            let body = String::from_utf8_lossy(&resp.body).to_string();
+            for (leg, dest) in self.legs.iter_mut().zip(answer_ports(&body)) {
+                leg.dest = dest;
+            }
+            let ack = self.request("ACK", None, None);
+            self.send_raw(&ack).await?;
+        }
+        Ok(resp)
+    }
+
+    /// Sends a non-INVITE request in the dialog (BYE, UPDATE, OPTIONS…) and waits for its answer.
+    pub async fn send_in_dialog(
+        &mut self,
+        method: &str,
+        sdp: Option<&str>,
+        metadata: Option<&str>,
+    ) -> anyhow::Result<rsip::Response> {
+        let msg = self.request(method, sdp, metadata);
+        self.send_raw(&msg).await?;
+        self.final_response(Duration::from_secs(5)).await
+    }
+
+    /// Streams both legs in real time for `d` (20 ms packets, paced by the tokio clock).
+    pub async fn stream(&mut self, d: Duration) -> anyhow::Result<()> {
+        let frames = (d.as_millis() / 20) as u64;
+        let start = tokio::time::Instant::now();
+        for k in 0..frames {
+            tokio::time::sleep_until(start + Duration::from_millis(20 * k)).await;
+            for leg in &mut self.legs {
+                leg.send_frame().await?;
+            }
+        }
+        tokio::time::sleep_until(start + Duration::from_millis(20 * frames)).await;
+        Ok(())
+    }
+}
+
+/// `(ip, port)` of each `m=audio` line of an SDP answer (port 0 → `None`).
+pub fn answer_ports(sdp: &str) -> Vec<Option<SocketAddr>> {
+    let mut ip = String::from("127.0.0.1");
+    let mut out = Vec::new();
+    for line in sdp.lines() {
+        if let Some(c) = line.strip_prefix("c=IN IP4 ") {
+            ip = c.trim().to_string();
+        }
+        if let Some(m) = line.strip_prefix("m=audio ") {
+            let port: u16 = m
+                .split(' ')
+                .next()
+                .and_then(|p| p.parse().ok())
+                .unwrap_or(0);
+            out.push(if port == 0 {
+                None
+            } else {
+                format!("{ip}:{port}").parse().ok()
+            });
+        }
+    }
+    out
+}

@@ -1,0 +1,121 @@
+//! srs-server command line: flags, environment and TOML → [`srs_server::Config`] → `run`.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Parser;
+
+/// SIPREC recording server (RFC 7865/7866): records each recording session to a stereo WAV
+/// (one participant per channel) and publishes audio, metadata and recording.json to storage.
+///
+/// Settings come from, in increasing priority: built-in defaults, the TOML file (--config),
+/// environment variables, flags.
+#[derive(Debug, Parser)]
+#[command(name = "srs-server", version)]
+struct Cli {
+    /// TOML configuration file (keys: listen, rtp_ports, storage, spool, media_timeout,
+    /// media_ip, max_sessions, instance_id).
+    #[arg(long, env = "SRS_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// SIP listener, repeatable: udp:HOST:PORT or tcp:HOST:PORT.
+    /// [default: udp:0.0.0.0:5060 and tcp:0.0.0.0:5060]
+    #[arg(
+        long,
+        env = "SRS_LISTEN",
+        value_delimiter = ',',
+        value_name = "TRANSPORT:HOST:PORT"
+    )]
+    listen: Vec<String>,
+    /// RTP port range, LOW-HIGH. [default: 20000-29999]
+    #[arg(long, env = "SRS_RTP_PORTS", value_name = "LOW-HIGH")]
+    rtp_ports: Option<String>,
+    /// Where recordings are published: a directory or file:// URL. [default: ./recordings]
+    #[arg(long, env = "SRS_STORAGE", value_name = "PATH_OR_URL")]
+    storage: Option<String>,
+    /// Spool directory for recordings in progress. [default: ./spool]
+    #[arg(long, env = "SRS_SPOOL", value_name = "DIR")]
+    spool: Option<PathBuf>,
+    /// Seconds without RTP (never counted while paused) before the SRS ends the session
+    /// with BYE. [default: 60]
+    #[arg(long, env = "SRS_MEDIA_TIMEOUT", value_name = "SECS")]
+    media_timeout: Option<u64>,
+    /// Address announced in SDP answers. [default: the listen address if specific, else
+    /// this host's address]
+    #[arg(long, env = "SRS_MEDIA_IP", value_name = "IP")]
+    media_ip: Option<std::net::IpAddr>,
+    /// Most concurrent recording sessions; beyond it INVITEs get 503 + Retry-After.
+    /// [default: 1000]
+    #[arg(long, env = "SRS_MAX_SESSIONS", value_name = "N")]
+    max_sessions: Option<usize>,
+    /// Instance id written into recording.json. [default: host name]
+    #[arg(long, env = "SRS_INSTANCE_ID", value_name = "ID")]
+    instance_id: Option<String>,
+}
+
+impl Cli {
+    fn into_config(self) -> anyhow::Result<srs_server::Config> {
+        let mut c = match &self.config {
+            Some(f) => srs_server::Config::from_toml_file(f)?,
+            None => srs_server::Config::default(),
+        };
+        if !self.listen.is_empty() {
+            c.listen = self.listen;
+        }
+        if let Some(v) = self.rtp_ports {
+            c.rtp_ports = v;
+        }
+        if let Some(v) = self.storage {
+            c.storage = v;
+        }
+        if let Some(v) = self.spool {
+            c.spool = v;
+        }
+        if let Some(v) = self.media_timeout {
+            c.media_timeout = v;
+        }
+        if self.media_ip.is_some() {
+            c.media_ip = self.media_ip;
+        }
+        if let Some(v) = self.max_sessions {
+            c.max_sessions = v;
+        }
+        if self.instance_id.is_some() {
+            c.instance_id = self.instance_id;
+        }
+        Ok(c)
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    let cfg = Cli::parse()
+        .into_config()?
+        .validate()
+        .context("invalid configuration")?;
+    let rt = tokio::runtime::Runtime::new()?;
+    rt.block_on(srs_server::run(cfg, shutdown_signal()))
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => return ctrl_c.await.unwrap_or(()),
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}

@@ -1,0 +1,457 @@
+//! One live recording: RTP sockets → sequence tracking → G.711 decode → stereo timeline →
+//! spool WAV; then publication. The protocol rules live in the sans-IO crates; this module only
+//! moves packets and time.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use siprec_core::channels::ChannelPlan;
+use siprec_core::{SessionId, StreamPlan};
+use siprec_recorder::{StreamId, Timeline, TimelineConfig, WavSpoolWriter};
+use siprec_rtp::{Codec, Decoder, SequenceTracker, Verdict};
+use siprec_storage::{
+    ChannelInfo, ChannelMapping, Manifest, ParticipantInfo, PauseInterval, StreamInfo,
+};
+use tokio::net::UdpSocket;
+use tokio::task::JoinHandle;
+use tracing::{debug, warn, Instrument, Span};
+
+use crate::ports::PortPool;
+
+/// Largest RTP datagram we read; larger ones are truncated (and then fail to parse).
+const RTP_BUF: usize = 4096;
+/// Decoded samples per packet at most (G.711: one per byte).
+const PCM_BUF: usize = 4096;
+/// How often the timeline advances and the media timeout is checked.
+pub const TICK: Duration = Duration::from_millis(100);
+
+/// Per m-line receive state.
+#[derive(Debug)]
+struct StreamRx {
+    index: usize,
+    label: Option<String>,
+    channel: Option<u8>,
+    timeline: Option<StreamId>,
+    tracker: SequenceTracker,
+    decoder: Option<Decoder>,
+    audio_pt: Option<u8>,
+    codecs: Vec<String>,
+    local_port: Option<u16>,
+    receiver: Option<JoinHandle<()>>,
+}
+
+/// State shared by the receive loops, the ticker and the driver.
+#[derive(Debug)]
+pub struct RecState {
+    timeline: Option<Timeline>,
+    streams: Vec<StreamRx>,
+    paused: bool,
+    last_activity: Instant,
+    timeout_reported: bool,
+    error: Option<String>,
+}
+
+impl RecState {
+    /// The RTP seam: one datagram for stream `index`, received at `now`. No allocation, no
+    /// logging per packet. (A batched `recvmmsg` reader would call this once per datagram.)
+    pub fn on_packet(&mut self, index: usize, data: &[u8], now: Instant, pcm: &mut [i16]) {
+        let Some(rx) = self.streams.iter_mut().find(|s| s.index == index) else {
+            return;
+        };
+        let Ok(pkt) = siprec_rtp::parse(data) else {
+            return; // RTCP or garbage: not audio
+        };
+        if self.paused {
+            return;
+        }
+        self.last_activity = now;
+        let h = pkt.header;
+        if Some(h.payload_type) != rx.audio_pt {
+            // telephone-event, comfort noise, or a payload type we did not negotiate:
+            // the timeline fills silence.
+            let _ = rx.tracker.on_packet(h.ssrc, h.sequence);
+            return;
+        }
+        match rx.tracker.on_packet(h.ssrc, h.sequence) {
+            Verdict::Duplicate | Verdict::TooOld => return,
+            _ => {}
+        }
+        let (Some(dec), Some(sid), Some(tl)) =
+            (rx.decoder.as_mut(), rx.timeline, self.timeline.as_mut())
+        else {
+            return;
+        };
+        let n = dec.decode(pkt.payload, pcm);
+        if n == 0 {
+            return;
+        }
+        if let Err(e) = tl.push(now, sid, h.ssrc, h.timestamp, &pcm[..n]) {
+            if self.error.is_none() {
+                self.error = Some(e.to_string());
+            }
+        }
+    }
+}
+
+/// What the driver keeps per recording.
+#[derive(Debug)]
+pub struct Recording {
+    pub id: SessionId,
+    pub call_id: String,
+    pub span: Span,
+    pub spool_path: PathBuf,
+    pub start_utc: time::OffsetDateTime,
+    pub state: Arc<Mutex<RecState>>,
+    pub ticker: Option<JoinHandle<()>>,
+    pub metadata_docs: Vec<Vec<u8>>,
+    pub metadata_errors: Vec<String>,
+    pub metadata: Option<rs_metadata::Recording>,
+    pub channels: ChannelPlan,
+    pub sample_rate: u32,
+}
+
+/// Sent by a recording's ticker when its media timed out.
+#[derive(Debug)]
+pub struct MediaTimedOut(pub SessionId);
+
+#[allow(clippy::too_many_arguments)]
+impl Recording {
+    /// Opens the spool file and starts receiving on the plan's ports.
+    pub fn start(
+        id: SessionId,
+        call_id: String,
+        spool_dir: &std::path::Path,
+        now: Instant,
+        streams: &[StreamPlan],
+        channels: ChannelPlan,
+        paused: bool,
+        pool: &PortPool,
+        media_timeout: Duration,
+        timeouts: tokio::sync::mpsc::UnboundedSender<MediaTimedOut>,
+    ) -> Result<Recording, String> {
+        let span = tracing::info_span!("recording", session = id.0, call_id = %call_id);
+        let spool_path = spool_dir.join(format!("{}-{}.wav", uuid::Uuid::new_v4(), id.0));
+        let cfg = TimelineConfig::default();
+        let sample_rate = cfg.sample_rate;
+        let writer = WavSpoolWriter::create(&spool_path, cfg.sample_rate)
+            .map_err(|e| format!("spool file {}: {e}", spool_path.display()))?;
+        let mut timeline =
+            Timeline::new(now, cfg, Box::new(writer)).map_err(|e| format!("timeline: {e}"))?;
+        if paused {
+            let _ = timeline.set_paused(now, true);
+        }
+        let state = Arc::new(Mutex::new(RecState {
+            timeline: Some(timeline),
+            streams: Vec::new(),
+            paused,
+            last_activity: now,
+            timeout_reported: false,
+            error: None,
+        }));
+        let mut rec = Recording {
+            id,
+            call_id,
+            span,
+            spool_path,
+            start_utc: time::OffsetDateTime::now_utc(),
+            state,
+            ticker: None,
+            metadata_docs: Vec::new(),
+            metadata_errors: Vec::new(),
+            metadata: None,
+            channels,
+            sample_rate,
+        };
+        rec.apply_plans(now, streams, paused, pool);
+        let st = rec.state.clone();
+        let ticker = tokio::spawn(
+            async move {
+                let mut iv = tokio::time::interval(TICK);
+                iv.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    iv.tick().await;
+                    let now = Instant::now();
+                    let Ok(mut g) = st.lock() else { return };
+                    if let Some(tl) = g.timeline.as_mut() {
+                        if let Err(e) = tl.advance(now) {
+                            warn!(error = %e, "timeline write failed");
+                        }
+                    }
+                    // RFC-less but essential: never time out while paused.
+                    if !g.paused
+                        && !g.timeout_reported
+                        && now.saturating_duration_since(g.last_activity) >= media_timeout
+                    {
+                        g.timeout_reported = true;
+                        let _ = timeouts.send(MediaTimedOut(id));
+                    }
+                }
+            }
+            .instrument(rec.span.clone()),
+        );
+        rec.ticker = Some(ticker);
+        Ok(rec)
+    }
+
+    /// Applies a (new) media plan: new streams start receiving, codecs and pause state change.
+    pub fn apply_plans(
+        &mut self,
+        now: Instant,
+        plans: &[StreamPlan],
+        paused: bool,
+        pool: &PortPool,
+    ) {
+        let Ok(mut g) = self.state.lock() else { return };
+        let g = &mut *g;
+        for p in plans {
+            let pos = g.streams.iter().position(|s| s.index == p.index);
+            let rx = match pos {
+                Some(i) => &mut g.streams[i],
+                None => {
+                    g.streams.push(StreamRx {
+                        index: p.index,
+                        label: p.label.clone(),
+                        channel: p.channel,
+                        timeline: None,
+                        tracker: SequenceTracker::new(),
+                        decoder: None,
+                        audio_pt: None,
+                        codecs: Vec::new(),
+                        local_port: None,
+                        receiver: None,
+                    });
+                    let last = g.streams.len() - 1;
+                    &mut g.streams[last]
+                }
+            };
+            if let Some(f) = &p.format {
+                let codec = Codec::from_encoding(&f.encoding);
+                let name = format!("{}/{}", f.encoding, f.clock_rate);
+                if !rx.codecs.contains(&name) {
+                    rx.codecs.push(name);
+                }
+                rx.audio_pt = Some(f.payload_type);
+                rx.decoder = Some(Decoder::new(codec));
+                if let (Some(tl), Some(sid)) = (g.timeline.as_mut(), rx.timeline) {
+                    tl.set_stream_clock_rate(sid, f.clock_rate);
+                }
+                if rx.timeline.is_none() {
+                    if let (Some(ch), Some(tl)) = (p.channel, g.timeline.as_mut()) {
+                        rx.timeline = Some(tl.add_stream(ch, f.clock_rate));
+                        rx.channel = Some(ch);
+                    }
+                }
+            }
+            if rx.receiver.is_none() && p.channel.is_some() {
+                if let Some(port) = p.local_port {
+                    if let Some(sock) = pool.take_socket(port) {
+                        rx.local_port = Some(port);
+                        match UdpSocket::from_std(sock) {
+                            Ok(sock) => {
+                                rx.receiver = Some(tokio::spawn(
+                                    recv_loop(sock, p.index, self.state.clone())
+                                        .instrument(self.span.clone()),
+                                ));
+                            }
+                            Err(e) => warn!(port, error = %e, "cannot use RTP socket"),
+                        }
+                    }
+                }
+            }
+        }
+        if g.paused != paused {
+            g.paused = paused;
+            if let Some(tl) = g.timeline.as_mut() {
+                let _ = tl.set_paused(now, paused);
+            }
+            if !paused {
+                g.last_activity = now;
+            }
+        }
+    }
+
+    /// Stops receiving and finishes the WAV. Returns the manifest (without publication fields).
+    pub fn finish(
+        &mut self,
+        now: Instant,
+        ended_by: &str,
+        instance_id: &str,
+    ) -> Result<Manifest, String> {
+        if let Some(t) = self.ticker.take() {
+            t.abort();
+        }
+        let mut g = self
+            .state
+            .lock()
+            .map_err(|_| "recording state poisoned".to_string())?;
+        for s in &mut g.streams {
+            if let Some(r) = s.receiver.take() {
+                r.abort();
+            }
+        }
+        let tl = g.timeline.take().ok_or("recording already finished")?;
+        let stats = tl.finish(now).map_err(|e| format!("finishing WAV: {e}"))?;
+        let md = self.metadata.as_ref();
+        let stop_utc = time::OffsetDateTime::now_utc();
+        let rate = stats.sample_rate.max(1) as f64;
+        let (key, key_source, recording_id) = recording_key(md, &self.call_id);
+        let streams = g
+            .streams
+            .iter()
+            .map(|s| {
+                let t = s.tracker.stats();
+                let late = s
+                    .timeline
+                    .and_then(|sid| stats.streams.get(sid.0))
+                    .map(|x| x.late_dropped_samples)
+                    .unwrap_or(0);
+                StreamInfo {
+                    index: s.index,
+                    label: s.label.clone(),
+                    stream_id: s.label.as_deref().and_then(|l| {
+                        md.and_then(|m| m.stream_by_label(l))
+                            .map(|st| st.stream_id.clone())
+                    }),
+                    channel: s.channel,
+                    codecs: s.codecs.clone(),
+                    packets_received: t.received,
+                    packets_lost: t.lost,
+                    packets_duplicated: t.duplicated,
+                    packets_reordered: t.reordered,
+                    // The timeline counts samples; report whole 20 ms packets' worth.
+                    packets_late: late / 160,
+                    ssrc_changes: t.ssrc_changes,
+                }
+            })
+            .collect();
+        let participants = md
+            .map(|m| {
+                m.participants
+                    .iter()
+                    .map(|p| {
+                        let (name, aor) = m.participant_display(&p.participant_id);
+                        ParticipantInfo {
+                            id: p.participant_id.clone(),
+                            name,
+                            aor,
+                        }
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut left = ChannelInfo {
+            participants: self.channels.left_participants.clone(),
+            streams: Vec::new(),
+        };
+        let mut right = ChannelInfo {
+            participants: self.channels.right_participants.clone(),
+            streams: Vec::new(),
+        };
+        for s in &g.streams {
+            match s.channel {
+                Some(0) => left.streams.push(s.index),
+                Some(_) => right.streams.push(s.index),
+                None => {}
+            }
+        }
+        let fmt = |t: time::OffsetDateTime| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_default()
+        };
+        Ok(Manifest {
+            recording_key: key,
+            recording_key_source: key_source.into(),
+            recording_id,
+            call_id: self.call_id.clone(),
+            complete: true,
+            instance_id: instance_id.to_string(),
+            session_ids: md
+                .map(|m| m.sessions.iter().map(|s| s.session_id.clone()).collect())
+                .unwrap_or_default(),
+            sip_session_ids: md
+                .map(|m| {
+                    m.sessions
+                        .iter()
+                        .flat_map(|s| s.sip_session_ids.iter().cloned())
+                        .collect()
+                })
+                .unwrap_or_default(),
+            participants,
+            channels: ChannelMapping {
+                left,
+                right,
+                reason: self.channels.reason.clone(),
+            },
+            streams,
+            start_time: fmt(self.start_utc),
+            stop_time: fmt(stop_utc),
+            pauses: stats
+                .pauses
+                .iter()
+                .map(|(a, b)| PauseInterval {
+                    start: *a as f64 / rate,
+                    end: *b as f64 / rate,
+                })
+                .collect(),
+            sample_rate: stats.sample_rate,
+            duration_samples: stats.duration_samples,
+            duration_seconds: stats.duration_samples as f64 / rate,
+            ended_by: ended_by.to_string(),
+            metadata_documents: (1..=self.metadata_docs.len())
+                .map(|i| format!("metadata/{i:04}.xml"))
+                .collect(),
+            metadata_errors: self.metadata_errors.clone(),
+        })
+    }
+}
+
+impl Drop for Recording {
+    fn drop(&mut self) {
+        if let Some(t) = self.ticker.take() {
+            t.abort();
+        }
+        if let Ok(mut g) = self.state.lock() {
+            for s in &mut g.streams {
+                if let Some(r) = s.receiver.take() {
+                    r.abort();
+                }
+            }
+        }
+    }
+}
+
+/// The recording key: Recording ID from the metadata, else the RS session id, else the
+/// Call-ID. Returns (key, source, raw recording id). Sanitised later by the storage crate.
+pub fn recording_key(
+    md: Option<&rs_metadata::Recording>,
+    call_id: &str,
+) -> (String, &'static str, Option<String>) {
+    if let Some(id) = md.and_then(|m| m.recording_id()) {
+        return (id.clone(), "recording_id", Some(id));
+    }
+    if let Some(s) = md.and_then(|m| m.sessions.first()) {
+        if !s.session_id.trim().is_empty() {
+            return (s.session_id.clone(), "session_id", None);
+        }
+    }
+    (call_id.to_string(), "call_id", None)
+}
+
+async fn recv_loop(sock: UdpSocket, index: usize, state: Arc<Mutex<RecState>>) {
+    let mut buf = [0u8; RTP_BUF];
+    let mut pcm = [0i16; PCM_BUF];
+    loop {
+        let (n, _from): (usize, SocketAddr) = match sock.recv_from(&mut buf).await {
+            Ok(x) => x,
+            Err(e) => {
+                debug!(error = %e, "rtp recv error");
+                continue;
+            }
+        };
+        let now = Instant::now();
+        let Ok(mut g) = state.lock() else { return };
+        g.on_packet(index, &buf[..n], now, &mut pcm);
+    }
+}
