@@ -1084,3 +1084,7 @@ fn raw_bad_request(bytes: &[u8], why: &str) -> Option<Vec<u8>> {
     ));
     Some(out.into_bytes())
 }
+
+#[cfg(test)]
+#[path = "srs_tests.rs"]
+mod tests;

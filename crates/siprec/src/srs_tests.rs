@@ -1,0 +1,778 @@
+//! Scenario tests of the SRS role in virtual time: requests in as wire bytes, responses and
+//! events out, `now` stepped by hand.
+
+use std::time::{Duration, Instant};
+
+use super::*;
+use siprec_sip::rsip::SipMessage;
+
+const FIXTURE_INVITE: &[u8] = include_bytes!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../fixtures/sip/invite-siprec-rfc7866.sip"
+));
+const FIXTURE_COMPACT: &[u8] = include_bytes!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../fixtures/sip/invite-compact.sip"
+));
+
+/// Hands out ports from a counter; `limit` of them at most.
+struct Ports {
+    next: u16,
+    left: usize,
+    released: std::sync::Arc<std::sync::Mutex<Vec<u16>>>,
+}
+
+impl PortAllocator for Ports {
+    fn allocate(&mut self) -> Option<u16> {
+        if self.left == 0 {
+            return None;
+        }
+        self.left -= 1;
+        self.next += 2;
+        Some(self.next)
+    }
+    fn release(&mut self, port: u16) {
+        self.released.lock().unwrap().push(port);
+        self.left += 1;
+    }
+}
+
+struct Harness {
+    srs: SrsCore,
+    now: Instant,
+    peer: Peer,
+    local: SocketAddr,
+    released: std::sync::Arc<std::sync::Mutex<Vec<u16>>>,
+}
+
+impl Harness {
+    fn new(transport: Transport, ports: usize, config: SrsConfig) -> Harness {
+        let released = std::sync::Arc::default();
+        let srs = SrsCore::new(
+            config,
+            Box::new(Ports {
+                next: 20000,
+                left: ports,
+                released: std::sync::Arc::clone(&released),
+            }),
+        );
+        Harness {
+            srs,
+            now: Instant::now(),
+            peer: Peer {
+                transport,
+                addr: "192.0.2.1:5060".parse().unwrap(),
+            },
+            local: "192.0.2.10:5060".parse().unwrap(),
+            released,
+        }
+    }
+
+    fn udp() -> Harness {
+        Harness::new(Transport::Udp, 100, SrsConfig::default())
+    }
+
+    fn send(&mut self, bytes: &[u8]) {
+        self.srs
+            .handle_bytes(self.now, self.peer, self.local, bytes);
+    }
+
+    fn responses(&mut self) -> Vec<rsip::Response> {
+        let mut out = Vec::new();
+        while let Some(t) = self.srs.poll_transmit() {
+            assert_eq!(t.peer, self.peer);
+            match message::parse_message(&t.payload).unwrap() {
+                SipMessage::Response(r) => out.push(r),
+                SipMessage::Request(r) => panic!("unexpected request {r}"),
+            }
+        }
+        out
+    }
+
+    fn transmits(&mut self) -> Vec<SipMessage> {
+        let mut out = Vec::new();
+        while let Some(t) = self.srs.poll_transmit() {
+            out.push(message::parse_message(&t.payload).unwrap());
+        }
+        out
+    }
+
+    fn final_response(&mut self) -> rsip::Response {
+        let rs = self.responses();
+        rs.into_iter()
+            .rfind(|r| r.status_code.code() >= 200)
+            .expect("a final response")
+    }
+
+    fn events(&mut self) -> Vec<Event> {
+        std::iter::from_fn(|| self.srs.poll_event()).collect()
+    }
+
+    fn advance(&mut self, d: Duration) {
+        self.now += d;
+        self.srs.handle_timeout(self.now);
+    }
+}
+
+const OFFER: &str = "v=0\r\no=src 1 1 IN IP4 192.0.2.1\r\ns=-\r\nc=IN IP4 192.0.2.1\r\nt=0 0\r\n\
+m=audio 40000 RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\na=label:1\r\na=sendonly\r\n\
+m=audio 40002 RTP/AVP 8\r\na=rtpmap:8 PCMA/8000\r\na=label:2\r\na=sendonly\r\n";
+
+const METADATA: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
+<recording xmlns="urn:ietf:params:xml:ns:recording:1"><datamode>complete</datamode>
+<session session_id="U0VTUw=="/>
+<participant participant_id="QUFB"><nameID aor="sip:a@x"/></participant>
+<participant participant_id="QkJC"><nameID aor="sip:b@x"/></participant>
+<stream stream_id="UzE=" session_id="U0VTUw=="><label>1</label></stream>
+<stream stream_id="UzI=" session_id="U0VTUw=="><label>2</label></stream>
+<participantstreamassoc participant_id="QkJC"><send>UzE=</send></participantstreamassoc>
+<participantstreamassoc participant_id="QUFB"><send>UzI=</send></participantstreamassoc>
+</recording>"#;
+
+/// A request from the SRC; `to_tag` makes it in-dialog.
+fn request(
+    method: &str,
+    cseq: u32,
+    to_tag: Option<&str>,
+    extra: &str,
+    body: Option<(&str, String)>,
+) -> Vec<u8> {
+    let to_tag = to_tag.map(|t| format!(";tag={t}")).unwrap_or_default();
+    let (ct, body) = match body {
+        Some((ct, b)) => (format!("Content-Type: {ct}\r\n"), b),
+        None => (String::new(), String::new()),
+    };
+    format!(
+        "{method} sip:srs@192.0.2.10 SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK-{method}-{cseq}\r\n\
+From: <sip:src@192.0.2.1>;tag=src1\r\nTo: <sip:srs@192.0.2.10>{to_tag}\r\nCall-ID: call-1@192.0.2.1\r\n\
+CSeq: {cseq} {method}\r\nContact: <sip:src@192.0.2.1>;+sip.src\r\nMax-Forwards: 70\r\n{extra}{ct}Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+fn multipart(sdp: &str, md: &str) -> (&'static str, String) {
+    (
+        "multipart/mixed;boundary=XyZ",
+        format!(
+            "--XyZ\r\nContent-Type: application/sdp\r\n\r\n{sdp}\r\n--XyZ\r\nContent-Type: application/rs-metadata+xml\r\nContent-Disposition: recording-session\r\n\r\n{md}\r\n--XyZ--\r\n"
+        ),
+    )
+}
+
+fn to_tag(r: &rsip::Response) -> String {
+    r.to_header()
+        .unwrap()
+        .tag()
+        .unwrap()
+        .unwrap()
+        .value()
+        .to_string()
+}
+
+/// Runs an accepted INVITE + ACK; returns our To tag.
+fn establish(h: &mut Harness) -> String {
+    h.send(&request(
+        "INVITE",
+        1,
+        None,
+        "Require: siprec\r\n",
+        Some(multipart(OFFER, METADATA)),
+    ));
+    let ok = h.final_response();
+    assert_eq!(ok.status_code.code(), 200, "{ok}");
+    let tag = to_tag(&ok);
+    h.send(&request("ACK", 1, Some(&tag), "", None));
+    tag
+}
+
+#[test]
+fn fixture_invite_is_answered_with_recvonly_and_srs_contact() {
+    let mut h = Harness::new(Transport::Tcp, 10, SrsConfig::default());
+    h.send(FIXTURE_INVITE);
+    let rs = h.responses();
+    assert_eq!(rs[0].status_code.code(), 100, "100 Trying first");
+    let ok = rs.last().unwrap();
+    assert_eq!(ok.status_code.code(), 200);
+    let contact = message::header_value(&ok.headers, "Contact").unwrap();
+    assert!(
+        contact.contains("+sip.srs") && contact.contains("transport=tcp"),
+        "{contact}"
+    );
+    assert!(message::header_value(&ok.headers, "Session-Expires").is_some());
+    let answer = String::from_utf8(ok.body.clone()).unwrap();
+    assert_eq!(answer.matches("m=audio ").count(), 2);
+    assert_eq!(answer.matches("a=recvonly").count(), 2);
+    assert!(answer.contains("a=label:1") && answer.contains("a=label:2"));
+    let evs = h.events();
+    assert!(
+        matches!(&evs[0], Event::Metadata { error: None, .. }),
+        "{evs:?}"
+    );
+    let Event::SessionStarted {
+        streams,
+        channels,
+        paused,
+        metadata,
+        ..
+    } = &evs[1]
+    else {
+        panic!("{evs:?}");
+    };
+    assert!(!paused);
+    assert_eq!(streams.len(), 2);
+    assert!(streams
+        .iter()
+        .all(|s| s.receiving && s.local_port.is_some()));
+    assert_eq!(channels.channel_of, vec![Some(0), Some(1)]);
+    assert!(
+        channels.reason.starts_with("participantstreamassoc"),
+        "{}",
+        channels.reason
+    );
+    assert!(metadata.is_some());
+}
+
+#[test]
+fn compact_headers_metadata_first_and_extra_part_are_accepted() {
+    let mut h = Harness::udp();
+    h.send(FIXTURE_COMPACT);
+    assert_eq!(h.final_response().status_code.code(), 200);
+    let evs = h.events();
+    assert!(evs
+        .iter()
+        .any(|e| matches!(e, Event::SessionStarted { .. })));
+}
+
+#[test]
+fn channel_mapping_follows_participantstreamassoc_not_mline_order() {
+    // In METADATA participant B (listed second) sends stream label 1 and A sends label 2:
+    // A is the first participant, so A's stream (m-line 1) goes left.
+    let mut h = Harness::udp();
+    establish(&mut h);
+    let evs = h.events();
+    let Event::SessionStarted { channels, .. } = &evs[1] else {
+        panic!("{evs:?}")
+    };
+    assert_eq!(channels.channel_of, vec![Some(1), Some(0)]);
+    assert_eq!(channels.left_participants, vec!["QUFB".to_string()]);
+    assert_eq!(channels.right_participants, vec!["QkJC".to_string()]);
+}
+
+#[test]
+fn without_metadata_mline_order_decides() {
+    let mut h = Harness::udp();
+    h.send(&request(
+        "INVITE",
+        1,
+        None,
+        "",
+        Some(("application/sdp", OFFER.to_string())),
+    ));
+    assert_eq!(h.final_response().status_code.code(), 200);
+    let evs = h.events();
+    let Event::SessionStarted { channels, .. } = &evs[0] else {
+        panic!("{evs:?}")
+    };
+    assert_eq!(channels.channel_of, vec![Some(0), Some(1)]);
+    assert_eq!(channels.reason, "m-line order (no metadata)");
+}
+
+#[test]
+fn unsupported_require_gets_420_with_unsupported() {
+    let mut h = Harness::udp();
+    h.send(&request(
+        "INVITE",
+        1,
+        None,
+        "Require: siprec, 100rel, foo\r\n",
+        Some(multipart(OFFER, METADATA)),
+    ));
+    let r = h.final_response();
+    assert_eq!(r.status_code.code(), 420);
+    assert_eq!(
+        message::header_value(&r.headers, "Unsupported").as_deref(),
+        Some("100rel, foo")
+    );
+    assert!(h.events().is_empty());
+}
+
+#[test]
+fn unusable_body_gets_415_with_accept() {
+    let mut h = Harness::udp();
+    h.send(&request(
+        "INVITE",
+        1,
+        None,
+        "",
+        Some(("text/html", "<p>hi</p>".into())),
+    ));
+    let r = h.final_response();
+    assert_eq!(r.status_code.code(), 415);
+    assert!(message::header_value(&r.headers, "Accept")
+        .unwrap()
+        .contains("application/sdp"));
+}
+
+#[test]
+fn malformed_multipart_gets_400_with_reason() {
+    let mut h = Harness::udp();
+    h.send(&request(
+        "INVITE",
+        1,
+        None,
+        "",
+        Some(("multipart/mixed", "no boundary".into())),
+    ));
+    let r = h.final_response();
+    assert_eq!(r.status_code.code(), 400);
+}
+
+#[test]
+fn no_sdp_or_no_usable_stream_gets_488() {
+    let mut h = Harness::udp();
+    h.send(&request("INVITE", 1, None, "", None));
+    assert_eq!(h.final_response().status_code.code(), 488);
+    let video = "v=0\r\no=- 1 1 IN IP4 192.0.2.1\r\ns=-\r\nc=IN IP4 192.0.2.1\r\nt=0 0\r\nm=video 4000 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\n";
+    h.send(&request(
+        "INVITE",
+        2,
+        None,
+        "",
+        Some(("application/sdp", video.into())),
+    ));
+    assert_eq!(h.final_response().status_code.code(), 488);
+    h.send(&request(
+        "INVITE",
+        3,
+        None,
+        "",
+        Some(("application/sdp", "garbage".into())),
+    ));
+    assert_eq!(h.final_response().status_code.code(), 488);
+    assert!(h.events().is_empty());
+}
+
+#[test]
+fn out_of_ports_gets_503_retry_after_and_releases_partial_allocation() {
+    let mut h = Harness::new(Transport::Udp, 1, SrsConfig::default());
+    h.send(&request(
+        "INVITE",
+        1,
+        None,
+        "",
+        Some(multipart(OFFER, METADATA)),
+    ));
+    let r = h.final_response();
+    assert_eq!(r.status_code.code(), 503);
+    assert!(message::header_value(&r.headers, "Retry-After").is_some());
+    assert_eq!(
+        h.released.lock().unwrap().len(),
+        1,
+        "the one port taken is given back"
+    );
+    assert!(
+        h.events().is_empty(),
+        "no metadata event for a rejected session"
+    );
+}
+
+#[test]
+fn max_sessions_gets_503() {
+    let cfg = SrsConfig {
+        max_sessions: 1,
+        ..SrsConfig::default()
+    };
+    let mut h = Harness::new(Transport::Udp, 100, cfg);
+    establish(&mut h);
+    let second = String::from_utf8(request(
+        "INVITE",
+        1,
+        None,
+        "",
+        Some(multipart(OFFER, METADATA)),
+    ))
+    .unwrap()
+    .replace("call-1@", "call-2@")
+    .replace("INVITE-1", "INVITE-2nd");
+    h.send(second.as_bytes());
+    assert_eq!(h.final_response().status_code.code(), 503);
+}
+
+#[test]
+fn unknown_dialog_gets_481_and_unknown_method_405() {
+    let mut h = Harness::udp();
+    h.send(&request("BYE", 2, Some("nope"), "", None));
+    assert_eq!(h.final_response().status_code.code(), 481);
+    h.send(&request("UPDATE", 3, None, "", None));
+    assert_eq!(h.final_response().status_code.code(), 481);
+    h.send(&request("MESSAGE", 4, None, "", None));
+    assert_eq!(h.final_response().status_code.code(), 405);
+}
+
+#[test]
+fn options_lists_allow_accept_supported() {
+    let mut h = Harness::udp();
+    h.send(&request("OPTIONS", 1, None, "", None));
+    let r = h.final_response();
+    assert_eq!(r.status_code.code(), 200);
+    for name in ["Allow", "Accept", "Supported"] {
+        assert!(message::header_value(&r.headers, name).is_some(), "{name}");
+    }
+}
+
+#[test]
+fn unparseable_request_gets_400_when_it_can_be_answered() {
+    let mut h = Harness::udp();
+    let bad = b"INVITE sip:srs@192.0.2.10 SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bK1\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:srs@c>\r\nCall-ID: x\r\nCSeq: 1 INVITE\r\nContent-Length: 500\r\n\r\nshort";
+    h.send(bad);
+    let r = h.final_response();
+    assert_eq!(r.status_code.code(), 400);
+    h.send(b"\x00\x01garbage that is not SIP at all");
+    assert!(h.transmits().is_empty(), "nothing to answer");
+}
+
+#[test]
+fn retransmitted_invite_starts_one_session() {
+    let mut h = Harness::udp();
+    let inv = request("INVITE", 1, None, "", Some(multipart(OFFER, METADATA)));
+    h.send(&inv);
+    let first = h.final_response();
+    h.send(&inv);
+    let again = h.final_response();
+    assert_eq!(to_tag(&first), to_tag(&again), "the same 200 is resent");
+    let started = h
+        .events()
+        .iter()
+        .filter(|e| matches!(e, Event::SessionStarted { .. }))
+        .count();
+    assert_eq!(started, 1);
+    assert_eq!(h.srs.active_sessions(), 1);
+}
+
+#[test]
+fn pause_and_resume_by_reinvite() {
+    let mut h = Harness::udp();
+    let tag = establish(&mut h);
+    h.events();
+    let paused = OFFER.replace("a=sendonly", "a=inactive");
+    h.send(&request(
+        "INVITE",
+        2,
+        Some(&tag),
+        "",
+        Some(("application/sdp", paused)),
+    ));
+    let r = h.final_response();
+    assert_eq!(r.status_code.code(), 200);
+    let answer = String::from_utf8(r.body.clone()).unwrap();
+    assert_eq!(answer.matches("a=inactive").count(), 2, "{answer}");
+    h.send(&request("ACK", 2, Some(&tag), "", None));
+    let evs = h.events();
+    assert!(
+        matches!(&evs[..], [Event::MediaUpdated { paused: true, .. }]),
+        "{evs:?}"
+    );
+    // Hold by c=0.0.0.0 also pauses.
+    let held = OFFER.replace("c=IN IP4 192.0.2.1", "c=IN IP4 0.0.0.0");
+    h.send(&request(
+        "INVITE",
+        3,
+        Some(&tag),
+        "",
+        Some(("application/sdp", held)),
+    ));
+    assert_eq!(h.final_response().status_code.code(), 200);
+    h.send(&request("ACK", 3, Some(&tag), "", None));
+    assert!(matches!(
+        &h.events()[..],
+        [Event::MediaUpdated { paused: true, .. }]
+    ));
+    h.send(&request(
+        "INVITE",
+        4,
+        Some(&tag),
+        "",
+        Some(("application/sdp", OFFER.into())),
+    ));
+    let r = h.final_response();
+    assert_eq!(
+        String::from_utf8_lossy(&r.body)
+            .matches("a=recvonly")
+            .count(),
+        2
+    );
+    h.send(&request("ACK", 4, Some(&tag), "", None));
+    let evs = h.events();
+    let [Event::MediaUpdated {
+        paused: false,
+        streams,
+        ..
+    }] = &evs[..]
+    else {
+        panic!("{evs:?}")
+    };
+    // Same ports as before: resuming needs no new sockets.
+    assert_eq!(streams[0].local_port, Some(20002));
+    assert_eq!(streams[1].local_port, Some(20004));
+}
+
+#[test]
+fn codec_change_by_reinvite_updates_the_plan() {
+    let mut h = Harness::udp();
+    let tag = establish(&mut h);
+    h.events();
+    let pcma = OFFER
+        .replace("RTP/AVP 0 101", "RTP/AVP 8 101")
+        .replace("a=rtpmap:0 PCMU/8000", "a=rtpmap:8 PCMA/8000");
+    h.send(&request(
+        "INVITE",
+        2,
+        Some(&tag),
+        "",
+        Some(("application/sdp", pcma)),
+    ));
+    assert_eq!(h.final_response().status_code.code(), 200);
+    let evs = h.events();
+    let [Event::MediaUpdated { streams, .. }] = &evs[..] else {
+        panic!("{evs:?}")
+    };
+    assert_eq!(streams[0].format.as_ref().unwrap().encoding, "PCMA");
+}
+
+#[test]
+fn second_reinvite_while_pending_gets_491() {
+    let mut h = Harness::udp();
+    let tag = establish(&mut h);
+    h.send(&request(
+        "INVITE",
+        2,
+        Some(&tag),
+        "",
+        Some(("application/sdp", OFFER.into())),
+    ));
+    assert_eq!(h.final_response().status_code.code(), 200);
+    // No ACK yet: a new re-INVITE is glare.
+    h.send(&request(
+        "INVITE",
+        3,
+        Some(&tag),
+        "",
+        Some(("application/sdp", OFFER.into())),
+    ));
+    assert_eq!(h.final_response().status_code.code(), 491);
+}
+
+#[test]
+fn offerless_reinvite_gets_current_sdp_and_metadata_update_is_reported() {
+    let mut h = Harness::udp();
+    let tag = establish(&mut h);
+    h.events();
+    h.send(&request(
+        "INVITE",
+        2,
+        Some(&tag),
+        "Session-Expires: 900\r\n",
+        None,
+    ));
+    let r = h.final_response();
+    assert_eq!(r.status_code.code(), 200);
+    assert!(String::from_utf8_lossy(&r.body).contains("m=audio"));
+    assert_eq!(
+        message::header_value(&r.headers, "Session-Expires").as_deref(),
+        Some("900;refresher=uac")
+    );
+    h.send(&request("ACK", 2, Some(&tag), "", None));
+    let partial = METADATA.replace("complete", "partial");
+    h.send(&request(
+        "UPDATE",
+        3,
+        Some(&tag),
+        "",
+        Some(("application/rs-metadata+xml", partial.clone())),
+    ));
+    let r = h.final_response();
+    assert_eq!(r.status_code.code(), 200);
+    assert!(
+        r.body.is_empty(),
+        "no SDP in an UPDATE answer without offer"
+    );
+    let evs = h.events();
+    let [Event::Metadata {
+        raw, error: None, ..
+    }] = &evs[..]
+    else {
+        panic!("{evs:?}")
+    };
+    assert_eq!(raw, partial.as_bytes());
+}
+
+#[test]
+fn malformed_metadata_does_not_fail_the_call() {
+    let mut h = Harness::udp();
+    h.send(&request(
+        "INVITE",
+        1,
+        None,
+        "",
+        Some(multipart(OFFER, "<recording><oops")),
+    ));
+    assert_eq!(h.final_response().status_code.code(), 200);
+    let evs = h.events();
+    assert!(
+        matches!(&evs[0], Event::Metadata { error: Some(_), .. }),
+        "{evs:?}"
+    );
+    let Event::SessionStarted { channels, .. } = &evs[1] else {
+        panic!("{evs:?}")
+    };
+    assert!(channels.reason.starts_with("m-line order"));
+}
+
+#[test]
+fn bye_ends_the_session_and_frees_ports() {
+    let mut h = Harness::udp();
+    let tag = establish(&mut h);
+    h.events();
+    h.send(&request("BYE", 2, Some(&tag), "", None));
+    assert_eq!(h.final_response().status_code.code(), 200);
+    let evs = h.events();
+    assert!(
+        matches!(
+            &evs[..],
+            [Event::SessionEnded {
+                reason: EndReason::ByeFromSrc,
+                ..
+            }]
+        ),
+        "{evs:?}"
+    );
+    assert_eq!(h.srs.active_sessions(), 0);
+    let mut released = h.released.lock().unwrap().clone();
+    released.sort();
+    assert_eq!(released, vec![20002, 20004]);
+    // A BYE retransmission is absorbed, a request after the end gets 481.
+    h.send(&request("BYE", 2, Some(&tag), "", None));
+    assert_eq!(h.final_response().status_code.code(), 200);
+    h.send(&request("INFO", 3, Some(&tag), "", None));
+    assert_eq!(h.final_response().status_code.code(), 481);
+}
+
+#[test]
+fn bye_before_ack_ends_the_session() {
+    let mut h = Harness::udp();
+    h.send(&request(
+        "INVITE",
+        1,
+        None,
+        "",
+        Some(multipart(OFFER, METADATA)),
+    ));
+    let tag = to_tag(&h.final_response());
+    h.send(&request("BYE", 2, Some(&tag), "", None));
+    assert_eq!(h.final_response().status_code.code(), 200);
+    assert!(h.events().iter().any(|e| matches!(
+        e,
+        Event::SessionEnded {
+            reason: EndReason::ByeFromSrc,
+            ..
+        }
+    )));
+}
+
+#[test]
+fn srs_bye_on_media_timeout_goes_to_the_src_in_dialog() {
+    let mut h = Harness::udp();
+    let tag = establish(&mut h);
+    let id = match &h.events()[1] {
+        Event::SessionStarted { id, .. } => *id,
+        e => panic!("{e:?}"),
+    };
+    h.srs.end_session(h.now, id, EndReason::MediaTimeout);
+    let out = h.transmits();
+    let [SipMessage::Request(bye)] = &out[..] else {
+        panic!("{out:?}")
+    };
+    assert_eq!(bye.method, Method::Bye);
+    assert_eq!(
+        bye.from_header().unwrap().tag().unwrap().unwrap().value(),
+        tag
+    );
+    assert_eq!(
+        bye.to_header().unwrap().tag().unwrap().unwrap().value(),
+        "src1"
+    );
+    assert!(matches!(
+        &h.events()[..],
+        [Event::SessionEnded {
+            reason: EndReason::MediaTimeout,
+            ..
+        }]
+    ));
+    // Unanswered over UDP: retransmitted (Timer E), then given up (Timer F); nothing leaks.
+    h.advance(Duration::from_millis(500));
+    assert_eq!(h.transmits().len(), 1);
+    for _ in 0..80 {
+        h.advance(Duration::from_millis(500));
+    }
+    h.transmits();
+    assert!(h.srs.poll_timeout().is_none(), "no timers left");
+    assert_eq!(h.srs.active_sessions(), 0);
+}
+
+#[test]
+fn missing_ack_ends_the_session_with_bye_after_64_t1() {
+    let mut h = Harness::udp();
+    h.send(&request(
+        "INVITE",
+        1,
+        None,
+        "",
+        Some(multipart(OFFER, METADATA)),
+    ));
+    h.final_response();
+    h.events();
+    let mut retransmits = 0;
+    let mut bye = None;
+    for _ in 0..70 {
+        h.advance(Duration::from_millis(500));
+        for m in h.transmits() {
+            match m {
+                SipMessage::Response(r) if r.status_code.code() == 200 => retransmits += 1,
+                SipMessage::Request(r) if r.method == Method::Bye => bye = Some(r),
+                other => panic!("{other}"),
+            }
+        }
+        if bye.is_some() {
+            break;
+        }
+    }
+    assert!(
+        retransmits >= 7,
+        "2xx retransmitted until giving up ({retransmits})"
+    );
+    assert!(bye.is_some(), "BYE after the ACK timeout");
+    assert!(h.events().iter().any(|e| matches!(
+        e,
+        Event::SessionEnded {
+            reason: EndReason::AckTimeout,
+            ..
+        }
+    )));
+}
+
+#[test]
+fn stop_accepting_refuses_new_sessions() {
+    let mut h = Harness::udp();
+    h.srs.stop_accepting();
+    h.send(&request(
+        "INVITE",
+        1,
+        None,
+        "",
+        Some(multipart(OFFER, METADATA)),
+    ));
+    let r = h.final_response();
+    assert_eq!(r.status_code.code(), 503);
+    assert!(message::header_value(&r.headers, "Retry-After").is_some());
+}
