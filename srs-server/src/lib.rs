@@ -359,7 +359,7 @@ async fn publish(
     match store.publish(&p).await {
         Ok(done) => {
             info!(
-                key = %manifest.recording_key,
+                key = %done.manifest.recording_key,
                 duration_s = format!("{:.3}", manifest.duration_seconds),
                 ended_by = %manifest.ended_by,
                 stored = %done.location,
@@ -371,7 +371,7 @@ async fn publish(
             let _ = published.send(PublishedRecording {
                 folder: done.folder,
                 location: done.location,
-                manifest,
+                manifest: done.manifest,
             });
         }
         Err(e) => {

@@ -42,12 +42,13 @@ pub use manifest::{
     ChannelInfo, ChannelMapping, Manifest, ParticipantInfo, PauseInterval, StreamInfo,
 };
 
+use std::collections::HashSet;
 use std::path::Path as FsPath;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
-use object_store::{ObjectStore, PutPayload, WriteMultipart};
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
 use tokio::io::AsyncReadExt;
 
 /// Size of each part read from the spool file and handed to the multipart upload.
@@ -101,12 +102,14 @@ pub struct Publication<'a> {
 }
 
 /// Where a publication landed.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Published {
     /// The folder inside the store, e.g. `2026/11/28/call-1`.
     pub folder: String,
     /// A human-readable location (store display + folder) for logs.
     pub location: String,
+    /// The manifest as written (its `recording_key` is the folder's name).
+    pub manifest: Manifest,
 }
 
 /// A configured object store.
@@ -116,6 +119,9 @@ pub struct Store {
     display: String,
     /// Whether the backend accepts object attributes such as Content-Type.
     attributes: bool,
+    /// Folders being published right now by this process (two recordings with the same key
+    /// at the same time must not share a folder).
+    reserved: Arc<Mutex<HashSet<String>>>,
 }
 
 impl Store {
@@ -148,6 +154,7 @@ impl Store {
             inner: Arc::new(fs),
             display,
             attributes: false,
+            reserved: Arc::default(),
         })
     }
 
@@ -161,6 +168,7 @@ impl Store {
             inner,
             display,
             attributes,
+            reserved: Arc::default(),
         }
     }
 
@@ -170,8 +178,74 @@ impl Store {
     }
 
     /// Publishes one recording: audio, then metadata documents, then `recording.json`.
+    ///
+    /// A recording never overwrites another: when the folder is taken (already in the store,
+    /// or being published by this process), `-2`, `-3`, … is appended to the key.
     pub async fn publish(&self, p: &Publication<'_>) -> Result<Published, Error> {
-        let folder = folder_for(p.start, p.key);
+        let folder = self.reserve_folder(p.start, p.key).await?;
+        let result = self.publish_into(&folder, p).await;
+        self.release(&folder);
+        result
+    }
+
+    fn release(&self, folder: &str) {
+        if let Ok(mut r) = self.reserved.lock() {
+            r.remove(folder);
+        }
+    }
+
+    async fn reserve_folder(
+        &self,
+        start: time::OffsetDateTime,
+        key: &str,
+    ) -> Result<String, Error> {
+        let base = folder_for(start, key);
+        for n in 1u32.. {
+            let candidate = if n == 1 {
+                base.clone()
+            } else if n <= 1000 {
+                format!("{base}-{n}")
+            } else {
+                format!("{base}-{}", uuid_like())
+            };
+            // Reserve first, then look in the store: a publication that finishes in between
+            // has written its objects before it releases the reservation.
+            let fresh = match self.reserved.lock() {
+                Ok(mut r) => r.insert(candidate.clone()),
+                Err(_) => true,
+            };
+            if !fresh {
+                continue;
+            }
+            match self.folder_exists(&candidate).await {
+                Ok(false) => return Ok(candidate),
+                Ok(true) => self.release(&candidate),
+                Err(e) => {
+                    self.release(&candidate);
+                    return Err(e);
+                }
+            }
+        }
+        unreachable!("the loop returns before u32 runs out")
+    }
+
+    async fn folder_exists(&self, folder: &str) -> Result<bool, Error> {
+        for name in ["recording.json", "audio.wav"] {
+            match self
+                .inner
+                .head(&Path::from(format!("{folder}/{name}")))
+                .await
+            {
+                Ok(_) => return Ok(true),
+                Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(false)
+    }
+
+    async fn publish_into(&self, folder: &str, p: &Publication<'_>) -> Result<Published, Error> {
+        let folder = folder.to_string();
         self.upload_file(
             &Path::from(format!("{folder}/audio.wav")),
             p.audio,
@@ -183,7 +257,10 @@ impl Store {
             self.put_small(&path, doc.clone(), "application/rs-metadata+xml")
                 .await?;
         }
-        let json = serde_json::to_vec_pretty(p.manifest)?;
+        // The manifest names the folder it is in (the key may have gained a suffix).
+        let mut manifest = p.manifest.clone();
+        manifest.recording_key = folder.rsplit('/').next().unwrap_or_default().to_string();
+        let json = serde_json::to_vec_pretty(&manifest)?;
         self.put_small(
             &Path::from(format!("{folder}/recording.json")),
             json,
@@ -193,6 +270,7 @@ impl Store {
         Ok(Published {
             location: format!("{}/{folder}", self.display),
             folder,
+            manifest,
         })
     }
 
@@ -254,6 +332,19 @@ impl Store {
         writer.finish().await?;
         Ok(())
     }
+}
+
+/// A random suffix for the (pathological) case of 1000 recordings with one key on one day.
+fn uuid_like() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0),
+    );
+    format!("{:016x}", h.finish())
 }
 
 /// The folder of a recording: `{YYYY}/{MM}/{DD}/{sanitised key}` from its UTC start.
@@ -395,5 +486,46 @@ mod tests {
         assert_eq!(back.call_id, "abc@host");
         // Nothing escaped the store root.
         assert!(!dir.path().join("k1").exists());
+
+        // The same key again (a repeated Recording ID): a new folder, nothing overwritten.
+        let again = store
+            .publish(&Publication {
+                start,
+                key: "../k1",
+                audio: &spool,
+                metadata: &docs[..1],
+                manifest: &manifest,
+            })
+            .await
+            .unwrap();
+        assert_eq!(again.folder, "2026/11/28/___k1-2");
+        assert_eq!(again.manifest.recording_key, "___k1-2");
+        let first_docs = os
+            .list_with_delimiter(Some(&Path::from(format!("{}/metadata", out.folder))))
+            .await
+            .unwrap();
+        assert_eq!(first_docs.objects.len(), 2, "the first recording is intact");
+    }
+
+    #[tokio::test]
+    async fn concurrent_publications_with_one_key_get_distinct_folders() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = dir.path().join("s.wav");
+        std::fs::write(&spool, b"RIFF").unwrap();
+        let store = Store::open(dir.path().join("r").to_str().unwrap()).unwrap();
+        let manifest = Manifest::default();
+        let start = time::macros::datetime!(2026-11-28 10:00 UTC);
+        let p = Publication {
+            start,
+            key: "same",
+            audio: &spool,
+            metadata: &[],
+            manifest: &manifest,
+        };
+        let (a, b, c) = tokio::join!(store.publish(&p), store.publish(&p), store.publish(&p));
+        let mut folders = vec![a.unwrap().folder, b.unwrap().folder, c.unwrap().folder];
+        folders.sort();
+        folders.dedup();
+        assert_eq!(folders.len(), 3, "{folders:?}");
     }
 }
