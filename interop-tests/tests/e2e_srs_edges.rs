@@ -1,0 +1,312 @@
+//! End to end edge cases on a running srs-server: the media timeout (and its absence while
+//! paused), and hostile input arriving while another call records.
+
+use std::time::{Duration, Instant};
+
+use interop_tests::{read_wav, TestSrc, TestTransport};
+use siprec_sip::rsip::Method;
+use siprec_sip::transaction::Transport;
+
+async fn server(dir: &std::path::Path, rtp_base: u16, media_timeout: u64) -> srs_server::Server {
+    let cfg = srs_server::Config {
+        listen: vec!["udp:127.0.0.1:0".into(), "tcp:127.0.0.1:0".into()],
+        rtp_ports: format!("{}-{}", rtp_base, rtp_base + 99),
+        storage: dir.join("recordings").display().to_string(),
+        spool: dir.join("spool"),
+        media_timeout,
+        ..srs_server::Config::default()
+    };
+    srs_server::Server::start(cfg.validate().unwrap())
+        .await
+        .unwrap()
+}
+
+fn addr(s: &srs_server::Server, t: Transport) -> std::net::SocketAddr {
+    s.local_addrs()
+        .iter()
+        .find(|l| l.transport == t)
+        .unwrap()
+        .addr
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn media_timeout_ends_the_session_with_a_bye_from_the_srs() {
+    let dir = tempfile::tempdir().unwrap();
+    let srs = server(dir.path(), 31600, 1).await;
+    let mut published = srs.subscribe();
+    let mut src = TestSrc::new(
+        TestTransport::Udp,
+        addr(&srs, Transport::Udp),
+        (0, 440.0),
+        (0, 880.0),
+    )
+    .await
+    .unwrap();
+    let offer = src.offer("sendonly");
+    let md = src.metadata(None);
+    let started = Instant::now();
+    assert_eq!(
+        src.invite(&offer, Some(&md))
+            .await
+            .unwrap()
+            .status_code
+            .code(),
+        200
+    );
+    // No RTP at all: the SRS must hang up by itself.
+    let bye = src.wait_request(Duration::from_secs(5)).await.unwrap();
+    assert_eq!(bye.method, Method::Bye);
+    let waited = started.elapsed();
+    assert!(waited >= Duration::from_millis(900), "BYE after {waited:?}");
+    let rec = tokio::time::timeout(Duration::from_secs(10), published.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(rec.manifest.ended_by, "media-timeout");
+    assert_eq!(rec.manifest.recording_key_source, "session_id");
+    // A silent call still gets a file of the right length, all silence.
+    let (_, samples) = read_wav(&srs, &rec.folder).await.unwrap();
+    let secs = samples.len() as f64 / 2.0 / 8000.0;
+    assert!(
+        (secs - waited.as_secs_f64()).abs() < 0.2,
+        "{secs} vs {waited:?}"
+    );
+    assert!(samples.iter().all(|s| *s == 0));
+    srs.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_media_timeout_while_paused() {
+    let dir = tempfile::tempdir().unwrap();
+    let srs = server(dir.path(), 31700, 1).await;
+    let mut published = srs.subscribe();
+    let mut src = TestSrc::new(
+        TestTransport::Tcp,
+        addr(&srs, Transport::Tcp),
+        (0, 440.0),
+        (8, 880.0),
+    )
+    .await
+    .unwrap();
+    let offer = src.offer("sendonly");
+    let md = src.metadata(Some("paused-call"));
+    assert_eq!(
+        src.invite(&offer, Some(&md))
+            .await
+            .unwrap()
+            .status_code
+            .code(),
+        200
+    );
+    src.stream(Duration::from_millis(400)).await.unwrap();
+    let off = src.offer("inactive");
+    assert_eq!(
+        src.invite(&off, None).await.unwrap().status_code.code(),
+        200
+    );
+    // Paused for 2.5 media timeouts: the SRS must stay quiet.
+    let quiet = src.wait_request(Duration::from_millis(2500)).await;
+    assert!(
+        quiet.is_err(),
+        "the SRS sent {:?} while paused",
+        quiet.map(|r| r.method)
+    );
+    let on = src.offer("sendonly");
+    assert_eq!(src.invite(&on, None).await.unwrap().status_code.code(), 200);
+    src.stream(Duration::from_millis(400)).await.unwrap();
+    assert_eq!(
+        src.send_in_dialog("BYE", None, None)
+            .await
+            .unwrap()
+            .status_code
+            .code(),
+        200
+    );
+    let rec = tokio::time::timeout(Duration::from_secs(10), published.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(rec.manifest.ended_by, "bye-from-src");
+    assert_eq!(rec.manifest.pauses.len(), 1);
+    let p = &rec.manifest.pauses[0];
+    assert!((p.end - p.start - 2.5).abs() < 0.15, "{p:?}");
+    srs.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_input_gets_answers_while_a_call_keeps_recording() {
+    let dir = tempfile::tempdir().unwrap();
+    let srs = server(dir.path(), 31500, 10).await;
+    let mut published = srs.subscribe();
+    let udp = addr(&srs, Transport::Udp);
+    let tcp = addr(&srs, Transport::Tcp);
+    let mut src = TestSrc::new(TestTransport::Udp, udp, (0, 440.0), (8, 880.0))
+        .await
+        .unwrap();
+    let offer = src.offer("sendonly");
+    let md = src.metadata(Some("victim"));
+    assert_eq!(
+        src.invite(&offer, Some(&md))
+            .await
+            .unwrap()
+            .status_code
+            .code(),
+        200
+    );
+
+    let attacker = tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let sock = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let mut answers = Vec::new();
+        let ask = |bytes: Vec<u8>| {
+            let sock = &sock;
+            async move {
+                sock.send_to(&bytes, udp).await.unwrap();
+                let mut buf = vec![0u8; 65536];
+                match tokio::time::timeout(Duration::from_secs(2), sock.recv_from(&mut buf)).await {
+                    Ok(Ok((n, _))) => Some(String::from_utf8_lossy(&buf[..n]).to_string()),
+                    _ => None,
+                }
+            }
+        };
+        let head = |method: &str, extra: &str, cl: usize| {
+            format!(
+                "{method} sip:srs@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:9;branch=z9hG4bK{}\r\nFrom: <sip:x@y>;tag=1\r\nTo: <sip:srs@127.0.0.1>\r\nCall-ID: evil-{}\r\nCSeq: 1 {method}\r\n{extra}Content-Length: {cl}\r\n\r\n",
+                rand_u32(), rand_u32()
+            )
+        };
+        // Wrong Content-Length (longer than the body) → 400.
+        answers.push((
+            "content-length",
+            ask(format!("{}short", head("INVITE", "", 500)).into_bytes()).await,
+        ));
+        // Unknown dialog → 481.
+        answers.push((
+            "unknown dialog",
+            ask(head("BYE", "", 0)
+                .replace("To: <sip:srs@127.0.0.1>", "To: <sip:srs@127.0.0.1>;tag=zz")
+                .into_bytes())
+            .await,
+        ));
+        // XML with a DTD, an id like ../../x: the call is accepted, the document stored as is.
+        let evil_md = "<?xml version=\"1.0\"?><!DOCTYPE r [<!ENTITY a \"aaaa\">]><recording xmlns=\"urn:ietf:params:xml:ns:recording:1\"><session session_id=\"../../x\"/></recording>";
+        let sdp = "v=0\r\no=x 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 9 RTP/AVP 0\r\na=sendonly\r\n";
+        let body = format!("--b\r\nContent-Type: application/sdp\r\n\r\n{sdp}\r\n--b\r\nContent-Type: application/rs-metadata+xml\r\n\r\n{evil_md}\r\n--b--\r\n");
+        answers.push((
+            "dtd metadata",
+            ask(format!(
+                "{}{body}",
+                head(
+                    "INVITE",
+                    "Content-Type: multipart/mixed;boundary=b\r\n",
+                    body.len()
+                )
+            )
+            .into_bytes())
+            .await,
+        ));
+        // Pure garbage and non-UTF-8: no answer, no crash.
+        sock.send_to(b"\xff\xfe\x00garbage", udp).await.unwrap();
+        sock.send_to(&vec![b'A'; 60_000], udp).await.unwrap();
+        // 10,000 headers over UDP → refused.
+        let mut many = head("OPTIONS", "", 0);
+        many.truncate(many.len() - "Content-Length: 0\r\n\r\n".len());
+        for i in 0..10_000 {
+            many.push_str(&format!("X-{i}: y\r\n"));
+        }
+        many.push_str("Content-Length: 0\r\n\r\n");
+        sock.send_to(&many.as_bytes()[..many.len().min(65_000)], udp)
+            .await
+            .unwrap();
+        // TCP: headers that never end (over 64 KiB) → the connection is closed.
+        let mut c = tokio::net::TcpStream::connect(tcp).await.unwrap();
+        let junk = format!(
+            "OPTIONS sip:srs@127.0.0.1 SIP/2.0\r\n{}",
+            "X-Junk: 0123456789abcdef\r\n".repeat(4000)
+        );
+        let _ = c.write_all(junk.as_bytes()).await;
+        let mut buf = [0u8; 64];
+        let closed = matches!(
+            tokio::time::timeout(Duration::from_secs(5), c.read(&mut buf)).await,
+            Ok(Ok(0)) | Ok(Err(_))
+        );
+        (answers, closed)
+    });
+
+    src.stream(Duration::from_secs(2)).await.unwrap();
+    let (answers, tcp_closed) = attacker.await.unwrap();
+    assert_eq!(
+        src.send_in_dialog("BYE", None, None)
+            .await
+            .unwrap()
+            .status_code
+            .code(),
+        200
+    );
+
+    let status = |name: &str| -> String {
+        let a = answers.iter().find(|(n, _)| *n == name).unwrap();
+        let text = a.1.clone().unwrap_or_else(|| panic!("{name}: no answer"));
+        // Skip a 100 Trying if that is what came first.
+        text.lines().next().unwrap().to_string()
+    };
+    assert!(
+        status("content-length").starts_with("SIP/2.0 400"),
+        "{}",
+        status("content-length")
+    );
+    assert!(
+        status("unknown dialog").starts_with("SIP/2.0 481"),
+        "{}",
+        status("unknown dialog")
+    );
+    let dtd = status("dtd metadata");
+    assert!(
+        dtd.starts_with("SIP/2.0 100") || dtd.starts_with("SIP/2.0 200"),
+        "{dtd}"
+    );
+    assert!(tcp_closed, "oversized TCP headers close the connection");
+
+    // The victim call is intact; the DTD call (never BYE'd) is not needed for this check.
+    let rec = loop {
+        let r = tokio::time::timeout(Duration::from_secs(10), published.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        if r.manifest.recording_id.as_deref() == Some("victim") {
+            break r;
+        }
+    };
+    for s in &rec.manifest.streams {
+        assert_eq!(s.packets_received, 100, "{s:?}");
+        assert_eq!(s.packets_lost, 0);
+    }
+    let (_, samples) = read_wav(&srs, &rec.folder).await.unwrap();
+    assert!((samples.len() as f64 / 2.0 / 8000.0 - 2.0).abs() < 0.25);
+    srs.shutdown().await.unwrap();
+    // The DTD session was ended by the shutdown: its key cannot leave its folder.
+    let root = dir.path().join("recordings");
+    for entry in walk(&root) {
+        assert!(entry.starts_with(&root), "{entry:?}");
+        assert!(!entry.to_string_lossy().contains("/../"), "{entry:?}");
+    }
+    assert!(!dir.path().join("x").exists());
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(walk(&p));
+            }
+            out.push(p);
+        }
+    }
+    out
+}
+
+fn rand_u32() -> u32 {
+    rand::random()
+}
