@@ -18,6 +18,7 @@
 
 pub mod body;
 pub mod channels;
+pub mod src;
 pub mod srs;
 
 pub use srs::{EndReason, Event, PortAllocator, SessionId, SrsConfig, SrsCore, StreamPlan};
