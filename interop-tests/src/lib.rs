@@ -1,14 +1,18 @@
 //! Test helpers for end-to-end and third-party interop tests.
 //!
-//! - [`TestSrc`]: a minimal recording client (SRC) that speaks raw SIP over UDP or TCP and
+//! - [`TestSrc`]: a minimal recording client (SRC) that speaks raw SIP over UDP, TCP or TLS and
 //!   streams G.711 RTP in real time, so srs-server can be exercised the way a real SBC would.
 //! - [`audio`]: tone generation and frequency checks on recorded WAVs (Goertzel).
 //! - [`pcap`]: writes classic libpcap files of RTP (for SIPp's `play_pcap_audio`).
 //! - [`require_tool`]: fails a test with install instructions when a peer tool is missing.
+//! - [`dns`]: a private dnsmasq on loopback serving SRV/NAPTR/A records for resolver tests.
+//! - [`tls`]: a CA and server certificate made with rcgen for TLS tests.
 
 pub mod audio;
+pub mod dns;
 pub mod pcap;
 pub mod src;
+pub mod tls;
 
 pub use src::{TestSrc, TestTransport};
 

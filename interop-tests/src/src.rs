@@ -1,4 +1,4 @@
-//! A minimal SRC for tests: raw SIP text over UDP or TCP, real-time G.711 RTP.
+//! A minimal SRC for tests: raw SIP text over UDP, TCP or TLS, real-time G.711 RTP.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -6,8 +6,11 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context};
 use siprec_sip::framing::StreamFramer;
 use siprec_sip::rsip::{self, prelude::*};
+use siprec_sip::transaction::{Peer, Transmit, Transport};
+use siprec_sip_tokio::{Inbound, SipTransports, TlsClient, TlsConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
+use tokio::sync::mpsc;
 
 use crate::audio;
 
@@ -103,12 +106,14 @@ impl Leg {
 enum Conn {
     Udp(UdpSocket),
     Tcp(TcpStream, StreamFramer),
+    /// TLS through `siprec-sip-tokio`'s client transport (framing included).
+    Tls(SipTransports, mpsc::Receiver<Inbound>),
 }
 
 /// A test SRC with one recording session.
 pub struct TestSrc {
     conn: Conn,
-    transport: TestTransport,
+    transport: Transport,
     srs: SocketAddr,
     local: SocketAddr,
     /// Call-ID of the RS dialog.
@@ -151,6 +156,39 @@ impl TestSrc {
                 (Conn::Tcp(s, StreamFramer::new(64 * 1024)), l)
             }
         };
+        let transport = match transport {
+            TestTransport::Udp => Transport::Udp,
+            TestTransport::Tcp => Transport::Tcp,
+        };
+        Self::with_conn(conn, transport, srs, local, (pt1, freq1), (pt2, freq2)).await
+    }
+
+    /// A new SRC towards `srs` over TLS, through `siprec-sip-tokio`'s TLS client: the SRS
+    /// certificate must chain to `tls`'s roots and name `server_name`.
+    pub async fn new_tls(
+        srs: SocketAddr,
+        server_name: &str,
+        tls: TlsClient,
+        leg1: (u8, f64),
+        leg2: (u8, f64),
+    ) -> anyhow::Result<TestSrc> {
+        let cfg = TlsConfig {
+            server: None,
+            client: Some(tls),
+        };
+        let (t, rx) = SipTransports::bind(&[], cfg).await?;
+        let local = t.connect(srs, server_name).await?;
+        Self::with_conn(Conn::Tls(t, rx), Transport::Tls, srs, local, leg1, leg2).await
+    }
+
+    async fn with_conn(
+        conn: Conn,
+        transport: Transport,
+        srs: SocketAddr,
+        local: SocketAddr,
+        (pt1, freq1): (u8, f64),
+        (pt2, freq2): (u8, f64),
+    ) -> anyhow::Result<TestSrc> {
         let n: u32 = rand::random();
         Ok(TestSrc {
             conn,
@@ -228,10 +266,7 @@ impl TestSrc {
     }
 
     fn transport_name(&self) -> &'static str {
-        match self.transport {
-            TestTransport::Udp => "UDP",
-            TestTransport::Tcp => "TCP",
-        }
+        self.transport.as_str()
     }
 
     /// Builds a request in this dialog (or the initial INVITE) with an optional multipart body.
@@ -285,6 +320,16 @@ impl TestSrc {
                 s.send_to(bytes, self.srs).await?;
             }
             Conn::Tcp(s, _) => s.write_all(bytes).await?,
+            Conn::Tls(t, _) => {
+                t.send(Transmit {
+                    peer: Peer {
+                        transport: Transport::Tls,
+                        addr: self.srs,
+                    },
+                    payload: bytes.to_vec(),
+                })
+                .await?
+            }
         }
         Ok(())
     }
@@ -310,6 +355,11 @@ impl TestSrc {
                     }
                     framer.push(&buf[..n]);
                 },
+                Conn::Tls(_, rx) => rx
+                    .recv()
+                    .await
+                    .map(|m| m.bytes)
+                    .ok_or_else(|| anyhow!("connection closed")),
             }
         })
         .await

@@ -6,7 +6,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::Deserialize;
-use siprec_sip_tokio::ListenAddr;
+use siprec_sip::transaction::Transport;
+use siprec_sip_tokio::{ListenAddr, TlsServer};
 
 /// The whole configuration.
 ///
@@ -20,10 +21,11 @@ use siprec_sip_tokio::ListenAddr;
 ///   to reach the SRC
 /// - `max_sessions`: 1000
 /// - `instance_id`: the host name
+/// - `tls_cert`, `tls_key`: none (required with a `tls:` listener)
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
-    /// SIP listeners, `udp:HOST:PORT` / `tcp:HOST:PORT`.
+    /// SIP listeners, `udp:HOST:PORT` / `tcp:HOST:PORT` / `tls:HOST:PORT`.
     pub listen: Vec<String>,
     /// RTP port range, `LOW-HIGH`.
     pub rtp_ports: String,
@@ -39,6 +41,10 @@ pub struct Config {
     pub max_sessions: usize,
     /// Instance identifier written into recording.json.
     pub instance_id: Option<String>,
+    /// PEM certificate chain (leaf first) of the `tls:` listeners.
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of `tls_cert`.
+    pub tls_key: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -52,6 +58,8 @@ impl Default for Config {
             media_ip: None,
             max_sessions: 1000,
             instance_id: None,
+            tls_cert: None,
+            tls_key: None,
         }
     }
 }
@@ -60,9 +68,26 @@ impl Default for Config {
 #[non_exhaustive]
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    /// A listen entry is not `udp:HOST:PORT` or `tcp:HOST:PORT`.
-    #[error("listen {0:?}: expected udp:HOST:PORT or tcp:HOST:PORT (e.g. udp:0.0.0.0:5060)")]
+    /// A listen entry is not `udp:HOST:PORT`, `tcp:HOST:PORT` or `tls:HOST:PORT`.
+    #[error(
+        "listen {0:?}: expected udp:HOST:PORT, tcp:HOST:PORT or tls:HOST:PORT (e.g. udp:0.0.0.0:5060)"
+    )]
     Listen(String),
+    /// A `tls:` listener without both a certificate and a key.
+    #[error("listen {0:?}: a TLS listener needs --tls-cert FILE and --tls-key FILE (TOML tls_cert/tls_key, env SRS_TLS_CERT/SRS_TLS_KEY)")]
+    TlsWithoutCert(String),
+    /// Only one of the certificate and the key is set.
+    #[error("{given} is set but {missing} is not: give both the TLS certificate and its key")]
+    TlsIncomplete {
+        /// The setting present.
+        given: &'static str,
+        /// The setting missing.
+        missing: &'static str,
+    },
+    /// The certificate or key file cannot be read, holds no usable PEM, or the key does not
+    /// match the certificate (the message names the file).
+    #[error("{0}")]
+    Tls(siprec_sip_tokio::Error),
     /// No listener at all.
     #[error("no listen address configured")]
     NoListen,
@@ -106,6 +131,8 @@ pub struct Validated {
     pub max_sessions: usize,
     /// Instance id.
     pub instance_id: String,
+    /// Certificate and key of the `tls:` listeners (loaded whenever they are configured).
+    pub tls: Option<TlsServer>,
 }
 
 impl Config {
@@ -129,6 +156,29 @@ impl Config {
             .iter()
             .map(|l| l.parse().map_err(|_| ConfigError::Listen(l.clone())))
             .collect::<Result<Vec<ListenAddr>, _>>()?;
+        let tls = match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => {
+                Some(TlsServer::from_pem_files(cert, key).map_err(ConfigError::Tls)?)
+            }
+            (Some(_), None) => {
+                return Err(ConfigError::TlsIncomplete {
+                    given: "tls-cert",
+                    missing: "tls-key",
+                })
+            }
+            (None, Some(_)) => {
+                return Err(ConfigError::TlsIncomplete {
+                    given: "tls-key",
+                    missing: "tls-cert",
+                })
+            }
+            (None, None) => None,
+        };
+        if tls.is_none() {
+            if let Some(l) = listen.iter().find(|l| l.transport == Transport::Tls) {
+                return Err(ConfigError::TlsWithoutCert(l.to_string()));
+            }
+        }
         let bad = || ConfigError::RtpPorts(self.rtp_ports.clone());
         let (lo, hi) = self.rtp_ports.split_once('-').ok_or_else(bad)?;
         let lo: u16 = lo.trim().parse().map_err(|_| bad())?;
@@ -158,6 +208,7 @@ impl Config {
             media_ip: self.media_ip,
             max_sessions: self.max_sessions,
             instance_id,
+            tls,
         })
     }
 }
@@ -199,6 +250,61 @@ mod tests {
             ..Config::default()
         };
         assert!(matches!(c.validate(), Err(ConfigError::MediaTimeout)));
+    }
+
+    #[test]
+    fn tls_listener_needs_a_valid_certificate_and_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let tls = Config {
+            listen: vec!["tls:127.0.0.1:5061".into()],
+            ..Config::default()
+        };
+        let e = tls.validate().unwrap_err();
+        assert!(matches!(e, ConfigError::TlsWithoutCert(_)), "{e}");
+        assert!(e.to_string().contains("tls:127.0.0.1:5061"), "{e}");
+        assert!(e.to_string().contains("--tls-cert"), "{e}");
+
+        let cert = dir.path().join("srs.crt");
+        let key = dir.path().join("srs.key");
+        let c = Config {
+            tls_cert: Some(cert.clone()),
+            ..tls.clone()
+        };
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.contains("tls-key"), "{e}");
+
+        // Unreadable file: the message names it.
+        let c = Config {
+            tls_cert: Some(cert.clone()),
+            tls_key: Some(key.clone()),
+            ..tls.clone()
+        };
+        let e = c.validate().unwrap_err();
+        assert!(matches!(e, ConfigError::Tls(_)), "{e}");
+        assert!(e.to_string().contains("srs.crt"), "{e}");
+
+        // Invalid PEM.
+        std::fs::write(&cert, "-----BEGIN CERTIFICATE-----\nnot base64!\n").unwrap();
+        std::fs::write(&key, "").unwrap();
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.contains("srs.crt") && e.contains("PEM"), "{e}");
+
+        // A real certificate and key.
+        let ck = rcgen::generate_simple_self_signed(vec!["srs.test".into()]).unwrap();
+        std::fs::write(&cert, ck.cert.pem()).unwrap();
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.contains("srs.key") && e.contains("private key"), "{e}");
+        std::fs::write(&key, ck.signing_key.serialize_pem()).unwrap();
+        let v = c.validate().unwrap();
+        assert!(v.tls.is_some());
+        assert_eq!(v.listen[0].transport, Transport::Tls);
+
+        let t: Config = toml::from_str(
+            "listen = [\"tls:0.0.0.0:5061\"]\ntls_cert = \"a.pem\"\ntls_key = \"b.pem\"\n",
+        )
+        .unwrap();
+        assert_eq!(t.tls_cert.as_deref(), Some(std::path::Path::new("a.pem")));
+        assert_eq!(t.tls_key.as_deref(), Some(std::path::Path::new("b.pem")));
     }
 
     #[test]

@@ -30,7 +30,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use siprec_core::{EndReason, Event, SessionId, SrsConfig, SrsCore};
-use siprec_sip_tokio::{ListenAddr, SipTransports};
+use siprec_sip_tokio::{ListenAddr, SipTransports, TlsConfig};
 use siprec_storage::{Manifest, Publication, Store};
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::task::JoinSet;
@@ -69,7 +69,11 @@ impl Server {
         std::fs::create_dir_all(&cfg.spool).map_err(|e| {
             anyhow::anyhow!("cannot create spool directory {}: {e}", cfg.spool.display())
         })?;
-        let (transports, inbound) = SipTransports::bind(&cfg.listen).await?;
+        let tls = TlsConfig {
+            server: cfg.tls.clone(),
+            client: None,
+        };
+        let (transports, inbound) = SipTransports::bind(&cfg.listen, tls).await?;
         let local = transports.local_addrs();
         let media_ip = cfg.media_ip.unwrap_or_else(|| guess_media_ip(&cfg.listen));
         let pool = PortPool::new(media_ip, cfg.rtp_ports.0, cfg.rtp_ports.1);

@@ -14,11 +14,11 @@ use clap::Parser;
 #[command(name = "srs-server", version)]
 struct Cli {
     /// TOML configuration file (keys: listen, rtp_ports, storage, spool, media_timeout,
-    /// media_ip, max_sessions, instance_id).
+    /// media_ip, max_sessions, instance_id, tls_cert, tls_key).
     #[arg(long, env = "SRS_CONFIG", value_name = "FILE")]
     config: Option<PathBuf>,
-    /// SIP listener, repeatable: udp:HOST:PORT or tcp:HOST:PORT.
-    /// [default: udp:0.0.0.0:5060 and tcp:0.0.0.0:5060]
+    /// SIP listener, repeatable: udp:HOST:PORT, tcp:HOST:PORT or tls:HOST:PORT (TLS needs
+    /// --tls-cert and --tls-key). [default: udp:0.0.0.0:5060 and tcp:0.0.0.0:5060]
     #[arg(
         long,
         env = "SRS_LISTEN",
@@ -50,6 +50,12 @@ struct Cli {
     /// Instance id written into recording.json. [default: host name]
     #[arg(long, env = "SRS_INSTANCE_ID", value_name = "ID")]
     instance_id: Option<String>,
+    /// PEM certificate chain (leaf first) for tls: listeners.
+    #[arg(long, env = "SRS_TLS_CERT", value_name = "FILE")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1) of --tls-cert.
+    #[arg(long, env = "SRS_TLS_KEY", value_name = "FILE")]
+    tls_key: Option<PathBuf>,
 }
 
 impl Cli {
@@ -81,6 +87,12 @@ impl Cli {
         }
         if self.instance_id.is_some() {
             c.instance_id = self.instance_id;
+        }
+        if self.tls_cert.is_some() {
+            c.tls_cert = self.tls_cert;
+        }
+        if self.tls_key.is_some() {
+            c.tls_key = self.tls_key;
         }
         Ok(c)
     }

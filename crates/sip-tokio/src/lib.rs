@@ -1,37 +1,64 @@
-//! Tokio transports for SIP: UDP sockets and TCP connections that only move bytes.
+//! Tokio transports for SIP: UDP sockets, TCP connections and TLS connections that only move
+//! bytes.
 //!
-//! This crate owns no protocol logic. It binds the listeners it is given, frames TCP streams
-//! with [`siprec_sip::framing::StreamFramer`] (Content-Length, RFC 3261 §18.3), and hands
-//! every complete message to the caller as an [`Inbound`] on one channel. Sending takes a
-//! [`Transmit`] produced by the sans-IO SIP core: UDP goes out of a bound socket, TCP over the
-//! connection the peer opened (or a new one).
+//! This crate owns no protocol logic. It binds the listeners it is given, frames TCP and TLS
+//! streams with [`siprec_sip::framing::StreamFramer`] (Content-Length, RFC 3261 §18.3), and
+//! hands every complete message to the caller as an [`Inbound`] on one channel. Sending takes
+//! a [`Transmit`] produced by the sans-IO SIP core: UDP goes out of a bound socket, TCP and
+//! TLS over the connection the peer opened (or a new one).
+//!
+//! TLS (RFC 3261 §26.3.1, RFC 5922) uses rustls with the *ring* provider. `tls:` listeners
+//! need a [`TlsServer`] (certificate chain and key). Outgoing TLS connections verify the
+//! server's certificate with a [`TlsClient`] (a CA file or the system roots) against the name
+//! given to [`SipTransports::connect`] (the host of the SIP URI), or against the peer's IP
+//! address when a message is sent to a peer nobody named.
 //!
 //! Call order: [`SipTransports::bind`] → read [`Inbound`]s from the returned receiver and feed
 //! them, with `Instant::now()`, into the SIP core → [`SipTransports::send`] each transmit it
 //! produces.
 //!
-//! ```no_run
-//! # async fn demo() -> Result<(), siprec_sip_tokio::Error> {
-//! use siprec_sip_tokio::{ListenAddr, SipTransports};
-//! let (transports, mut inbound) =
-//!     SipTransports::bind(&["udp:127.0.0.1:0".parse()?, "tcp:127.0.0.1:0".parse()?]).await?;
-//! while let Some(msg) = inbound.recv().await {
-//!     println!("{} bytes from {:?}", msg.bytes.len(), msg.peer);
-//! }
-//! # drop(transports); Ok(()) }
 //! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), siprec_sip_tokio::Error> {
+//! use siprec_sip::transaction::{Peer, Transmit, Transport};
+//! use siprec_sip_tokio::{ListenAddr, SipTransports, TlsConfig};
+//!
+//! let (server, mut inbound) = SipTransports::bind(
+//!     &["udp:127.0.0.1:0".parse()?, "tcp:127.0.0.1:0".parse()?],
+//!     TlsConfig::default(),
+//! )
+//! .await?;
+//! let tcp = server.local_addrs()[1];
+//! // A client with no listener of its own opens a connection by sending.
+//! let (client, _replies) = SipTransports::bind(&[], TlsConfig::default()).await?;
+//! let ping = b"OPTIONS sip:srs@127.0.0.1 SIP/2.0\r\nContent-Length: 0\r\n\r\n".to_vec();
+//! client
+//!     .send(Transmit { peer: Peer { transport: Transport::Tcp, addr: tcp.addr }, payload: ping.clone() })
+//!     .await?;
+//! let msg = inbound.recv().await.expect("one message");
+//! assert_eq!(msg.bytes, ping);
+//! assert_eq!(msg.peer.transport, Transport::Tcp);
+//! # Ok(()) }
+//! ```
+
+mod tls;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::str::FromStr;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
+use rustls::pki_types::ServerName;
 use siprec_sip::framing::StreamFramer;
 use siprec_sip::transaction::{Peer, Transmit, Transport};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, OnceCell};
+use tokio_rustls::{TlsAcceptor, TlsConnector};
 use tracing::{debug, warn};
+
+pub use tls::{TlsClient, TlsServer};
 
 /// Largest SIP message accepted on any transport (bytes). Larger ones are refused without
 /// being buffered whole.
@@ -39,6 +66,10 @@ pub const MAX_MESSAGE: usize = 64 * 1024;
 
 /// Depth of the inbound queue; when the SIP core falls behind, UDP readers wait.
 const INBOUND_QUEUE: usize = 1024;
+
+/// Longest a TLS handshake may take (either side), and an outgoing TLS connection's TCP
+/// connect: a peer that stalls cannot hold a connection slot longer.
+pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Errors of this crate.
 #[non_exhaustive]
@@ -59,6 +90,19 @@ pub enum Error {
         /// The OS error.
         source: std::io::Error,
     },
+    /// Our configuration is wrong: a certificate, key or CA file cannot be read or used, or a
+    /// `tls:` listener has no certificate.
+    #[error("{what}: {reason}")]
+    TlsConfig {
+        /// What is wrong (the file, the listener).
+        what: String,
+        /// Why.
+        reason: String,
+    },
+    /// Our configuration is wrong: a TLS server name that is neither a DNS name nor an IP
+    /// address.
+    #[error("invalid TLS server name {0:?}: expected a DNS name or an IP address")]
+    InvalidServerName(String),
     /// No socket of this transport can reach the peer.
     #[error("no {0:?} transport bound for this destination")]
     NoTransport(Transport),
@@ -68,6 +112,16 @@ pub enum Error {
         /// The destination.
         peer: SocketAddr,
         /// The OS error.
+        source: std::io::Error,
+    },
+    /// The peer failed the TLS handshake: its certificate is not trusted or does not name
+    /// the server, it speaks no common protocol version, or it did not finish in
+    /// [`TLS_HANDSHAKE_TIMEOUT`].
+    #[error("TLS handshake with {peer}: {source}")]
+    Handshake {
+        /// The destination.
+        peer: SocketAddr,
+        /// What rustls (or the OS) reported.
         source: std::io::Error,
     },
 }
@@ -83,7 +137,7 @@ pub struct ListenAddr {
 
 impl FromStr for ListenAddr {
     type Err = Error;
-    /// Parses `udp:HOST:PORT`, `tcp:HOST:PORT` (IPv6 as `udp:[::1]:5060`).
+    /// Parses `udp:HOST:PORT`, `tcp:HOST:PORT`, `tls:HOST:PORT` (IPv6 as `udp:[::1]:5060`).
     fn from_str(s: &str) -> Result<Self, Error> {
         let bad = || Error::InvalidListen(s.to_string());
         let (t, rest) = s.split_once(':').ok_or_else(bad)?;
@@ -116,30 +170,53 @@ pub struct Inbound {
     pub peer: Peer,
     /// The local address it arrived on.
     pub local: SocketAddr,
-    /// The message bytes (one whole message; TCP already framed).
+    /// The message bytes (one whole message; TCP and TLS already framed).
     pub bytes: Vec<u8>,
 }
 
-type ConnMap = Arc<Mutex<HashMap<SocketAddr, mpsc::Sender<Vec<u8>>>>>;
+/// TLS settings of [`SipTransports::bind`].
+#[derive(Debug, Clone, Default)]
+pub struct TlsConfig {
+    /// Certificate and key of the `tls:` listeners; required when one is configured.
+    pub server: Option<TlsServer>,
+    /// Trust anchors of outgoing TLS connections; `None` loads the system roots when the
+    /// first outgoing TLS connection is opened.
+    pub client: Option<TlsClient>,
+}
+
+/// An open stream connection: where to queue outgoing bytes, and its local address.
+#[derive(Debug, Clone)]
+struct Conn {
+    tx: mpsc::Sender<Vec<u8>>,
+    local: SocketAddr,
+}
+
+type ConnMap = Arc<Mutex<HashMap<(Transport, SocketAddr), Conn>>>;
 
 /// The bound transports.
 #[derive(Debug, Clone)]
 pub struct SipTransports {
     udp: Vec<Arc<UdpSocket>>,
     tcp_local: Vec<SocketAddr>,
+    tls_local: Vec<SocketAddr>,
     conns: ConnMap,
     inbound: mpsc::Sender<Inbound>,
+    tls_client: Arc<OnceCell<TlsClient>>,
+    server_names: Arc<Mutex<HashMap<SocketAddr, ServerName<'static>>>>,
 }
 
 impl SipTransports {
-    /// Binds every listener and starts its reader tasks.
+    /// Binds every listener and starts its reader tasks. A `tls:` listener needs
+    /// `tls.server`; an empty `listen` gives a client that only opens connections.
     pub async fn bind(
         listen: &[ListenAddr],
+        tls: TlsConfig,
     ) -> Result<(SipTransports, mpsc::Receiver<Inbound>), Error> {
         let (tx, rx) = mpsc::channel(INBOUND_QUEUE);
         let conns: ConnMap = Arc::default();
         let mut udp = Vec::new();
         let mut tcp_local = Vec::new();
+        let mut tls_local = Vec::new();
         for l in listen {
             let bind_err = |source| Error::Bind {
                 transport: l.transport,
@@ -157,21 +234,38 @@ impl SipTransports {
                     tcp_local.push(lis.local_addr().map_err(bind_err)?);
                     tokio::spawn(tcp_acceptor(lis, tx.clone(), conns.clone()));
                 }
-                Transport::Tls => return Err(Error::NoTransport(Transport::Tls)),
+                Transport::Tls => {
+                    let server = tls.server.as_ref().ok_or_else(|| Error::TlsConfig {
+                        what: format!("listener {l}"),
+                        reason: "a TLS listener needs a certificate and a private key".into(),
+                    })?;
+                    let lis = TcpListener::bind(l.addr).await.map_err(bind_err)?;
+                    tls_local.push(lis.local_addr().map_err(bind_err)?);
+                    let acceptor = TlsAcceptor::from(server.config.clone());
+                    tokio::spawn(tls_acceptor(lis, acceptor, tx.clone(), conns.clone()));
+                }
             }
         }
+        let tls_client = Arc::new(match tls.client {
+            Some(c) => OnceCell::new_with(Some(c)),
+            None => OnceCell::new(),
+        });
         Ok((
             SipTransports {
                 udp,
                 tcp_local,
+                tls_local,
                 conns,
                 inbound: tx,
+                tls_client,
+                server_names: Arc::default(),
             },
             rx,
         ))
     }
 
-    /// The bound addresses, in listen order per transport (ports resolved).
+    /// The bound addresses, in listen order per transport (ports resolved): UDP, then TCP,
+    /// then TLS.
     pub fn local_addrs(&self) -> Vec<ListenAddr> {
         let mut v: Vec<ListenAddr> = self
             .udp
@@ -186,11 +280,32 @@ impl SipTransports {
             transport: Transport::Tcp,
             addr,
         }));
+        v.extend(self.tls_local.iter().map(|&addr| ListenAddr {
+            transport: Transport::Tls,
+            addr,
+        }));
         v
     }
 
+    /// Opens a TLS connection to `peer` unless one is already open, verifying the server's
+    /// certificate against `server_name` (the host of the SIP URI: a DNS name or an IP
+    /// literal; RFC 5922 §7.1). The name is remembered for `peer`: when the connection
+    /// drops, the next [`SipTransports::send`] reconnects with it. Returns the connection's
+    /// local address (for Via and Contact).
+    pub async fn connect(&self, peer: SocketAddr, server_name: &str) -> Result<SocketAddr, Error> {
+        let name = tls::server_name(server_name)?;
+        if let Ok(mut m) = self.server_names.lock() {
+            m.insert(peer, name.clone());
+        }
+        if let Some(c) = self.open_conn(Transport::Tls, peer) {
+            return Ok(c.local);
+        }
+        Ok(self.open_tls(peer, name).await?.local)
+    }
+
     /// Sends one message. UDP uses a bound socket of the destination's address family; TCP
-    /// reuses the peer's connection or opens a new one.
+    /// and TLS reuse the peer's connection or open a new one (TLS verifies the name given to
+    /// [`SipTransports::connect`] for this peer, else the peer's IP address).
     pub async fn send(&self, t: Transmit) -> Result<(), Error> {
         let dest = t.peer.addr;
         match t.peer.transport {
@@ -210,24 +325,91 @@ impl SipTransports {
                 Ok(())
             }
             Transport::Tcp => {
-                let existing = self.conns.lock().ok().and_then(|m| m.get(&dest).cloned());
-                let sender = match existing {
-                    Some(s) if !s.is_closed() => s,
-                    _ => {
+                let conn = match self.open_conn(Transport::Tcp, dest) {
+                    Some(c) => c,
+                    None => {
                         let stream = TcpStream::connect(dest)
                             .await
                             .map_err(|source| Error::Send { peer: dest, source })?;
-                        spawn_connection(stream, dest, self.inbound.clone(), self.conns.clone())
+                        let _ = stream.set_nodelay(true);
+                        let local = stream.local_addr().unwrap_or(dest);
+                        spawn_connection(
+                            stream,
+                            Transport::Tcp,
+                            dest,
+                            local,
+                            self.inbound.clone(),
+                            self.conns.clone(),
+                        )
                     }
                 };
-                sender.send(t.payload).await.map_err(|_| Error::Send {
-                    peer: dest,
-                    source: std::io::Error::from(std::io::ErrorKind::BrokenPipe),
-                })
+                queue(conn, dest, t.payload).await
             }
-            Transport::Tls => Err(Error::NoTransport(Transport::Tls)),
+            Transport::Tls => {
+                let conn = match self.open_conn(Transport::Tls, dest) {
+                    Some(c) => c,
+                    None => {
+                        let named = self
+                            .server_names
+                            .lock()
+                            .ok()
+                            .and_then(|m| m.get(&dest).cloned());
+                        let name = named.unwrap_or_else(|| ServerName::IpAddress(dest.ip().into()));
+                        self.open_tls(dest, name).await?
+                    }
+                };
+                queue(conn, dest, t.payload).await
+            }
         }
     }
+
+    fn open_conn(&self, transport: Transport, peer: SocketAddr) -> Option<Conn> {
+        let conns = self.conns.lock().ok()?;
+        conns
+            .get(&(transport, peer))
+            .filter(|c| !c.tx.is_closed())
+            .cloned()
+    }
+
+    async fn open_tls(&self, peer: SocketAddr, name: ServerName<'static>) -> Result<Conn, Error> {
+        let client = self
+            .tls_client
+            .get_or_try_init(|| async { TlsClient::system_roots() })
+            .await?;
+        let connector = TlsConnector::from(client.config.clone());
+        let timed_out = || std::io::Error::new(std::io::ErrorKind::TimedOut, "timed out");
+        let tcp = tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, TcpStream::connect(peer))
+            .await
+            .map_err(|_| Error::Send {
+                peer,
+                source: timed_out(),
+            })?
+            .map_err(|source| Error::Send { peer, source })?;
+        let _ = tcp.set_nodelay(true);
+        let local = tcp.local_addr().unwrap_or(peer);
+        let stream = tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, connector.connect(name, tcp))
+            .await
+            .map_err(|_| Error::Handshake {
+                peer,
+                source: timed_out(),
+            })?
+            .map_err(|source| Error::Handshake { peer, source })?;
+        Ok(spawn_connection(
+            stream,
+            Transport::Tls,
+            peer,
+            local,
+            self.inbound.clone(),
+            self.conns.clone(),
+        ))
+    }
+}
+
+async fn queue(conn: Conn, peer: SocketAddr, payload: Vec<u8>) -> Result<(), Error> {
+    conn.tx.send(payload).await.map_err(|_| Error::Send {
+        peer,
+        source: std::io::Error::from(std::io::ErrorKind::BrokenPipe),
+    })
 }
 
 async fn udp_reader(sock: Arc<UdpSocket>, tx: mpsc::Sender<Inbound>) {
@@ -241,7 +423,8 @@ async fn udp_reader(sock: Arc<UdpSocket>, tx: mpsc::Sender<Inbound>) {
     loop {
         match sock.recv_from(&mut buf).await {
             Ok((n, from)) => {
-                if n == 0 || buf[..n].iter().all(|b| b.is_ascii_whitespace()) {
+                let Some(data) = buf.get(..n) else { continue };
+                if n == 0 || data.iter().all(|b| b.is_ascii_whitespace()) {
                     continue; // keep-alive
                 }
                 let msg = Inbound {
@@ -250,7 +433,7 @@ async fn udp_reader(sock: Arc<UdpSocket>, tx: mpsc::Sender<Inbound>) {
                         addr: from,
                     },
                     local,
-                    bytes: buf[..n].to_vec(),
+                    bytes: data.to_vec(),
                 };
                 if tx.send(msg).await.is_err() {
                     return;
@@ -268,7 +451,16 @@ async fn tcp_acceptor(lis: TcpListener, tx: mpsc::Sender<Inbound>, conns: ConnMa
     loop {
         match lis.accept().await {
             Ok((stream, peer)) => {
-                spawn_connection(stream, peer, tx.clone(), conns.clone());
+                let _ = stream.set_nodelay(true);
+                let local = stream.local_addr().unwrap_or(peer);
+                spawn_connection(
+                    stream,
+                    Transport::Tcp,
+                    peer,
+                    local,
+                    tx.clone(),
+                    conns.clone(),
+                );
             }
             Err(e) => {
                 warn!(error = %e, "tcp accept failed");
@@ -276,35 +468,86 @@ async fn tcp_acceptor(lis: TcpListener, tx: mpsc::Sender<Inbound>, conns: ConnMa
                     return;
                 }
                 // Too many open files and the like: back off a little rather than spin.
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                tokio::time::sleep(Duration::from_millis(50)).await;
             }
         }
     }
 }
 
-fn spawn_connection(
-    stream: TcpStream,
-    peer: SocketAddr,
+async fn tls_acceptor(
+    lis: TcpListener,
+    acceptor: TlsAcceptor,
     tx: mpsc::Sender<Inbound>,
     conns: ConnMap,
-) -> mpsc::Sender<Vec<u8>> {
-    let (out_tx, mut out_rx) = mpsc::channel::<Vec<u8>>(64);
-    if let Ok(mut m) = conns.lock() {
-        m.insert(peer, out_tx.clone());
+) {
+    loop {
+        match lis.accept().await {
+            Ok((stream, peer)) => {
+                let _ = stream.set_nodelay(true);
+                let local = stream.local_addr().unwrap_or(peer);
+                let (acceptor, tx, conns) = (acceptor.clone(), tx.clone(), conns.clone());
+                // The handshake runs on its own task so a slow peer never blocks accept.
+                tokio::spawn(async move {
+                    match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await
+                    {
+                        Ok(Ok(tls)) => {
+                            spawn_connection(tls, Transport::Tls, peer, local, tx, conns);
+                        }
+                        Ok(Err(e)) => debug!(%peer, error = %e, "tls handshake failed"),
+                        Err(_) => debug!(%peer, "tls handshake timed out"),
+                    }
+                });
+            }
+            Err(e) => {
+                warn!(error = %e, "tls accept failed");
+                if tx.is_closed() {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
     }
-    let local = stream.local_addr().unwrap_or(peer);
-    let _ = stream.set_nodelay(true);
-    let (mut rd, mut wr) = stream.into_split();
+}
+
+/// Starts the reader and writer tasks of one stream connection (TCP or TLS) and registers
+/// it under `(transport, peer)`.
+fn spawn_connection<S>(
+    stream: S,
+    transport: Transport,
+    peer: SocketAddr,
+    local: SocketAddr,
+    tx: mpsc::Sender<Inbound>,
+    conns: ConnMap,
+) -> Conn
+where
+    S: AsyncRead + AsyncWrite + Send + 'static,
+{
+    let (out_tx, mut out_rx) = mpsc::channel::<Vec<u8>>(64);
+    let conn = Conn {
+        tx: out_tx.clone(),
+        local,
+    };
+    if let Ok(mut m) = conns.lock() {
+        m.insert((transport, peer), conn.clone());
+    }
+    let (mut rd, mut wr) = tokio::io::split(stream);
     tokio::spawn(async move {
         while let Some(bytes) = out_rx.recv().await {
-            if let Err(e) = wr.write_all(&bytes).await {
-                debug!(%peer, error = %e, "tcp write failed");
+            // TLS buffers records inside the session: flush after every message.
+            if let Err(e) = async {
+                wr.write_all(&bytes).await?;
+                wr.flush().await
+            }
+            .await
+            {
+                debug!(%peer, ?transport, error = %e, "stream write failed");
                 break;
             }
         }
+        let _ = wr.shutdown().await;
     });
     let reader_conns = conns.clone();
-    let writer_handle = out_tx.clone();
+    let writer_handle = out_tx;
     tokio::spawn(async move {
         let mut framer = StreamFramer::new(MAX_MESSAGE);
         let mut buf = vec![0u8; 16 * 1024];
@@ -313,13 +556,14 @@ fn spawn_connection(
                 Ok(0) | Err(_) => break,
                 Ok(n) => n,
             };
-            framer.push(&buf[..n]);
+            let Some(data) = buf.get(..n) else { break };
+            framer.push(data);
             while let Some(next) = framer.next_message() {
                 match next {
                     Ok(bytes) => {
                         let msg = Inbound {
                             peer: Peer {
-                                transport: Transport::Tcp,
+                                transport,
                                 addr: peer,
                             },
                             local,
@@ -330,19 +574,22 @@ fn spawn_connection(
                         }
                     }
                     Err(e) => {
-                        warn!(%peer, error = %e, "closing tcp connection: bad framing");
+                        warn!(%peer, ?transport, error = %e, "closing connection: bad framing");
                         break 'conn;
                     }
                 }
             }
         }
         if let Ok(mut m) = reader_conns.lock() {
-            if m.get(&peer).is_some_and(|s| s.same_channel(&writer_handle)) {
-                m.remove(&peer);
+            let key = (transport, peer);
+            if m.get(&key)
+                .is_some_and(|c| c.tx.same_channel(&writer_handle))
+            {
+                m.remove(&key);
             }
         }
     });
-    out_tx
+    conn
 }
 
 #[cfg(test)]
@@ -351,7 +598,12 @@ mod tests {
 
     #[test]
     fn listen_addr_parses_and_prints() {
-        for s in ["udp:127.0.0.1:5060", "tcp:0.0.0.0:5070", "udp:[::1]:5060"] {
+        for s in [
+            "udp:127.0.0.1:5060",
+            "tcp:0.0.0.0:5070",
+            "udp:[::1]:5060",
+            "tls:127.0.0.1:5061",
+        ] {
             let l: ListenAddr = s.parse().unwrap();
             assert_eq!(l.to_string(), s);
         }
@@ -369,9 +621,10 @@ mod tests {
 
     #[tokio::test]
     async fn tcp_frames_split_messages_and_replies_on_same_connection() {
-        let (t, mut rx) = SipTransports::bind(&["tcp:127.0.0.1:0".parse().unwrap()])
-            .await
-            .unwrap();
+        let (t, mut rx) =
+            SipTransports::bind(&["tcp:127.0.0.1:0".parse().unwrap()], TlsConfig::default())
+                .await
+                .unwrap();
         let addr = t.local_addrs()[0].addr;
         let mut c = TcpStream::connect(addr).await.unwrap();
         // Two messages, written in awkward chunks.
@@ -397,9 +650,10 @@ mod tests {
 
     #[tokio::test]
     async fn udp_round_trip() {
-        let (t, mut rx) = SipTransports::bind(&["udp:127.0.0.1:0".parse().unwrap()])
-            .await
-            .unwrap();
+        let (t, mut rx) =
+            SipTransports::bind(&["udp:127.0.0.1:0".parse().unwrap()], TlsConfig::default())
+                .await
+                .unwrap();
         let addr = t.local_addrs()[0].addr;
         let c = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         c.send_to(OPTIONS, addr).await.unwrap();
@@ -415,5 +669,167 @@ mod tests {
         let mut buf = [0u8; 16];
         let (n, _) = c.recv_from(&mut buf).await.unwrap();
         assert_eq!(&buf[..n], b"pong");
+    }
+
+    /// A CA and a server certificate for `localhost` and 127.0.0.1 signed by it, made fresh.
+    struct Pki {
+        ca_pem: String,
+        cert_pem: String,
+        key_pem: String,
+    }
+
+    fn pki(name: &str) -> Pki {
+        let ca_key = rcgen::KeyPair::generate().unwrap();
+        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        ca_params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, name);
+        let ca = rcgen::CertifiedIssuer::self_signed(ca_params, ca_key).unwrap();
+        let key = rcgen::KeyPair::generate().unwrap();
+        let params =
+            rcgen::CertificateParams::new(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
+        let cert = params.signed_by(&key, &ca).unwrap();
+        Pki {
+            ca_pem: ca.pem(),
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+        }
+    }
+
+    async fn tls_server(p: &Pki) -> (SipTransports, mpsc::Receiver<Inbound>, SocketAddr) {
+        let tls = TlsConfig {
+            server: Some(TlsServer::from_pem(p.cert_pem.as_bytes(), p.key_pem.as_bytes()).unwrap()),
+            client: None,
+        };
+        let (t, rx) = SipTransports::bind(&["tls:127.0.0.1:0".parse().unwrap()], tls)
+            .await
+            .unwrap();
+        let l = t.local_addrs()[0];
+        assert_eq!(l.transport, Transport::Tls);
+        (t, rx, l.addr)
+    }
+
+    async fn tls_client(ca_pem: &str) -> (SipTransports, mpsc::Receiver<Inbound>) {
+        let tls = TlsConfig {
+            server: None,
+            client: Some(TlsClient::from_ca_pem(ca_pem.as_bytes()).unwrap()),
+        };
+        SipTransports::bind(&[], tls).await.unwrap()
+    }
+
+    fn tls_to(addr: SocketAddr, payload: &[u8]) -> Transmit {
+        Transmit {
+            peer: Peer {
+                transport: Transport::Tls,
+                addr,
+            },
+            payload: payload.to_vec(),
+        }
+    }
+
+    #[tokio::test]
+    async fn tls_round_trip_by_name_reuses_the_connection_both_ways() {
+        let p = pki("test CA");
+        let (server, mut srx, addr) = tls_server(&p).await;
+        let (client, mut crx) = tls_client(&p.ca_pem).await;
+        let local = client.connect(addr, "localhost").await.unwrap();
+        assert_eq!(local.ip(), addr.ip());
+        assert_eq!(client.connect(addr, "localhost").await.unwrap(), local);
+
+        client.send(tls_to(addr, OPTIONS)).await.unwrap();
+        let got = srx.recv().await.unwrap();
+        assert_eq!(got.bytes, OPTIONS);
+        assert_eq!(got.peer.transport, Transport::Tls);
+        assert_eq!(
+            got.peer.addr, local,
+            "one connection, the one connect() opened"
+        );
+        assert_eq!(got.local, addr);
+
+        // The reply goes back over the same connection.
+        let reply = b"SIP/2.0 200 OK\r\nContent-Length: 0\r\n\r\n";
+        server.send(tls_to(got.peer.addr, reply)).await.unwrap();
+        let back = crx.recv().await.unwrap();
+        assert_eq!(back.bytes, reply);
+        assert_eq!(back.peer.transport, Transport::Tls);
+        assert_eq!(back.peer.addr, addr);
+        assert_eq!(back.local, local);
+    }
+
+    #[tokio::test]
+    async fn tls_send_to_an_unnamed_peer_verifies_its_ip_address() {
+        let p = pki("test CA");
+        let (_server, mut srx, addr) = tls_server(&p).await;
+        let (client, _crx) = tls_client(&p.ca_pem).await;
+        // No connect(): the certificate must name 127.0.0.1, and it does.
+        client.send(tls_to(addr, OPTIONS)).await.unwrap();
+        assert_eq!(srx.recv().await.unwrap().bytes, OPTIONS);
+    }
+
+    #[tokio::test]
+    async fn tls_with_the_wrong_ca_or_name_is_refused() {
+        let p = pki("test CA");
+        let other = pki("some other CA");
+        let (_server, _srx, addr) = tls_server(&p).await;
+
+        let (client, _crx) = tls_client(&other.ca_pem).await;
+        let e = client.connect(addr, "localhost").await.unwrap_err();
+        assert!(matches!(e, Error::Handshake { .. }), "{e}");
+        assert!(e.to_string().to_lowercase().contains("certificate"), "{e}");
+        let e = client.send(tls_to(addr, OPTIONS)).await.unwrap_err();
+        assert!(matches!(e, Error::Handshake { .. }), "{e}");
+
+        // Right CA, wrong name.
+        let (client, _crx) = tls_client(&p.ca_pem).await;
+        let e = client.connect(addr, "srs.example.com").await.unwrap_err();
+        assert!(matches!(e, Error::Handshake { .. }), "{e}");
+        let e = client.connect(addr, "not a name").await.unwrap_err();
+        assert!(matches!(e, Error::InvalidServerName(_)), "{e}");
+    }
+
+    #[tokio::test]
+    async fn tls_frames_split_messages() {
+        let p = pki("test CA");
+        let (_server, mut srx, addr) = tls_server(&p).await;
+        // A raw rustls client writing two messages in 7-byte records.
+        let client = TlsClient::from_ca_pem(p.ca_pem.as_bytes()).unwrap();
+        let tcp = TcpStream::connect(addr).await.unwrap();
+        let mut c = TlsConnector::from(client.config.clone())
+            .connect(tls::server_name("localhost").unwrap(), tcp)
+            .await
+            .unwrap();
+        let mut wire = OPTIONS.to_vec();
+        wire.extend_from_slice(OPTIONS);
+        for chunk in wire.chunks(7) {
+            c.write_all(chunk).await.unwrap();
+            c.flush().await.unwrap();
+        }
+        let a = srx.recv().await.unwrap();
+        let b = srx.recv().await.unwrap();
+        assert_eq!(a.bytes, OPTIONS);
+        assert_eq!(b.bytes, OPTIONS);
+        assert_eq!(a.peer.transport, Transport::Tls);
+    }
+
+    #[tokio::test]
+    async fn tls_listener_without_certificate_is_a_configuration_error() {
+        let e = SipTransports::bind(&["tls:127.0.0.1:0".parse().unwrap()], TlsConfig::default())
+            .await
+            .unwrap_err();
+        assert!(matches!(e, Error::TlsConfig { .. }), "{e}");
+        assert!(e.to_string().contains("tls:127.0.0.1:0"), "{e}");
+        assert!(e.to_string().contains("certificate"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn a_peer_that_never_finishes_the_handshake_does_not_block_others() {
+        let p = pki("test CA");
+        let (_server, mut srx, addr) = tls_server(&p).await;
+        // A TCP connection that says nothing: its handshake waits on its own task.
+        let _silent = TcpStream::connect(addr).await.unwrap();
+        let (client, _crx) = tls_client(&p.ca_pem).await;
+        client.send(tls_to(addr, OPTIONS)).await.unwrap();
+        assert_eq!(srx.recv().await.unwrap().bytes, OPTIONS);
     }
 }

@@ -1,0 +1,155 @@
+//! SIP over TLS end to end: srs-server with a `tls:` listener (a CA and certificate made here
+//! with rcgen), a SIPREC call from a test SRC over `siprec-sip-tokio`'s TLS client, with a
+//! pause, recorded and checked sample by sample; a client that trusts another CA is refused.
+
+use std::time::{Duration, Instant};
+
+use interop_tests::audio::{deinterleave, peak, tone_power};
+use interop_tests::tls::TestPki;
+use interop_tests::{read_wav, TestSrc};
+use siprec_sip::rsip::prelude::*;
+use siprec_sip::transaction::Transport;
+
+const RATE: f64 = 8000.0;
+
+fn window(ch: &[i16], from_s: f64, to_s: f64) -> &[i16] {
+    let a = ((from_s * RATE) as usize).min(ch.len());
+    let b = ((to_s * RATE) as usize).min(ch.len());
+    &ch[a..b]
+}
+
+fn assert_tone(ch: &[i16], want: f64, other: f64, what: &str) {
+    let pw = tone_power(ch, 8000, want);
+    let po = tone_power(ch, 8000, other);
+    assert!(
+        pw > 100.0 * po && pw > 1e5,
+        "{what}: {want} Hz power {pw:.1} vs {other} Hz {po:.1}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_call_with_pause_is_recorded_in_stereo() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = TestPki::generate(&dir.path().join("tls"), "SIPREC test CA", &["srs.test"]).unwrap();
+    let cfg = srs_server::Config {
+        listen: vec!["tls:127.0.0.1:0".into()],
+        tls_cert: Some(pki.cert_file.clone()),
+        tls_key: Some(pki.key_file.clone()),
+        rtp_ports: "35400-35599".into(),
+        storage: dir.path().join("recordings").display().to_string(),
+        spool: dir.path().join("spool"),
+        media_timeout: 10,
+        ..srs_server::Config::default()
+    };
+    let server = srs_server::Server::start(cfg.validate().unwrap())
+        .await
+        .unwrap();
+    let mut published = server.subscribe();
+    let addr = server.local_addrs()[0];
+    assert_eq!(addr.transport, Transport::Tls);
+    let addr = addr.addr;
+
+    // A client that trusts another CA never gets to send anything.
+    let other = TestPki::generate(&dir.path().join("other"), "Other CA", &["srs.test"]).unwrap();
+    let e = TestSrc::new_tls(
+        addr,
+        "srs.test",
+        other.client().unwrap(),
+        (0, 440.0),
+        (8, 880.0),
+    )
+    .await
+    .unwrap_err();
+    assert!(e.to_string().contains("TLS handshake"), "{e}");
+    // Nor does one that expects another name.
+    let e = TestSrc::new_tls(
+        addr,
+        "other.test",
+        pki.client().unwrap(),
+        (0, 440.0),
+        (8, 880.0),
+    )
+    .await
+    .unwrap_err();
+    assert!(e.to_string().contains("TLS handshake"), "{e}");
+
+    let mut src = TestSrc::new_tls(
+        addr,
+        "srs.test",
+        pki.client().unwrap(),
+        (0, 440.0),
+        (8, 880.0),
+    )
+    .await
+    .unwrap();
+    let rec_id = "REC-e2e-tls";
+    let offer = src.offer("sendonly");
+    let md = src.metadata(Some(rec_id));
+    let resp = src.invite(&offer, Some(&md)).await.unwrap();
+    let answered = Instant::now();
+    assert_eq!(resp.status_code.code(), 200, "{resp}");
+    let contact = resp.contact_header().unwrap().to_string();
+    assert!(contact.contains("+sip.srs"), "{contact}");
+    assert!(
+        contact.contains("sips:") && contact.contains("transport=tls"),
+        "TLS dialog Contact: {contact}"
+    );
+    assert!(src.legs.iter().all(|l| l.dest.is_some()));
+
+    // 2 s of audio, 1 s pause, 2 s of audio, BYE: every request over the one TLS connection.
+    src.stream(Duration::from_millis(2000)).await.unwrap();
+    let pause = src.offer("inactive");
+    let resp = src.invite(&pause, None).await.unwrap();
+    assert_eq!(resp.status_code.code(), 200);
+    let paused_at = Instant::now();
+    tokio::time::sleep_until((paused_at + Duration::from_secs(1)).into()).await;
+    for leg in &mut src.legs {
+        leg.skip(paused_at.elapsed());
+    }
+    let resume = src.offer("sendonly");
+    let resp = src.invite(&resume, None).await.unwrap();
+    assert_eq!(resp.status_code.code(), 200);
+    src.stream(Duration::from_millis(2000)).await.unwrap();
+    let resp = src.send_in_dialog("BYE", None, None).await.unwrap();
+    assert_eq!(resp.status_code.code(), 200);
+    let session_len = answered.elapsed().as_secs_f64();
+
+    let rec = tokio::time::timeout(Duration::from_secs(15), published.recv())
+        .await
+        .expect("recording published in time")
+        .unwrap();
+    let m = &rec.manifest;
+    assert_eq!(m.recording_key, rec_id);
+    assert_eq!(m.call_id, src.call_id);
+    assert_eq!(m.ended_by, "bye-from-src");
+    assert!(m.complete);
+    for s in &m.streams {
+        assert_eq!(s.packets_received, 200, "{s:?}");
+        assert_eq!(s.packets_lost, 0, "{s:?}");
+    }
+
+    let (spec, samples) = read_wav(&server, &rec.folder).await.unwrap();
+    assert_eq!(spec.channels, 2);
+    assert_eq!(spec.sample_rate, 8000);
+    let (left, right) = deinterleave(&samples);
+    assert_eq!(left.len(), right.len());
+    let secs = left.len() as f64 / RATE;
+    assert!(
+        (secs - session_len).abs() < 0.020,
+        "WAV {secs:.3} s vs session {session_len:.3} s"
+    );
+    assert_tone(window(&left, 0.2, 1.8), 440.0, 880.0, "left before pause");
+    assert_tone(window(&right, 0.2, 1.8), 880.0, 440.0, "right before pause");
+    assert_tone(window(&left, 3.2, 4.8), 440.0, 880.0, "left after resume");
+    assert_tone(window(&right, 3.2, 4.8), 880.0, 440.0, "right after resume");
+    assert_eq!(m.pauses.len(), 1, "{:?}", m.pauses);
+    let p = &m.pauses[0];
+    assert!(
+        (p.start - 2.0).abs() < 0.1 && (p.end - p.start - 1.0).abs() < 0.1,
+        "{p:?}"
+    );
+    assert_eq!(peak(window(&left, p.start + 0.03, p.end - 0.03)), 0);
+    assert_eq!(peak(window(&right, p.start + 0.03, p.end - 0.03)), 0);
+
+    server.shutdown().await.unwrap();
+}

@@ -1,0 +1,346 @@
+//! The RTP sender: the call's two legs, in real time, to every SRS that records them.
+//!
+//! One task per call ticks every 20 ms. Each tick pulls 160 samples per leg from the
+//! [`MediaSource`]s (always: the call goes on), encodes them in µ-law and A-law once, and
+//! sends one packet per (recording session, leg) that is sending. Every stream has its own
+//! SSRC, sequence number and timestamp; the timestamp advances by 160 on every tick, paused
+//! or not, so an SRS places the audio after a pause where it belongs (RFC 3550 §5.1); the
+//! first packet and the first after a pause carry the marker bit.
+//!
+//! The per-packet path does not allocate: buffers live in the task, plan changes arrive
+//! between ticks on a channel ([`MediaCommand`]).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use siprec_core::src::{MediaPlan, RsId};
+use siprec_rtp::{g711, RtpHeader};
+use tokio::net::UdpSocket;
+use tokio::sync::{mpsc, oneshot};
+use tracing::debug;
+
+use crate::media::MediaSource;
+
+/// Samples per packet (20 ms at 8 kHz).
+pub const FRAME: usize = 160;
+/// Packet interval.
+pub const PTIME: Duration = Duration::from_millis(20);
+
+/// G.711 flavours we send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum G711 {
+    /// µ-law (PCMU).
+    Ulaw,
+    /// A-law (PCMA).
+    Alaw,
+}
+
+impl G711 {
+    /// From an SDP encoding name (`PCMU`, `PCMA`, any case).
+    pub fn from_encoding(name: &str) -> Option<G711> {
+        if name.eq_ignore_ascii_case("PCMU") {
+            Some(G711::Ulaw)
+        } else if name.eq_ignore_ascii_case("PCMA") {
+            Some(G711::Alaw)
+        } else {
+            None
+        }
+    }
+}
+
+/// What the recorder's control side tells the sender.
+#[derive(Debug)]
+pub enum MediaCommand {
+    /// The plan of one recording session (replaces the previous one).
+    Plan {
+        /// The session.
+        rs: RsId,
+        /// Where and whether.
+        plan: MediaPlan,
+    },
+    /// The session is over.
+    Stop {
+        /// The session.
+        rs: RsId,
+    },
+    /// Packets sent so far.
+    Stats(oneshot::Sender<Vec<StreamStats>>),
+}
+
+/// Counters of one (session, leg) stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamStats {
+    /// The session.
+    pub rs: RsId,
+    /// 0 = caller, 1 = callee.
+    pub leg: usize,
+    /// Where it goes.
+    pub dest: SocketAddr,
+    /// RTP payload type.
+    pub payload_type: u8,
+    /// SSRC.
+    pub ssrc: u32,
+    /// Packets sent.
+    pub packets: u64,
+}
+
+#[derive(Debug)]
+struct Stream {
+    rs: RsId,
+    leg: usize,
+    dest: SocketAddr,
+    pt: u8,
+    codec: G711,
+    ssrc: u32,
+    seq: u16,
+    ts: u32,
+    sending: bool,
+    marker: bool,
+    packets: u64,
+}
+
+/// The sender task's state.
+#[derive(Debug)]
+pub struct RtpSender {
+    sources: [Box<dyn MediaSource>; 2],
+    sockets: [Arc<UdpSocket>; 2],
+    streams: Vec<Stream>,
+    pcm: [[i16; FRAME]; 2],
+    ulaw: [[u8; FRAME]; 2],
+    alaw: [[u8; FRAME]; 2],
+    packet: [u8; 12 + FRAME],
+}
+
+impl RtpSender {
+    /// A sender of these two legs over these two sockets (leg 1, leg 2).
+    pub fn new(sources: [Box<dyn MediaSource>; 2], sockets: [Arc<UdpSocket>; 2]) -> RtpSender {
+        RtpSender {
+            sources,
+            sockets,
+            streams: Vec::with_capacity(2 * siprec_core::src::MAX_SERVERS),
+            pcm: [[0; FRAME]; 2],
+            ulaw: [[0; FRAME]; 2],
+            alaw: [[0; FRAME]; 2],
+            packet: [0; 12 + FRAME],
+        }
+    }
+
+    fn apply(&mut self, cmd: MediaCommand) {
+        match cmd {
+            MediaCommand::Plan { rs, plan } => {
+                for (leg, media) in plan.legs.iter().enumerate() {
+                    let existing = self.streams.iter().position(|s| s.rs == rs && s.leg == leg);
+                    let codec = media
+                        .as_ref()
+                        .and_then(|m| G711::from_encoding(&m.format.encoding));
+                    match (media, codec, existing) {
+                        (Some(m), Some(codec), Some(i)) => {
+                            if let Some(s) = self.streams.get_mut(i) {
+                                s.dest = m.remote;
+                                s.pt = m.format.payload_type;
+                                s.codec = codec;
+                                if plan.sending && !s.sending {
+                                    s.marker = true;
+                                }
+                                s.sending = plan.sending;
+                            }
+                        }
+                        (Some(m), Some(codec), None) => self.streams.push(Stream {
+                            rs,
+                            leg,
+                            dest: m.remote,
+                            pt: m.format.payload_type,
+                            codec,
+                            ssrc: rand::random(),
+                            seq: rand::random(),
+                            ts: rand::random(),
+                            sending: plan.sending,
+                            marker: true,
+                            packets: 0,
+                        }),
+                        (_, _, Some(i)) => {
+                            self.streams.swap_remove(i);
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            MediaCommand::Stop { rs } => self.streams.retain(|s| s.rs != rs),
+            MediaCommand::Stats(reply) => {
+                let stats = self
+                    .streams
+                    .iter()
+                    .map(|s| StreamStats {
+                        rs: s.rs,
+                        leg: s.leg,
+                        dest: s.dest,
+                        payload_type: s.pt,
+                        ssrc: s.ssrc,
+                        packets: s.packets,
+                    })
+                    .collect();
+                let _ = reply.send(stats);
+            }
+        }
+    }
+
+    /// One 20 ms tick: pull both legs, send to every sending stream.
+    async fn tick(&mut self) {
+        for leg in 0..2 {
+            if let (Some(src), Some(pcm)) = (self.sources.get_mut(leg), self.pcm.get_mut(leg)) {
+                src.read(pcm);
+            }
+        }
+        let need_u = self
+            .streams
+            .iter()
+            .any(|s| s.sending && s.codec == G711::Ulaw);
+        let need_a = self
+            .streams
+            .iter()
+            .any(|s| s.sending && s.codec == G711::Alaw);
+        for leg in 0..2 {
+            let (Some(pcm), Some(u), Some(a)) = (
+                self.pcm.get(leg),
+                self.ulaw.get_mut(leg),
+                self.alaw.get_mut(leg),
+            ) else {
+                continue;
+            };
+            if need_u {
+                g711::encode_ulaw_into(pcm, u);
+            }
+            if need_a {
+                g711::encode_alaw_into(pcm, a);
+            }
+        }
+        for s in self.streams.iter_mut() {
+            if s.sending {
+                let header = RtpHeader {
+                    marker: s.marker,
+                    payload_type: s.pt,
+                    sequence: s.seq,
+                    timestamp: s.ts,
+                    ssrc: s.ssrc,
+                };
+                let payload = match s.codec {
+                    G711::Ulaw => self.ulaw.get(s.leg),
+                    G711::Alaw => self.alaw.get(s.leg),
+                };
+                if let (Some(payload), Some(sock)) = (payload, self.sockets.get(s.leg)) {
+                    if let Ok(n) = siprec_rtp::write(&header, payload, &mut self.packet) {
+                        if let Some(bytes) = self.packet.get(..n) {
+                            if let Err(e) = sock.send_to(bytes, s.dest).await {
+                                debug!(dest = %s.dest, error = %e, "RTP send failed");
+                            }
+                        }
+                    }
+                }
+                s.marker = false;
+                s.seq = s.seq.wrapping_add(1);
+                s.packets += 1;
+            }
+            // The RTP clock runs while paused too.
+            s.ts = s.ts.wrapping_add(FRAME as u32);
+        }
+    }
+
+    /// Runs until the command channel closes: one tick every 20 ms (missed ticks are caught
+    /// up, so the average rate stays exact).
+    pub async fn run(mut self, mut commands: mpsc::UnboundedReceiver<MediaCommand>) {
+        let mut interval = tokio::time::interval(PTIME);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+        loop {
+            interval.tick().await;
+            loop {
+                match commands.try_recv() {
+                    Ok(cmd) => self.apply(cmd),
+                    Err(mpsc::error::TryRecvError::Empty) => break,
+                    Err(mpsc::error::TryRecvError::Disconnected) => return,
+                }
+            }
+            self.tick().await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::media::ToneSource;
+    use siprec_core::src::LegMedia;
+    use siprec_sdp::Format;
+
+    #[tokio::test]
+    async fn packets_carry_continuous_seq_and_timestamps_and_pause() {
+        let rx = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let dest = rx.local_addr().unwrap();
+        let s1 = Arc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
+        let s2 = Arc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
+        let mut sender = RtpSender::new(
+            [
+                Box::new(ToneSource::new(440.0, 8000.0)),
+                Box::new(ToneSource::new(880.0, 8000.0)),
+            ],
+            [s1, s2],
+        );
+        let plan = |sending| MediaPlan {
+            legs: [
+                Some(LegMedia {
+                    remote: dest,
+                    format: Format::pcmu(),
+                }),
+                Some(LegMedia {
+                    remote: dest,
+                    format: Format::pcma(),
+                }),
+            ],
+            sending,
+        };
+        sender.apply(MediaCommand::Plan {
+            rs: RsId(1),
+            plan: plan(true),
+        });
+        for _ in 0..3 {
+            sender.tick().await;
+        }
+        sender.apply(MediaCommand::Plan {
+            rs: RsId(1),
+            plan: plan(false),
+        });
+        sender.tick().await;
+        sender.apply(MediaCommand::Plan {
+            rs: RsId(1),
+            plan: plan(true),
+        });
+        sender.tick().await;
+        let mut got = Vec::new();
+        let mut buf = [0u8; 512];
+        for _ in 0..8 {
+            let (n, _) = rx.recv_from(&mut buf).await.unwrap();
+            let p = siprec_rtp::parse(&buf[..n]).unwrap();
+            assert_eq!(p.payload.len(), 160);
+            got.push(p.header);
+        }
+        let leg1: Vec<_> = got.iter().filter(|h| h.payload_type == 0).collect();
+        let leg2: Vec<_> = got.iter().filter(|h| h.payload_type == 8).collect();
+        assert_eq!((leg1.len(), leg2.len()), (4, 4));
+        assert_ne!(leg1[0].ssrc, leg2[0].ssrc);
+        for leg in [&leg1, &leg2] {
+            assert!(leg[0].marker && !leg[1].marker && !leg[2].marker);
+            // Sequence numbers continue across the pause; timestamps skip the paused frame.
+            assert_eq!(leg[1].sequence, leg[0].sequence.wrapping_add(1));
+            assert_eq!(leg[3].sequence, leg[2].sequence.wrapping_add(1));
+            assert_eq!(leg[1].timestamp, leg[0].timestamp.wrapping_add(160));
+            assert_eq!(leg[3].timestamp, leg[2].timestamp.wrapping_add(320));
+            assert!(leg[3].marker, "marker after the pause");
+        }
+        let (tx, rx_stats) = oneshot::channel();
+        sender.apply(MediaCommand::Stats(tx));
+        let stats = rx_stats.await.unwrap();
+        assert!(stats.iter().all(|s| s.packets == 4));
+        sender.apply(MediaCommand::Stop { rs: RsId(1) });
+        assert!(sender.streams.is_empty());
+    }
+}
