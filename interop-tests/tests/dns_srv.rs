@@ -1,6 +1,7 @@
 //! RFC 3263 resolution against a real DNS server (dnsmasq on loopback): SRV priority and
 //! weight, NAPTR, the A/AAAA fallback, explicit ports and IP literals; then failover end to
-//! end: the first SRV target is down, the second is a running srs-server that records.
+//! end: the first SRV target is down, the second is a running srs-server that records (with
+//! the test SRC and with siprec-client's `Recorder`).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -352,6 +353,80 @@ async fn first_srv_target_down_the_second_records() {
         "WAV {secs:.3} s vs session {session_len:.3} s"
     );
     let mid = |ch: &[i16]| ch[1600.min(ch.len())..10_400.min(ch.len())].to_vec();
+    let (l, r) = (mid(&left), mid(&right));
+    assert!(tone_power(&l, 8000, 440.0) > 100.0 * tone_power(&l, 8000, 880.0));
+    assert!(tone_power(&r, 8000, 880.0) > 100.0 * tone_power(&r, 8000, 440.0));
+    dns.stop().await;
+    server.shutdown().await.unwrap();
+}
+
+/// The same failover through siprec-client's `Recorder`, as the node would do it: the
+/// server string is a bare domain name, the client finds two SRV targets on the loopback
+/// DNS server, the first (priority 10) refuses the connection, and the call is recorded by
+/// the srs-server behind the second.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recorder_fails_over_to_the_second_srv_target() {
+    use siprec_client::{CallContext, ClientConfig, Recorder, Reply, ToneSource};
+
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_srs(dir.path(), 35600).await.unwrap();
+    let mut published = server.subscribe();
+    let tcp = server
+        .local_addrs()
+        .iter()
+        .find(|l| l.transport == Transport::Tcp)
+        .unwrap()
+        .addr;
+    let dns = Dnsmasq::start(&[
+        Record::srv("_sip._tcp.rec.test", "live.rec.test", tcp.port(), 20, 0),
+        Record::srv("_sip._tcp.rec.test", "dead.rec.test", tcp.port(), 10, 0),
+        Record::host("dead.rec.test", ip("127.0.0.2")),
+        Record::host("live.rec.test", ip("127.0.0.1")),
+    ])
+    .await
+    .unwrap();
+
+    let config = ClientConfig {
+        dns_server: Some(dns.addr()),
+        ..ClientConfig::default()
+    };
+    let rec = Recorder::new(
+        config,
+        CallContext::example(),
+        Box::new(ToneSource::new(440.0, 8000.0)),
+        Box::new(ToneSource::new(880.0, 8000.0)),
+    )
+    .await
+    .unwrap();
+    let rec_id = "REC-recorder-dns-failover";
+    let out = rec
+        .start("sip:rec.test;transport=tcp", Some(rec_id))
+        .await
+        .unwrap();
+    assert_eq!(out.reply, Reply::Started, "{out:?}");
+    assert_eq!(out.srs.len(), 1, "{out:?}");
+    assert_eq!(out.srs[0].status, Some(200), "{out:?}");
+    let answered = Instant::now();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let out = rec.stop().await.unwrap();
+    assert_eq!(out.reply, Reply::Stopped, "{out:?}");
+    let session_len = answered.elapsed().as_secs_f64();
+    rec.close().await.unwrap();
+
+    let got = tokio::time::timeout(Duration::from_secs(15), published.recv())
+        .await
+        .expect("recording published in time")
+        .unwrap();
+    assert_eq!(got.manifest.recording_key, rec_id);
+    assert_eq!(got.manifest.ended_by, "bye-from-src");
+    let (_, samples) = read_wav(&server, &got.folder).await.unwrap();
+    let (left, right) = deinterleave(&samples);
+    let secs = left.len() as f64 / 8000.0;
+    assert!(
+        (secs - session_len).abs() < 0.2,
+        "WAV {secs:.3} s vs session {session_len:.3} s"
+    );
+    let mid = |ch: &[i16]| ch[1600.min(ch.len())..9_600.min(ch.len())].to_vec();
     let (l, r) = (mid(&left), mid(&right));
     assert!(tone_power(&l, 8000, 440.0) > 100.0 * tone_power(&l, 8000, 880.0));
     assert!(tone_power(&r, 8000, 880.0) > 100.0 * tone_power(&r, 8000, 440.0));
