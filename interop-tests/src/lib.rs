@@ -11,6 +11,7 @@
 pub mod audio;
 pub mod dns;
 pub mod pcap;
+pub mod process;
 pub mod src;
 pub mod tls;
 

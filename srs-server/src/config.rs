@@ -8,6 +8,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use siprec_sip::transaction::Transport;
 use siprec_sip_tokio::{ListenAddr, TlsServer};
+use siprec_storage::S3Options;
 
 /// The whole configuration.
 ///
@@ -22,6 +23,12 @@ use siprec_sip_tokio::{ListenAddr, TlsServer};
 /// - `max_sessions`: 1000
 /// - `instance_id`: the host name
 /// - `tls_cert`, `tls_key`: none (required with a `tls:` listener)
+/// - `s3`: empty (an `s3://` storage takes its settings from the `AWS_*` environment)
+/// - `spool_max_mb`: 10240 (10 GiB; 0 = no limit)
+/// - `shutdown_grace`: 30 s; `shutdown_upload_wait`: 60 s
+/// - `upload_retry_max`: 30 s
+/// - `jitter_ms`: 60; `checkpoint_ms`: 20
+/// - `media_clock_rate`: 1.0
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
@@ -45,6 +52,31 @@ pub struct Config {
     pub tls_cert: Option<PathBuf>,
     /// PEM private key of `tls_cert`.
     pub tls_key: Option<PathBuf>,
+    /// S3 settings for an `s3://bucket/prefix` storage (TOML table `[s3]`); unset fields come
+    /// from `AWS_ENDPOINT_URL`, `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_REGION`,
+    /// `AWS_ALLOW_HTTP`.
+    pub s3: S3Options,
+    /// Largest spool (recordings in progress plus those waiting for storage), in MiB; beyond
+    /// it new INVITEs get `503 Spool Full` with Retry-After. 0 = no limit.
+    pub spool_max_mb: u64,
+    /// On SIGTERM: seconds live sessions are given to end by themselves before the SRS sends
+    /// BYE (new INVITEs get 503 at once).
+    pub shutdown_grace: u64,
+    /// On SIGTERM: seconds to wait for pending uploads; what is left stays in the spool and
+    /// is published at the next start.
+    pub shutdown_upload_wait: u64,
+    /// Longest wait between two upload attempts while storage fails, in seconds (the wait
+    /// starts at 1 s and doubles).
+    pub upload_retry_max: u64,
+    /// How long audio is held back so late and reordered packets land in place, in ms.
+    pub jitter_ms: u64,
+    /// How often the spool WAV is made valid on disk (header updated, buffer flushed), in ms
+    /// of audio. A process killed with SIGKILL loses at most `jitter_ms + checkpoint_ms`.
+    pub checkpoint_ms: u64,
+    /// Speed of the media clock relative to the wall clock. 1.0 for real calls; a test or
+    /// load generator that sends N seconds of RTP per second sets N, so faster-than-real-time
+    /// audio is placed by its RTP timestamps instead of being squeezed.
+    pub media_clock_rate: f64,
 }
 
 impl Default for Config {
@@ -60,6 +92,14 @@ impl Default for Config {
             instance_id: None,
             tls_cert: None,
             tls_key: None,
+            s3: S3Options::default(),
+            spool_max_mb: 10 * 1024,
+            shutdown_grace: 30,
+            shutdown_upload_wait: 60,
+            upload_retry_max: 30,
+            jitter_ms: 60,
+            checkpoint_ms: 20,
+            media_clock_rate: 1.0,
         }
     }
 }
@@ -102,6 +142,19 @@ pub enum ConfigError {
     /// max_sessions is zero.
     #[error("max-sessions must be at least 1")]
     MaxSessions,
+    /// A timing or size setting is out of range.
+    #[error("{name} = {value}: {expected}")]
+    Range {
+        /// The setting.
+        name: &'static str,
+        /// Its value.
+        value: String,
+        /// What is accepted.
+        expected: &'static str,
+    },
+    /// The storage location or its S3 settings cannot be used.
+    #[error("storage: {0}")]
+    Storage(siprec_storage::Error),
     /// The TOML file cannot be read or parsed.
     #[error("config file {path}: {reason}")]
     File {
@@ -133,6 +186,22 @@ pub struct Validated {
     pub instance_id: String,
     /// Certificate and key of the `tls:` listeners (loaded whenever they are configured).
     pub tls: Option<TlsServer>,
+    /// S3 settings.
+    pub s3: S3Options,
+    /// Spool limit in bytes (`None`: no limit).
+    pub spool_max_bytes: Option<u64>,
+    /// Time live sessions get to end at shutdown.
+    pub shutdown_grace: Duration,
+    /// Time pending uploads get at shutdown.
+    pub shutdown_upload_wait: Duration,
+    /// Cap of the upload retry back-off.
+    pub upload_retry_max: Duration,
+    /// Timeline jitter window.
+    pub jitter: Duration,
+    /// Spool checkpoint interval.
+    pub checkpoint: Duration,
+    /// Media clock speed.
+    pub media_clock_rate: f64,
 }
 
 impl Config {
@@ -192,6 +261,48 @@ impl Config {
         if self.max_sessions == 0 {
             return Err(ConfigError::MaxSessions);
         }
+        let range = |name, value: String, expected| ConfigError::Range {
+            name,
+            value,
+            expected,
+        };
+        if self.jitter_ms > 5000 {
+            return Err(range(
+                "jitter_ms",
+                self.jitter_ms.to_string(),
+                "expected 0 to 5000",
+            ));
+        }
+        if !(10..=10_000).contains(&self.checkpoint_ms) {
+            return Err(range(
+                "checkpoint_ms",
+                self.checkpoint_ms.to_string(),
+                "expected 10 to 10000",
+            ));
+        }
+        if !(self.media_clock_rate.is_finite() && (0.01..=1000.0).contains(&self.media_clock_rate))
+        {
+            return Err(range(
+                "media_clock_rate",
+                self.media_clock_rate.to_string(),
+                "expected 0.01 to 1000 (1.0 for real calls)",
+            ));
+        }
+        if self.upload_retry_max == 0 {
+            return Err(range(
+                "upload_retry_max",
+                "0".into(),
+                "expected at least 1 second",
+            ));
+        }
+        // An S3 location is opened here so a bad URL or setting stops the start with a clear
+        // message (nothing is contacted yet); a directory is created only when serving.
+        let storage = self.storage.trim();
+        let s3_given = self.s3 != S3Options::default();
+        let plain_dir = !storage.is_empty() && !storage.contains("://");
+        if s3_given || !(plain_dir || storage.starts_with("file://")) {
+            siprec_storage::Store::open_with(storage, &self.s3).map_err(ConfigError::Storage)?;
+        }
         let instance_id = self.instance_id.clone().unwrap_or_else(|| {
             std::fs::read_to_string("/etc/hostname")
                 .map(|h| h.trim().to_string())
@@ -209,6 +320,14 @@ impl Config {
             max_sessions: self.max_sessions,
             instance_id,
             tls,
+            s3: self.s3.clone(),
+            spool_max_bytes: (self.spool_max_mb > 0).then(|| self.spool_max_mb * 1024 * 1024),
+            shutdown_grace: Duration::from_secs(self.shutdown_grace),
+            shutdown_upload_wait: Duration::from_secs(self.shutdown_upload_wait),
+            upload_retry_max: Duration::from_secs(self.upload_retry_max),
+            jitter: Duration::from_millis(self.jitter_ms),
+            checkpoint: Duration::from_millis(self.checkpoint_ms),
+            media_clock_rate: self.media_clock_rate,
         })
     }
 }
@@ -314,5 +433,41 @@ mod tests {
         assert_eq!(c.media_timeout, 5);
         assert_eq!(c.storage, "./recordings");
         assert!(toml::from_str::<Config>("rtp_port = \"1-2\"").is_err());
+        let c: Config = toml::from_str(
+            "storage = \"s3://recordings/srs\"\nspool_max_mb = 5\n[s3]\nendpoint = \"http://127.0.0.1:3900\"\nregion = \"garage\"\nallow_http = true\n",
+        )
+        .unwrap();
+        assert_eq!(c.s3.endpoint.as_deref(), Some("http://127.0.0.1:3900"));
+        let v = c.validate().unwrap();
+        assert_eq!(v.spool_max_bytes, Some(5 * 1024 * 1024));
+        assert!(toml::from_str::<Config>("[s3]\nbucket = \"x\"\n").is_err());
+    }
+
+    #[test]
+    fn storage_and_ranges_are_checked() {
+        let c = Config {
+            storage: "s3://".into(),
+            ..Config::default()
+        };
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.contains("no bucket"), "{e}");
+        let c = Config {
+            checkpoint_ms: 1,
+            ..Config::default()
+        };
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("checkpoint_ms"));
+        let c = Config {
+            media_clock_rate: f64::NAN,
+            ..Config::default()
+        };
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("media_clock_rate"));
     }
 }

@@ -22,23 +22,28 @@
 pub mod config;
 pub mod ports;
 pub mod recording;
+pub mod spool;
+pub mod uploader;
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
-use std::path::PathBuf;
-use std::time::Instant;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use siprec_core::{EndReason, Event, SessionId, SrsConfig, SrsCore};
 use siprec_sip_tokio::{ListenAddr, SipTransports, TlsConfig};
-use siprec_storage::{Manifest, Publication, Store};
+use siprec_storage::{Manifest, Store};
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::task::JoinSet;
-use tracing::{error, info, warn, Instrument};
+use tracing::{error, info, warn};
 
 pub use config::{Config, ConfigError, Validated};
 use ports::PortPool;
-use recording::{MediaTimedOut, Recording};
+use recording::{MediaTimedOut, Recording, RecordingConfig};
+use spool::Ready;
+use uploader::Uploader;
 
 /// A recording that reached storage.
 #[derive(Debug, Clone)]
@@ -58,6 +63,7 @@ pub struct Server {
     media_ip: IpAddr,
     store: Store,
     published: broadcast::Sender<PublishedRecording>,
+    pending_uploads: Arc<AtomicUsize>,
     shutdown: Option<oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<anyhow::Result<()>>,
 }
@@ -65,10 +71,14 @@ pub struct Server {
 impl Server {
     /// Binds the listeners and starts serving.
     pub async fn start(cfg: Validated) -> anyhow::Result<Server> {
-        let store = Store::open(&cfg.storage)?;
+        let store = Store::open_with(&cfg.storage, &cfg.s3)?.with_claimant(&cfg.instance_id);
         std::fs::create_dir_all(&cfg.spool).map_err(|e| {
             anyhow::anyhow!("cannot create spool directory {}: {e}", cfg.spool.display())
         })?;
+        let (published, _) = broadcast::channel(256);
+        let mut uploader = Uploader::new(store.clone(), published.clone(), cfg.upload_retry_max);
+        recover_spool(&cfg.spool, &mut uploader).await;
+        let pending_uploads = uploader.pending();
         let tls = TlsConfig {
             server: cfg.tls.clone(),
             client: None,
@@ -85,26 +95,27 @@ impl Server {
             },
             Box::new(pool.clone()),
         );
-        let (published, _) = broadcast::channel(256);
         let (stop_tx, stop_rx) = oneshot::channel();
+        let (ready_tx, ready_rx) = mpsc::unbounded_channel();
         let driver = Driver {
             core,
             transports,
             pool,
-            store: store.clone(),
             cfg,
             media_ip,
             recordings: HashMap::new(),
             pending_metadata: HashMap::new(),
-            publishing: JoinSet::new(),
-            published: published.clone(),
+            finishing: JoinSet::new(),
+            ready_tx,
+            uploader,
         };
-        let task = tokio::spawn(driver.run(inbound, stop_rx));
+        let task = tokio::spawn(driver.run(inbound, stop_rx, ready_rx));
         Ok(Server {
             local,
             media_ip,
             store,
             published,
+            pending_uploads,
             shutdown: Some(stop_tx),
             task,
         })
@@ -130,7 +141,14 @@ impl Server {
         self.published.subscribe()
     }
 
-    /// Graceful stop: new INVITEs get 503, live sessions end with BYE, everything publishes.
+    /// Recordings finished but not yet acknowledged by storage.
+    pub fn pending_uploads(&self) -> usize {
+        self.pending_uploads.load(Ordering::SeqCst)
+    }
+
+    /// Graceful stop: new INVITEs get 503, live sessions get `shutdown_grace` to end, then
+    /// BYE; everything publishes (waiting at most `shutdown_upload_wait`; the rest stays in
+    /// the spool for the next start).
     pub async fn shutdown(mut self) -> anyhow::Result<()> {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
@@ -153,13 +171,14 @@ struct Driver {
     core: SrsCore,
     transports: SipTransports,
     pool: PortPool,
-    store: Store,
     cfg: Validated,
     media_ip: IpAddr,
     recordings: HashMap<SessionId, Recording>,
     pending_metadata: HashMap<SessionId, (Vec<Vec<u8>>, Vec<String>)>,
-    publishing: JoinSet<()>,
-    published: broadcast::Sender<PublishedRecording>,
+    /// Recordings being finished (WAV closed, final manifest written to the spool).
+    finishing: JoinSet<()>,
+    ready_tx: mpsc::UnboundedSender<(Ready, tracing::Span)>,
+    uploader: Uploader,
 }
 
 impl Driver {
@@ -167,9 +186,28 @@ impl Driver {
         mut self,
         mut inbound: mpsc::Receiver<siprec_sip_tokio::Inbound>,
         mut stop: oneshot::Receiver<()>,
+        mut ready: mpsc::UnboundedReceiver<(Ready, tracing::Span)>,
     ) -> anyhow::Result<()> {
         let (timeouts_tx, mut timeouts) = mpsc::unbounded_channel::<MediaTimedOut>();
         let mut stopping = false;
+        let mut grace_end: Option<Instant> = None;
+        let mut spool_check = tokio::time::interval(Duration::from_secs(1));
+        spool_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut spool_full = false;
+        if let Some(limit) = self.cfg.spool_max_bytes {
+            // The state at start-up, before the first INVITE (a full spool left by a previous
+            // run refuses at once).
+            let used = spool::usage_bytes(&self.cfg.spool);
+            if used >= limit {
+                spool_full = true;
+                error!(
+                    used_mb = used >> 20,
+                    limit_mb = limit >> 20,
+                    "spool full: new INVITEs get 503 until uploads catch up"
+                );
+                self.core.set_refusal(Some("Spool Full".into()));
+            }
+        }
         loop {
             let deadline = self.core.poll_timeout();
             tokio::select! {
@@ -188,13 +226,48 @@ impl Driver {
                     }
                     self.core.end_session(Instant::now(), id, EndReason::MediaTimeout);
                 }
+                Some((r, span)) = ready.recv() => {
+                    self.uploader.submit(r, span);
+                }
+                _ = spool_check.tick(), if self.cfg.spool_max_bytes.is_some() => {
+                    let limit = self.cfg.spool_max_bytes.unwrap_or(u64::MAX);
+                    let root = self.cfg.spool.clone();
+                    let used = tokio::task::spawn_blocking(move || spool::usage_bytes(&root))
+                        .await
+                        .unwrap_or(0);
+                    let full = used >= limit;
+                    if full != spool_full {
+                        spool_full = full;
+                        let pending = self.uploader.pending().load(Ordering::SeqCst);
+                        if full {
+                            error!(used_mb = used >> 20, limit_mb = limit >> 20, pending_uploads = pending, "spool full: new INVITEs get 503 until uploads catch up");
+                            self.core.set_refusal(Some("Spool Full".into()));
+                        } else {
+                            info!(used_mb = used >> 20, pending_uploads = pending, "spool below its limit: accepting new sessions");
+                            self.core.set_refusal(None);
+                        }
+                    }
+                }
                 _ = &mut stop, if !stopping => {
                     stopping = true;
                     self.core.stop_accepting();
+                    let grace = self.cfg.shutdown_grace;
+                    info!(active = self.recordings.len(), grace_s = grace.as_secs(), "shutting down: new INVITEs get 503");
+                    grace_end = Some(Instant::now() + grace);
+                }
+                _ = sleep_until(grace_end), if grace_end.is_some() => {
+                    grace_end = None;
                     let now = Instant::now();
                     for id in self.core.session_ids() {
                         self.core.end_session(now, id, EndReason::Shutdown);
                     }
+                }
+            }
+            if grace_end.is_some_and(|t| t <= Instant::now()) {
+                grace_end = None;
+                let now = Instant::now();
+                for id in self.core.session_ids() {
+                    self.core.end_session(now, id, EndReason::Shutdown);
                 }
             }
             self.flush(&timeouts_tx).await;
@@ -215,7 +288,16 @@ impl Driver {
                 break;
             }
         }
-        while self.publishing.join_next().await.is_some() {}
+        while self.finishing.join_next().await.is_some() {}
+        drop(self.ready_tx);
+        while let Some((r, span)) = ready.recv().await {
+            self.uploader.submit(r, span);
+        }
+        let wait = self.cfg.shutdown_upload_wait;
+        let left = self.uploader.drain(wait).await;
+        if left > 0 {
+            warn!(pending_uploads = left, spool = %self.cfg.spool.display(), "storage did not take every recording in time: they stay in the spool and are published at the next start");
+        }
         Ok(())
     }
 
@@ -262,6 +344,13 @@ impl Driver {
                 if let Some(e) = error {
                     errs.push(e);
                 }
+                if let Some(rec) = self.recordings.get(&id) {
+                    let n = rec.metadata_docs.len();
+                    let doc = &rec.metadata_docs[n - 1];
+                    if let Err(e) = rec.spool.add_metadata(n, doc) {
+                        warn!(session = id.0, error = %e, "cannot write metadata to the spool");
+                    }
+                }
             }
             Event::SessionStarted {
                 id,
@@ -281,7 +370,12 @@ impl Driver {
                     channels,
                     paused,
                     &self.pool,
-                    self.cfg.media_timeout,
+                    RecordingConfig {
+                        media_timeout: self.cfg.media_timeout,
+                        jitter: self.cfg.jitter,
+                        checkpoint: self.cfg.checkpoint,
+                        media_clock_rate: self.cfg.media_clock_rate,
+                    },
                     timeouts.clone(),
                 ) {
                     Ok(mut rec) => {
@@ -292,7 +386,15 @@ impl Driver {
                         rec.metadata = metadata;
                         {
                             let _g = rec.span.enter();
-                            info!(streams = streams.len(), paused, "recording started");
+                            info!(streams = streams.len(), paused, spool = %rec.spool.dir.display(), "recording started");
+                            for (i, doc) in rec.metadata_docs.iter().enumerate() {
+                                if let Err(e) = rec.spool.add_metadata(i + 1, doc) {
+                                    warn!(error = %e, "cannot write metadata to the spool");
+                                }
+                            }
+                            if let Err(e) = rec.write_journal(&self.cfg.instance_id) {
+                                warn!(error = %e, "cannot write the spool journal");
+                            }
                         }
                         self.recordings.insert(id, rec);
                     }
@@ -317,6 +419,10 @@ impl Driver {
                     if metadata.is_some() {
                         rec.metadata = metadata;
                     }
+                    if let Err(e) = rec.write_journal(&self.cfg.instance_id) {
+                        let _g = rec.span.enter();
+                        warn!(error = %e, "cannot write the spool journal");
+                    }
                 }
             }
             Event::SessionEnded { id, reason } => {
@@ -324,63 +430,81 @@ impl Driver {
                 let Some(mut rec) = self.recordings.remove(&id) else {
                     return;
                 };
-                let store = self.store.clone();
                 let instance = self.cfg.instance_id.clone();
-                let published = self.published.clone();
+                let ready_tx = self.ready_tx.clone();
                 let span = rec.span.clone();
-                self.publishing.spawn(
-                    async move {
-                        let manifest = match rec.finish(now, reason.as_str(), &instance) {
-                            Ok(m) => m,
-                            Err(e) => {
-                                error!(error = %e, spool = %rec.spool_path.display(), "recording could not be finished; spool file kept");
-                                return;
-                            }
-                        };
-                        publish(store, rec, manifest, published).await;
+                self.finishing.spawn_blocking(move || {
+                    let _g = span.enter();
+                    let manifest = match rec.finish(now, reason.as_str(), &instance) {
+                        Ok(m) => m,
+                        Err(e) => {
+                            error!(error = %e, spool = %rec.spool.dir.display(), "recording could not be finished; kept in the spool for recovery at the next start");
+                            return;
+                        }
+                    };
+                    if let Err(e) = rec.spool.write_final(&manifest) {
+                        warn!(error = %e, "cannot write recording.json to the spool (publishing anyway)");
                     }
-                    .instrument(span),
-                );
+                    let ready = Ready {
+                        entry: rec.spool.clone(),
+                        start_utc: rec.start_utc,
+                        manifest,
+                        metadata: std::mem::take(&mut rec.metadata_docs),
+                    };
+                    let _ = ready_tx.send((ready, span.clone()));
+                });
             }
         }
     }
 }
 
-async fn publish(
-    store: Store,
-    rec: Recording,
-    manifest: Manifest,
-    published: broadcast::Sender<PublishedRecording>,
-) {
-    let spool: PathBuf = rec.spool_path.clone();
-    let p = Publication {
-        start: rec.start_utc,
-        key: &manifest.recording_key,
-        audio: &spool,
-        metadata: &rec.metadata_docs,
-        manifest: &manifest,
-    };
-    match store.publish(&p).await {
-        Ok(done) => {
-            info!(
-                key = %done.manifest.recording_key,
-                duration_s = format!("{:.3}", manifest.duration_seconds),
-                ended_by = %manifest.ended_by,
-                stored = %done.location,
-                "recording stored"
-            );
-            if let Err(e) = std::fs::remove_file(&spool) {
-                warn!(error = %e, spool = %spool.display(), "cannot remove published spool file");
+/// Queues what a previous process left in the spool: finished recordings as they are,
+/// interrupted ones after recovery (see [`spool::recover`]).
+async fn recover_spool(root: &std::path::Path, uploader: &mut Uploader) {
+    let root = root.to_path_buf();
+    let found = tokio::task::spawn_blocking(move || {
+        let entries = match spool::scan(&root) {
+            Ok(e) => e,
+            Err(e) => {
+                error!(spool = %root.display(), error = %e, "cannot read the spool");
+                return Vec::new();
             }
-            let _ = published.send(PublishedRecording {
-                folder: done.folder,
-                location: done.location,
-                manifest: done.manifest,
-            });
+        };
+        entries
+            .into_iter()
+            .map(|e| {
+                let r = spool::recover(&e);
+                (e, r)
+            })
+            .collect::<Vec<_>>()
+    })
+    .await
+    .unwrap_or_default();
+    let mut queued = 0;
+    for (entry, r) in found {
+        match r {
+            Ok(ready) => {
+                info!(
+                    key = %ready.manifest.recording_key,
+                    complete = ready.manifest.complete,
+                    duration_s = format!("{:.3}", ready.manifest.duration_seconds),
+                    spool = %entry.dir.display(),
+                    "publishing a recording left in the spool"
+                );
+                let span = tracing::info_span!("recovered", key = %ready.manifest.recording_key);
+                uploader.submit(ready, span);
+                queued += 1;
+            }
+            Err(e) => {
+                error!(spool = %entry.dir.display(), error = %e, "cannot recover a spool entry; left in place");
+            }
         }
-        Err(e) => {
-            error!(error = %e, spool = %spool.display(), "publication failed; spool file kept");
-        }
+    }
+    if queued > 0 {
+        info!(
+            recordings = queued,
+            "recordings from the spool queued for storage"
+        );
     }
 }
 

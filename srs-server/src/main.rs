@@ -14,7 +14,10 @@ use clap::Parser;
 #[command(name = "srs-server", version)]
 struct Cli {
     /// TOML configuration file (keys: listen, rtp_ports, storage, spool, media_timeout,
-    /// media_ip, max_sessions, instance_id, tls_cert, tls_key).
+    /// media_ip, max_sessions, instance_id, tls_cert, tls_key, spool_max_mb, shutdown_grace,
+    /// shutdown_upload_wait, upload_retry_max, jitter_ms, checkpoint_ms, media_clock_rate,
+    /// and an [s3] table: endpoint, region, access_key_id, secret_access_key, allow_http,
+    /// virtual_hosted_style).
     #[arg(long, env = "SRS_CONFIG", value_name = "FILE")]
     config: Option<PathBuf>,
     /// SIP listener, repeatable: udp:HOST:PORT, tcp:HOST:PORT or tls:HOST:PORT (TLS needs
@@ -29,7 +32,9 @@ struct Cli {
     /// RTP port range, LOW-HIGH. [default: 20000-29999]
     #[arg(long, env = "SRS_RTP_PORTS", value_name = "LOW-HIGH")]
     rtp_ports: Option<String>,
-    /// Where recordings are published: a directory or file:// URL. [default: ./recordings]
+    /// Where recordings are published: a directory, a file:// URL, or s3://BUCKET[/PREFIX]
+    /// (S3 settings from AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
+    /// AWS_REGION, AWS_ALLOW_HTTP, or the [s3] table of --config). [default: ./recordings]
     #[arg(long, env = "SRS_STORAGE", value_name = "PATH_OR_URL")]
     storage: Option<String>,
     /// Spool directory for recordings in progress. [default: ./spool]
@@ -56,6 +61,30 @@ struct Cli {
     /// PEM private key (PKCS#8, PKCS#1 or SEC1) of --tls-cert.
     #[arg(long, env = "SRS_TLS_KEY", value_name = "FILE")]
     tls_key: Option<PathBuf>,
+    /// Largest spool in MiB (recordings in progress and waiting for storage); beyond it new
+    /// INVITEs get 503 Spool Full. 0 = no limit. [default: 10240]
+    #[arg(long, env = "SRS_SPOOL_MAX_MB", value_name = "MIB")]
+    spool_max_mb: Option<u64>,
+    /// On SIGTERM, seconds live sessions get to end before the SRS sends BYE. [default: 30]
+    #[arg(long, env = "SRS_SHUTDOWN_GRACE", value_name = "SECS")]
+    shutdown_grace: Option<u64>,
+    /// On SIGTERM, seconds to wait for pending uploads (the rest stays in the spool).
+    /// [default: 60]
+    #[arg(long, env = "SRS_SHUTDOWN_UPLOAD_WAIT", value_name = "SECS")]
+    shutdown_upload_wait: Option<u64>,
+    /// Longest wait between upload retries while storage fails. [default: 30]
+    #[arg(long, env = "SRS_UPLOAD_RETRY_MAX", value_name = "SECS")]
+    upload_retry_max: Option<u64>,
+    /// Jitter window: audio is held back this long so late packets land in place. [default: 60]
+    #[arg(long, env = "SRS_JITTER_MS", value_name = "MS")]
+    jitter_ms: Option<u64>,
+    /// The spool WAV is made valid on disk every this many ms of audio. [default: 20]
+    #[arg(long, env = "SRS_CHECKPOINT_MS", value_name = "MS")]
+    checkpoint_ms: Option<u64>,
+    /// Media clock speed for test senders that send faster than real time (N seconds of RTP
+    /// per second). Leave at 1 for real calls. [default: 1]
+    #[arg(long, env = "SRS_MEDIA_CLOCK_RATE", value_name = "RATE")]
+    media_clock_rate: Option<f64>,
 }
 
 impl Cli {
@@ -94,12 +123,34 @@ impl Cli {
         if self.tls_key.is_some() {
             c.tls_key = self.tls_key;
         }
+        if let Some(v) = self.spool_max_mb {
+            c.spool_max_mb = v;
+        }
+        if let Some(v) = self.shutdown_grace {
+            c.shutdown_grace = v;
+        }
+        if let Some(v) = self.shutdown_upload_wait {
+            c.shutdown_upload_wait = v;
+        }
+        if let Some(v) = self.upload_retry_max {
+            c.upload_retry_max = v;
+        }
+        if let Some(v) = self.jitter_ms {
+            c.jitter_ms = v;
+        }
+        if let Some(v) = self.checkpoint_ms {
+            c.checkpoint_ms = v;
+        }
+        if let Some(v) = self.media_clock_rate {
+            c.media_clock_rate = v;
+        }
         Ok(c)
     }
 }
 
 fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )

@@ -3,7 +3,6 @@
 //! moves packets and time.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -19,6 +18,20 @@ use tokio::task::JoinHandle;
 use tracing::{debug, warn, Instrument, Span};
 
 use crate::ports::PortPool;
+use crate::spool::{format_time, Journal, SpoolEntry};
+
+/// Recording settings from the server configuration.
+#[derive(Debug, Clone, Copy)]
+pub struct RecordingConfig {
+    /// No RTP for this long (not paused) ends the session.
+    pub media_timeout: Duration,
+    /// Timeline jitter window.
+    pub jitter: Duration,
+    /// Spool checkpoint interval.
+    pub checkpoint: Duration,
+    /// Media clock speed.
+    pub media_clock_rate: f64,
+}
 
 /// Largest RTP datagram we read; larger ones are truncated (and then fail to parse).
 const RTP_BUF: usize = 4096;
@@ -51,6 +64,30 @@ pub struct RecState {
     last_activity: Instant,
     timeout_reported: bool,
     error: Option<String>,
+    clock: MediaClock,
+}
+
+/// Maps wall-clock instants to media-clock instants for the timeline: the identity for real
+/// calls; `rate` times faster for a sender told to send faster than real time.
+#[derive(Debug, Clone, Copy)]
+pub struct MediaClock {
+    base: Instant,
+    rate: f64,
+}
+
+impl MediaClock {
+    /// A clock starting at `base` running `rate` times as fast as the wall clock.
+    pub fn new(base: Instant, rate: f64) -> MediaClock {
+        MediaClock { base, rate }
+    }
+
+    /// The media instant of wall-clock instant `now`.
+    pub fn map(&self, now: Instant) -> Instant {
+        if self.rate == 1.0 {
+            return now;
+        }
+        self.base + now.saturating_duration_since(self.base).mul_f64(self.rate)
+    }
 }
 
 impl RecState {
@@ -87,7 +124,7 @@ impl RecState {
         if n == 0 {
             return;
         }
-        if let Err(e) = tl.push(now, sid, h.ssrc, h.timestamp, &pcm[..n]) {
+        if let Err(e) = tl.push(self.clock.map(now), sid, h.ssrc, h.timestamp, &pcm[..n]) {
             if self.error.is_none() {
                 self.error = Some(e.to_string());
             }
@@ -101,8 +138,12 @@ pub struct Recording {
     pub id: SessionId,
     pub call_id: String,
     pub span: Span,
-    pub spool_path: PathBuf,
+    pub spool: SpoolEntry,
     pub start_utc: time::OffsetDateTime,
+    start: Instant,
+    /// Pauses in seconds since the start (wall clock), for the journal; the final manifest
+    /// takes the timeline's exact ones.
+    pause_log: Vec<(f64, Option<f64>)>,
     pub state: Arc<Mutex<RecState>>,
     pub ticker: Option<JoinHandle<()>>,
     pub metadata_docs: Vec<Vec<u8>>,
@@ -118,7 +159,7 @@ pub struct MediaTimedOut(pub SessionId);
 
 #[allow(clippy::too_many_arguments)]
 impl Recording {
-    /// Opens the spool file and starts receiving on the plan's ports.
+    /// Opens the spool entry and starts receiving on the plan's ports.
     pub fn start(
         id: SessionId,
         call_id: String,
@@ -128,15 +169,23 @@ impl Recording {
         channels: ChannelPlan,
         paused: bool,
         pool: &PortPool,
-        media_timeout: Duration,
+        rc: RecordingConfig,
         timeouts: tokio::sync::mpsc::UnboundedSender<MediaTimedOut>,
     ) -> Result<Recording, String> {
+        let media_timeout = rc.media_timeout;
         let span = tracing::info_span!("recording", session = id.0, call_id = %call_id);
-        let spool_path = spool_dir.join(format!("{}-{}.wav", uuid::Uuid::new_v4(), id.0));
-        let cfg = TimelineConfig::default();
+        let spool = SpoolEntry::create(spool_dir)
+            .map_err(|e| format!("spool directory {}: {e}", spool_dir.display()))?;
+        let spool_path = spool.audio();
+        let cfg = TimelineConfig {
+            jitter_window: rc.jitter,
+            checkpoint_interval: rc.checkpoint,
+            ..TimelineConfig::default()
+        };
         let sample_rate = cfg.sample_rate;
         let writer = WavSpoolWriter::create(&spool_path, cfg.sample_rate)
             .map_err(|e| format!("spool file {}: {e}", spool_path.display()))?;
+        let clock = MediaClock::new(now, rc.media_clock_rate);
         let mut timeline =
             Timeline::new(now, cfg, Box::new(writer)).map_err(|e| format!("timeline: {e}"))?;
         if paused {
@@ -149,13 +198,20 @@ impl Recording {
             last_activity: now,
             timeout_reported: false,
             error: None,
+            clock,
         }));
         let mut rec = Recording {
             id,
             call_id,
             span,
-            spool_path,
+            spool,
             start_utc: time::OffsetDateTime::now_utc(),
+            start: now,
+            pause_log: if paused {
+                vec![(0.0, None)]
+            } else {
+                Vec::new()
+            },
             state,
             ticker: None,
             metadata_docs: Vec::new(),
@@ -174,8 +230,9 @@ impl Recording {
                     iv.tick().await;
                     let now = Instant::now();
                     let Ok(mut g) = st.lock() else { return };
+                    let media_now = g.clock.map(now);
                     if let Some(tl) = g.timeline.as_mut() {
-                        if let Err(e) = tl.advance(now) {
+                        if let Err(e) = tl.advance(media_now) {
                             warn!(error = %e, "timeline write failed");
                         }
                     }
@@ -263,8 +320,17 @@ impl Recording {
         }
         if g.paused != paused {
             g.paused = paused;
+            let media_now = g.clock.map(now);
             if let Some(tl) = g.timeline.as_mut() {
-                let _ = tl.set_paused(now, paused);
+                let _ = tl.set_paused(media_now, paused);
+            }
+            let at = media_now
+                .saturating_duration_since(self.start)
+                .as_secs_f64();
+            if paused {
+                self.pause_log.push((at, None));
+            } else if let Some(last) = self.pause_log.last_mut() {
+                last.1.get_or_insert(at);
             }
             if !paused {
                 g.last_activity = now;
@@ -272,7 +338,7 @@ impl Recording {
         }
     }
 
-    /// Stops receiving and finishes the WAV. Returns the manifest (without publication fields).
+    /// Stops receiving and finishes the WAV. Returns the final manifest.
     pub fn finish(
         &mut self,
         now: Instant,
@@ -282,8 +348,8 @@ impl Recording {
         if let Some(t) = self.ticker.take() {
             t.abort();
         }
-        let mut g = self
-            .state
+        let state = self.state.clone();
+        let mut g = state
             .lock()
             .map_err(|_| "recording state poisoned".to_string())?;
         for s in &mut g.streams {
@@ -291,11 +357,41 @@ impl Recording {
                 r.abort();
             }
         }
+        let media_now = g.clock.map(now);
         let tl = g.timeline.take().ok_or("recording already finished")?;
-        let stats = tl.finish(now).map_err(|e| format!("finishing WAV: {e}"))?;
+        let stats = tl
+            .finish(media_now)
+            .map_err(|e| format!("finishing WAV: {e}"))?;
+        Ok(self.manifest(&g, Some(&stats), ended_by, instance_id))
+    }
+
+    /// Writes the journal: the manifest as far as it is known now, for crash recovery.
+    pub fn write_journal(&self, instance_id: &str) -> std::io::Result<()> {
+        let m = {
+            let g = self
+                .state
+                .lock()
+                .map_err(|_| std::io::Error::other("recording state poisoned"))?;
+            self.manifest(&g, None, "recovered", instance_id)
+        };
+        self.spool.write_journal(&Journal {
+            version: 1,
+            start_utc: format_time(self.start_utc),
+            manifest: m,
+        })
+    }
+
+    /// The manifest from the current state; `stats` when the timeline has finished.
+    fn manifest(
+        &self,
+        g: &RecState,
+        stats: Option<&siprec_recorder::TimelineStats>,
+        ended_by: &str,
+        instance_id: &str,
+    ) -> Manifest {
         let md = self.metadata.as_ref();
         let stop_utc = time::OffsetDateTime::now_utc();
-        let rate = stats.sample_rate.max(1) as f64;
+        let rate = self.sample_rate.max(1) as f64;
         let (key, key_source, recording_id) = recording_key(md, &self.call_id);
         let streams = g
             .streams
@@ -304,7 +400,7 @@ impl Recording {
                 let t = s.tracker.stats();
                 let late = s
                     .timeline
-                    .and_then(|sid| stats.streams.get(sid.0))
+                    .and_then(|sid| stats.and_then(|st| st.streams.get(sid.0)))
                     .map(|x| x.late_dropped_samples)
                     .unwrap_or(0);
                 StreamInfo {
@@ -356,16 +452,32 @@ impl Recording {
                 None => {}
             }
         }
-        let fmt = |t: time::OffsetDateTime| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .unwrap_or_default()
+        let pauses = match stats {
+            Some(st) => st
+                .pauses
+                .iter()
+                .map(|(a, b)| PauseInterval {
+                    start: *a as f64 / rate,
+                    end: *b as f64 / rate,
+                })
+                .collect(),
+            // Journal: an open pause has end 0 (recovery closes it at the end of the audio).
+            None => self
+                .pause_log
+                .iter()
+                .map(|(a, b)| PauseInterval {
+                    start: *a,
+                    end: b.unwrap_or(0.0),
+                })
+                .collect(),
         };
-        Ok(Manifest {
+        let duration_samples = stats.map(|s| s.duration_samples).unwrap_or(0);
+        Manifest {
             recording_key: key,
             recording_key_source: key_source.into(),
             recording_id,
             call_id: self.call_id.clone(),
-            complete: true,
+            complete: stats.is_some(),
             instance_id: instance_id.to_string(),
             session_ids: md
                 .map(|m| m.sessions.iter().map(|s| s.session_id.clone()).collect())
@@ -385,25 +497,22 @@ impl Recording {
                 reason: self.channels.reason.clone(),
             },
             streams,
-            start_time: fmt(self.start_utc),
-            stop_time: fmt(stop_utc),
-            pauses: stats
-                .pauses
-                .iter()
-                .map(|(a, b)| PauseInterval {
-                    start: *a as f64 / rate,
-                    end: *b as f64 / rate,
-                })
-                .collect(),
-            sample_rate: stats.sample_rate,
-            duration_samples: stats.duration_samples,
-            duration_seconds: stats.duration_samples as f64 / rate,
+            start_time: format_time(self.start_utc),
+            stop_time: if stats.is_some() {
+                format_time(stop_utc)
+            } else {
+                String::new()
+            },
+            pauses,
+            sample_rate: self.sample_rate,
+            duration_samples,
+            duration_seconds: duration_samples as f64 / rate,
             ended_by: ended_by.to_string(),
             metadata_documents: (1..=self.metadata_docs.len())
                 .map(|i| format!("metadata/{i:04}.xml"))
                 .collect(),
             metadata_errors: self.metadata_errors.clone(),
-        })
+        }
     }
 }
 

@@ -216,6 +216,7 @@ pub struct SrsCore {
     transmits: VecDeque<Transmit>,
     next_id: u64,
     accepting: bool,
+    refusal: Option<String>,
     current_local: SocketAddr,
 }
 
@@ -242,6 +243,7 @@ impl SrsCore {
             transmits: VecDeque::new(),
             next_id: 1,
             accepting: true,
+            refusal: None,
             current_local: SocketAddr::from(([127, 0, 0, 1], 5060)),
         }
     }
@@ -254,6 +256,13 @@ impl SrsCore {
     /// Stop accepting new sessions (graceful shutdown): new INVITEs get 503.
     pub fn stop_accepting(&mut self) {
         self.accepting = false;
+    }
+
+    /// Refuse new sessions for a while (`Some(reason)`), or accept them again (`None`): while
+    /// set, new INVITEs get `503 {reason}` with `Retry-After` (RFC 3261 §21.5.4), and sessions
+    /// already established go on. The driver uses it when its spool is full.
+    pub fn set_refusal(&mut self, reason: Option<String>) {
+        self.refusal = reason;
     }
 
     /// Ids of sessions not yet ended.
@@ -481,13 +490,19 @@ impl SrsCore {
             );
             return;
         }
-        if !self.accepting || self.active_sessions() >= self.config.max_sessions {
+        if !self.accepting
+            || self.refusal.is_some()
+            || self.active_sessions() >= self.config.max_sessions
+        {
             let ra = self.config.retry_after.to_string();
-            let reason = if self.accepting {
-                "Too Many Recording Sessions"
+            let reason = if !self.accepting {
+                "Shutting Down".to_string()
+            } else if let Some(r) = &self.refusal {
+                r.clone()
             } else {
-                "Shutting Down"
+                "Too Many Recording Sessions".to_string()
             };
+            let reason = reason.as_str();
             self.simple(
                 now,
                 &key,

@@ -400,6 +400,50 @@ fn max_sessions_gets_503() {
 }
 
 #[test]
+fn refusal_gets_503_with_reason_and_retry_after_until_lifted() {
+    let mut h = Harness::udp();
+    h.srs.set_refusal(Some("Spool Full".into()));
+    h.send(&request(
+        "INVITE",
+        1,
+        None,
+        "",
+        Some(multipart(OFFER, METADATA)),
+    ));
+    // The reason phrase as it goes on the wire (a parsed response only keeps the code).
+    let wire: Vec<Vec<u8>> = std::iter::from_fn(|| h.srs.poll_transmit())
+        .map(|t| t.payload.to_vec())
+        .collect();
+    let last = wire.last().expect("a response");
+    assert!(
+        last.starts_with(b"SIP/2.0 503 Spool Full\r\n"),
+        "{}",
+        String::from_utf8_lossy(last)
+    );
+    let r = match message::parse_message(last).unwrap() {
+        SipMessage::Response(r) => r,
+        other => panic!("{other}"),
+    };
+    assert_eq!(
+        message::header_value(&r.headers, "Retry-After").as_deref(),
+        Some("5")
+    );
+    h.srs.set_refusal(None);
+    let again = String::from_utf8(request(
+        "INVITE",
+        1,
+        None,
+        "",
+        Some(multipart(OFFER, METADATA)),
+    ))
+    .unwrap()
+    .replace("call-1@", "call-2@")
+    .replace("INVITE-1", "INVITE-2nd");
+    h.send(again.as_bytes());
+    assert_eq!(h.final_response().status_code.code(), 200);
+}
+
+#[test]
 fn unknown_dialog_gets_481_and_unknown_method_405() {
     let mut h = Harness::udp();
     h.send(&request("BYE", 2, Some("nope"), "", None));

@@ -8,8 +8,10 @@
 //! {YYYY}/{MM}/{DD}/{recording-key}/recording.json      (written last)
 //! ```
 //!
-//! Call order: [`Store::open`] once at start-up with the configured location (a plain path,
-//! a `file://` URL), then [`Store::publish`] for each finished recording. Audio is streamed
+//! Call order: [`Store::open`] (or [`Store::open_with`]) once at start-up with the configured
+//! location (a plain path, a `file://` URL, or `s3://bucket/prefix` for AWS S3 and S3-compatible
+//! stores such as Garage), then [`Store::publish`] for each finished recording (optionally
+//! after [`Store::reserve`] claimed its folder). Audio is streamed
 //! from its spool file in parts ([`object_store::WriteMultipart`]), so a long recording is
 //! never loaded whole into memory. `recording.json` is written last: whoever sees it finds
 //! everything it names.
@@ -26,7 +28,7 @@
 //! let manifest = Manifest { recording_key: "call-1".into(), ..Manifest::default() };
 //! let start = time::macros::datetime!(2026-11-28 10:00 UTC);
 //! let done = store
-//!     .publish(&Publication { start, key: "call-1", audio: &spool, metadata: &[b"<recording/>".to_vec()], manifest: &manifest })
+//!     .publish(&Publication { start, key: "call-1", folder: None, audio: &spool, metadata: &[b"<recording/>".to_vec()], manifest: &manifest })
 //!     .await
 //!     .unwrap();
 //! assert_eq!(done.folder, "2026/11/28/call-1");
@@ -93,6 +95,9 @@ pub struct Publication<'a> {
     pub start: time::OffsetDateTime,
     /// The recording key; sanitised again here, so any string is safe.
     pub key: &'a str,
+    /// A folder claimed earlier with [`Store::reserve`] (a retried publication keeps its
+    /// folder); `None` claims one now.
+    pub folder: Option<&'a str>,
     /// The finished WAV in the spool directory.
     pub audio: &'a FsPath,
     /// Every metadata document received, in order, byte for byte.
@@ -112,6 +117,35 @@ pub struct Published {
     pub manifest: Manifest,
 }
 
+/// Settings of an `s3://` location that the URL does not carry. Every field left `None`
+/// comes from the standard environment (`AWS_ENDPOINT_URL`, `AWS_ACCESS_KEY_ID`,
+/// `AWS_SECRET_ACCESS_KEY`, `AWS_REGION`, `AWS_ALLOW_HTTP`); a value here wins over it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct S3Options {
+    /// Endpoint URL of an S3-compatible store, e.g. `http://127.0.0.1:3900` (Garage).
+    /// Default: AWS itself.
+    pub endpoint: Option<String>,
+    /// Region (Garage's default is `garage`). Default: `us-east-1`.
+    pub region: Option<String>,
+    /// Access key id.
+    pub access_key_id: Option<String>,
+    /// Secret access key.
+    pub secret_access_key: Option<String>,
+    /// Allow a plain `http://` endpoint. Default: false.
+    pub allow_http: Option<bool>,
+    /// Virtual-hosted-style requests (`bucket.endpoint/key`) instead of path-style
+    /// (`endpoint/bucket/key`, what Garage and most self-hosted stores expect). Default:
+    /// false, path-style.
+    pub virtual_hosted_style: Option<bool>,
+}
+
+impl S3Options {
+    fn is_empty(&self) -> bool {
+        *self == S3Options::default()
+    }
+}
+
 /// A configured object store.
 #[derive(Debug, Clone)]
 pub struct Store {
@@ -119,15 +153,23 @@ pub struct Store {
     display: String,
     /// Whether the backend accepts object attributes such as Content-Type.
     attributes: bool,
-    /// Folders being published right now by this process (two recordings with the same key
-    /// at the same time must not share a folder).
+    /// Names this process in claim objects (see [`Store::reserve`]).
+    claimant: String,
+    /// Folders being claimed right now by this process.
     reserved: Arc<Mutex<HashSet<String>>>,
 }
 
 impl Store {
-    /// Opens a storage location: a plain directory path or a `file://` URL (created if missing),
-    /// served by object_store's [`LocalFileSystem`].
+    /// Opens a storage location: a plain directory path or a `file://` URL (created if missing,
+    /// served by object_store's [`LocalFileSystem`]), or `s3://bucket[/prefix]` configured by
+    /// the standard `AWS_*` environment.
     pub fn open(location: &str) -> Result<Store, Error> {
+        Store::open_with(location, &S3Options::default())
+    }
+
+    /// Like [`Store::open`], with S3 settings that override the environment. Giving S3
+    /// settings for a location that is not `s3://` is a configuration error.
+    pub fn open_with(location: &str, s3: &S3Options) -> Result<Store, Error> {
         let invalid = |reason: String| Error::InvalidLocation {
             location: location.to_string(),
             reason,
@@ -136,29 +178,78 @@ impl Store {
         if trimmed.is_empty() {
             return Err(invalid("empty".into()));
         }
+        if trimmed.starts_with("s3://") {
+            return Store::open_s3(trimmed, s3).map_err(invalid);
+        }
+        if !s3.is_empty() {
+            return Err(invalid(
+                "S3 settings are given but the location is not an s3:// URL".into(),
+            ));
+        }
         let dir = if let Some(rest) = trimmed.strip_prefix("file://") {
             rest.to_string()
         } else if let Some((scheme, _)) = trimmed.split_once("://") {
             return Err(invalid(format!(
-                "unsupported scheme {scheme:?}: use a directory path or file:// URL"
+                "unsupported scheme {scheme:?}: use a directory path, a file:// URL or s3://bucket/prefix"
             )));
         } else {
             trimmed.to_string()
         };
         std::fs::create_dir_all(&dir).map_err(|e| invalid(format!("cannot create {dir}: {e}")))?;
-        let fs = LocalFileSystem::new_with_prefix(&dir).map_err(|e| invalid(e.to_string()))?;
+        let fs = LocalFileSystem::new_with_prefix(&dir)
+            .map_err(|e| invalid(e.to_string()))?
+            // Empty folders left by released claims disappear with their last file.
+            .with_automatic_cleanup(true);
         let display = std::fs::canonicalize(&dir)
             .map(|p| p.display().to_string())
             .unwrap_or(dir);
-        Ok(Store {
-            inner: Arc::new(fs),
-            display,
-            attributes: false,
-            reserved: Arc::default(),
-        })
+        Ok(Store::from_object_store(Arc::new(fs), display, false))
     }
 
-    /// Wraps any object store (used by tests and, later, S3).
+    fn open_s3(url: &str, s3: &S3Options) -> Result<Store, String> {
+        use object_store::aws::AmazonS3Builder;
+        let rest = &url["s3://".len()..];
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        if bucket.is_empty() {
+            return Err("no bucket: use s3://bucket or s3://bucket/prefix".into());
+        }
+        let prefix = prefix.trim_matches('/');
+        if prefix.split('/').any(|seg| seg == "." || seg == "..") {
+            return Err("the prefix must not contain . or .. segments".into());
+        }
+        // The HTTP client's TLS needs one rustls crypto provider; the workspace uses ring
+        // everywhere (object_store's aws feature also brings aws-lc-rs). Already installed is
+        // fine.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let mut b = AmazonS3Builder::from_env().with_bucket_name(bucket);
+        if let Some(v) = &s3.endpoint {
+            b = b.with_endpoint(v);
+        }
+        if let Some(v) = &s3.region {
+            b = b.with_region(v);
+        }
+        if let Some(v) = &s3.access_key_id {
+            b = b.with_access_key_id(v);
+        }
+        if let Some(v) = &s3.secret_access_key {
+            b = b.with_secret_access_key(v);
+        }
+        if let Some(v) = s3.allow_http {
+            b = b.with_allow_http(v);
+        }
+        if let Some(v) = s3.virtual_hosted_style {
+            b = b.with_virtual_hosted_style_request(v);
+        }
+        let s3store = b.build().map_err(|e| e.to_string())?;
+        let inner: Arc<dyn ObjectStore> = if prefix.is_empty() {
+            Arc::new(s3store)
+        } else {
+            Arc::new(object_store::prefix::PrefixStore::new(s3store, prefix))
+        };
+        Ok(Store::from_object_store(inner, url.to_string(), true))
+    }
+
+    /// Wraps any object store (used by tests).
     pub fn from_object_store(
         inner: Arc<dyn ObjectStore>,
         display: String,
@@ -168,8 +259,15 @@ impl Store {
             inner,
             display,
             attributes,
+            claimant: "srs".into(),
             reserved: Arc::default(),
         }
+    }
+
+    /// Names this process (the srs-server instance id) in the claim objects it writes.
+    pub fn with_claimant(mut self, id: &str) -> Store {
+        self.claimant = sanitize_key(id);
+        self
     }
 
     /// The underlying object store (to read recordings back).
@@ -177,15 +275,106 @@ impl Store {
         &self.inner
     }
 
-    /// Publishes one recording: audio, then metadata documents, then `recording.json`.
+    /// Where the store is, for logs (`/srv/recordings`, `s3://bucket/prefix`).
+    pub fn display(&self) -> &str {
+        &self.display
+    }
+
+    /// Publishes one recording: audio, then metadata documents, then `recording.json`, then
+    /// the folder's claim is removed.
     ///
-    /// A recording never overwrites another: when the folder is taken (already in the store,
-    /// or being published by this process), `-2`, `-3`, … is appended to the key.
+    /// A recording never overwrites another: with no [`Publication::folder`], a folder is
+    /// claimed as [`Store::reserve`] does. Safe to call again after a failure: with the folder
+    /// of the first attempt, objects already written are written again.
     pub async fn publish(&self, p: &Publication<'_>) -> Result<Published, Error> {
-        let folder = self.reserve_folder(p.start, p.key).await?;
-        let result = self.publish_into(&folder, p).await;
-        self.release(&folder);
-        result
+        let folder = match p.folder {
+            Some(f) => f.to_string(),
+            None => self.reserve(p.start, p.key).await?,
+        };
+        let manifest = self.publish_into(&folder, p).await?;
+        // The claim has done its work: the folder now holds recording.json.
+        let _ = self.delete_claims(&folder).await;
+        Ok(Published {
+            location: format!("{}/{folder}", self.display),
+            folder,
+            manifest,
+        })
+    }
+
+    /// Claims a folder for a recording with this key and start: `{YYYY}/{MM}/{DD}/{key}`, or
+    /// `{key}-2`, `{key}-3`, … when it is taken. Safe across processes sharing one store (several
+    /// srs-server instances on one bucket): a claimant writes a claim object
+    /// `{folder}/.claim-{instance}-{random}`, then lists the folder, and keeps it only when its
+    /// claim is the only object there; otherwise it deletes its claim and tries the next name.
+    /// Needs only read-after-write consistent listing (S3, Garage, a local directory), no
+    /// conditional writes. Two claimants racing for one name may both give it up; neither can
+    /// ever get it twice.
+    pub async fn reserve(&self, start: time::OffsetDateTime, key: &str) -> Result<String, Error> {
+        let base = folder_for(start, key);
+        for n in 1u32.. {
+            let candidate = if n == 1 {
+                base.clone()
+            } else if n <= 1000 {
+                format!("{base}-{n}")
+            } else {
+                format!("{base}-{}", uuid::Uuid::new_v4().simple())
+            };
+            let fresh = match self.reserved.lock() {
+                Ok(mut r) => r.insert(candidate.clone()),
+                Err(_) => true,
+            };
+            if !fresh {
+                continue;
+            }
+            let got = self.try_claim(&candidate).await;
+            self.release(&candidate);
+            if got? {
+                return Ok(candidate);
+            }
+        }
+        unreachable!("the loop returns before u32 runs out")
+    }
+
+    async fn try_claim(&self, folder: &str) -> Result<bool, Error> {
+        if !self.list_folder(folder).await?.is_empty() {
+            return Ok(false);
+        }
+        let name = format!(".claim-{}-{}", self.claimant, uuid::Uuid::new_v4().simple());
+        let claim = Path::from(format!("{folder}/{name}"));
+        self.inner
+            .put(&claim, PutPayload::from(self.claimant.clone().into_bytes()))
+            .await?;
+        let others = self
+            .list_folder(folder)
+            .await?
+            .into_iter()
+            .any(|p| p != claim);
+        if others {
+            let _ = self.inner.delete(&claim).await;
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    async fn list_folder(&self, folder: &str) -> Result<Vec<Path>, Error> {
+        use futures::TryStreamExt;
+        let prefix = Path::from(folder);
+        Ok(self
+            .inner
+            .list(Some(&prefix))
+            .map_ok(|m| m.location)
+            .try_collect()
+            .await?)
+    }
+
+    async fn delete_claims(&self, folder: &str) -> Result<(), Error> {
+        let mine = format!(".claim-{}-", self.claimant);
+        for p in self.list_folder(folder).await? {
+            if p.filename().is_some_and(|f| f.starts_with(&mine)) {
+                self.inner.delete(&p).await?;
+            }
+        }
+        Ok(())
     }
 
     fn release(&self, folder: &str) {
@@ -194,58 +383,7 @@ impl Store {
         }
     }
 
-    async fn reserve_folder(
-        &self,
-        start: time::OffsetDateTime,
-        key: &str,
-    ) -> Result<String, Error> {
-        let base = folder_for(start, key);
-        for n in 1u32.. {
-            let candidate = if n == 1 {
-                base.clone()
-            } else if n <= 1000 {
-                format!("{base}-{n}")
-            } else {
-                format!("{base}-{}", uuid_like())
-            };
-            // Reserve first, then look in the store: a publication that finishes in between
-            // has written its objects before it releases the reservation.
-            let fresh = match self.reserved.lock() {
-                Ok(mut r) => r.insert(candidate.clone()),
-                Err(_) => true,
-            };
-            if !fresh {
-                continue;
-            }
-            match self.folder_exists(&candidate).await {
-                Ok(false) => return Ok(candidate),
-                Ok(true) => self.release(&candidate),
-                Err(e) => {
-                    self.release(&candidate);
-                    return Err(e);
-                }
-            }
-        }
-        unreachable!("the loop returns before u32 runs out")
-    }
-
-    async fn folder_exists(&self, folder: &str) -> Result<bool, Error> {
-        for name in ["recording.json", "audio.wav"] {
-            match self
-                .inner
-                .head(&Path::from(format!("{folder}/{name}")))
-                .await
-            {
-                Ok(_) => return Ok(true),
-                Err(object_store::Error::NotFound { .. }) => {}
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Ok(false)
-    }
-
-    async fn publish_into(&self, folder: &str, p: &Publication<'_>) -> Result<Published, Error> {
-        let folder = folder.to_string();
+    async fn publish_into(&self, folder: &str, p: &Publication<'_>) -> Result<Manifest, Error> {
         self.upload_file(
             &Path::from(format!("{folder}/audio.wav")),
             p.audio,
@@ -267,11 +405,7 @@ impl Store {
             "application/json",
         )
         .await?;
-        Ok(Published {
-            location: format!("{}/{folder}", self.display),
-            folder,
-            manifest,
-        })
+        Ok(manifest)
     }
 
     async fn put_small(
@@ -326,25 +460,15 @@ impl Store {
                 break;
             }
             // At most two parts in flight: memory stays bounded by a few part sizes.
-            writer.wait_for_capacity(2).await?;
+            if let Err(e) = writer.wait_for_capacity(2).await {
+                let _ = writer.abort().await;
+                return Err(e.into());
+            }
             writer.write(&buf[..n]);
         }
         writer.finish().await?;
         Ok(())
     }
-}
-
-/// A random suffix for the (pathological) case of 1000 recordings with one key on one day.
-fn uuid_like() -> String {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0),
-    );
-    format!("{:016x}", h.finish())
 }
 
 /// The folder of a recording: `{YYYY}/{MM}/{DD}/{sanitised key}` from its UTC start.
@@ -455,6 +579,7 @@ mod tests {
                 start,
                 key: "../k1",
                 audio: &spool,
+                folder: None,
                 metadata: &docs,
                 manifest: &manifest,
             })
@@ -493,6 +618,7 @@ mod tests {
                 start,
                 key: "../k1",
                 audio: &spool,
+                folder: None,
                 metadata: &docs[..1],
                 manifest: &manifest,
             })
@@ -518,6 +644,7 @@ mod tests {
         let p = Publication {
             start,
             key: "same",
+            folder: None,
             audio: &spool,
             metadata: &[],
             manifest: &manifest,
@@ -527,5 +654,119 @@ mod tests {
         folders.sort();
         folders.dedup();
         assert_eq!(folders.len(), 3, "{folders:?}");
+    }
+
+    #[tokio::test]
+    async fn two_instances_on_one_store_never_share_a_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = dir.path().join("s.wav");
+        std::fs::write(&spool, b"RIFF").unwrap();
+        let root = dir.path().join("r");
+        // Two processes sharing one bucket: separate Store values, no shared in-process state.
+        let a = Store::open(root.to_str().unwrap())
+            .unwrap()
+            .with_claimant("srs-a");
+        let b = Store::open(root.to_str().unwrap())
+            .unwrap()
+            .with_claimant("srs-b");
+        let manifest = Manifest::default();
+        let start = time::macros::datetime!(2026-11-28 10:00 UTC);
+        let p = Publication {
+            start,
+            key: "REC-1",
+            folder: None,
+            audio: &spool,
+            metadata: &[],
+            manifest: &manifest,
+        };
+        let mut folders = Vec::new();
+        for _ in 0..5 {
+            let (x, y) = tokio::join!(a.publish(&p), b.publish(&p));
+            folders.push(x.unwrap().folder);
+            folders.push(y.unwrap().folder);
+        }
+        let n = folders.len();
+        folders.sort();
+        folders.dedup();
+        assert_eq!(folders.len(), n, "{folders:?}");
+        // No claim is left behind once a recording is published.
+        let os = a.object_store();
+        let all: Vec<object_store::ObjectMeta> = futures::TryStreamExt::try_collect(os.list(None))
+            .await
+            .unwrap();
+        assert!(
+            all.iter().all(|m| !m.location.as_ref().contains(".claim-")),
+            "{all:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_claimed_folder_is_kept_for_a_retry_and_skipped_by_others() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("r");
+        let a = Store::open(root.to_str().unwrap())
+            .unwrap()
+            .with_claimant("a");
+        let b = Store::open(root.to_str().unwrap())
+            .unwrap()
+            .with_claimant("b");
+        let start = time::macros::datetime!(2026-11-28 10:00 UTC);
+        let first = a.reserve(start, "k").await.unwrap();
+        assert_eq!(first, "2026/11/28/k");
+        // Another instance sees the claim and takes the next name.
+        assert_eq!(b.reserve(start, "k").await.unwrap(), "2026/11/28/k-2");
+        // The first publishes into its claimed folder later (e.g. after a storage outage).
+        let spool = dir.path().join("s.wav");
+        std::fs::write(&spool, b"RIFF").unwrap();
+        let manifest = Manifest::default();
+        let done = a
+            .publish(&Publication {
+                start,
+                key: "k",
+                folder: Some(&first),
+                audio: &spool,
+                metadata: &[],
+                manifest: &manifest,
+            })
+            .await
+            .unwrap();
+        assert_eq!(done.folder, first);
+        assert_eq!(done.manifest.recording_key, "k");
+    }
+
+    #[test]
+    fn s3_locations_are_checked() {
+        for (loc, want) in [
+            ("s3://", "no bucket"),
+            ("s3:///prefix", "no bucket"),
+            ("s3://b/../x", ". or .."),
+        ] {
+            match Store::open(loc) {
+                Err(Error::InvalidLocation { reason, .. }) => {
+                    assert!(reason.contains(want), "{loc}: {reason}")
+                }
+                other => panic!("{loc}: {other:?}"),
+            }
+        }
+        let s3 = S3Options {
+            endpoint: Some("http://127.0.0.1:3900".into()),
+            ..S3Options::default()
+        };
+        assert!(matches!(
+            Store::open_with("/tmp/x", &s3),
+            Err(Error::InvalidLocation { .. })
+        ));
+        let s = Store::open_with(
+            "s3://bucket/some/prefix",
+            &S3Options {
+                region: Some("garage".into()),
+                access_key_id: Some("k".into()),
+                secret_access_key: Some("s".into()),
+                allow_http: Some(true),
+                ..s3
+            },
+        )
+        .unwrap();
+        assert_eq!(s.display(), "s3://bucket/some/prefix");
     }
 }
