@@ -10,6 +10,7 @@
 
 pub mod audio;
 pub mod dns;
+pub mod garage;
 pub mod pcap;
 pub mod process;
 pub mod src;

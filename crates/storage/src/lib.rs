@@ -240,6 +240,13 @@ impl Store {
         if let Some(v) = s3.virtual_hosted_style {
             b = b.with_virtual_hosted_style_request(v);
         }
+        // object_store retries for up to 3 minutes by default; a recording waiting for storage
+        // is retried by the caller anyway, so fail fast and let it log and back off.
+        b = b.with_retry(object_store::RetryConfig {
+            max_retries: 3,
+            retry_timeout: std::time::Duration::from_secs(10),
+            ..object_store::RetryConfig::default()
+        });
         let s3store = b.build().map_err(|e| e.to_string())?;
         let inner: Arc<dyn ObjectStore> = if prefix.is_empty() {
             Arc::new(s3store)
