@@ -126,6 +126,20 @@ async fn main() -> anyhow::Result<()> {
         lat.last().unwrap_or(&Duration::ZERO).as_secs_f64() * 1e6,
     );
 
+    // The recordings of step 1 are being published: wait until the spool is empty, so the
+    // baseline below measures idle sessions, not uploads.
+    let spool = dir.path().join("spool");
+    let drained_by = Instant::now() + Duration::from_secs(120);
+    while std::fs::read_dir(&spool)?
+        .flatten()
+        .any(|e| e.path().is_dir())
+    {
+        if Instant::now() > drained_by {
+            bail!("the recordings of the INVITE phase were not published within 120 s");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
     // 2. CPU per RTP packet.
     let mut srcs = Vec::new();
     for _ in 0..a.sessions {
