@@ -889,7 +889,15 @@ pub struct SrcConfig {
     pub user_agent: String,
     /// Most 3xx redirects followed per URI (default 3).
     pub max_redirects: u8,
+    /// RFC 3261 §18.1.1: a request larger than 1300 bytes (a SIPREC INVITE always is) MUST go
+    /// over a congestion-controlled transport. When a target's transport is UDP only because
+    /// the URI named none (no `;transport=udp`) and we have TCP, the INVITE goes over TCP to
+    /// the same address first, and over UDP if TCP is refused (as §18.1.1 says). Default true.
+    pub large_requests_over_tcp: bool,
 }
+
+/// RFC 3261 §18.1.1: above this size (path MTU unknown) a request must not go over UDP.
+pub const UDP_SIZE_LIMIT: usize = 1300;
 
 impl SrcConfig {
     /// Defaults with our UDP and TCP SIP ports on `ip` (`None` = no such transport) and the
@@ -909,6 +917,7 @@ impl SrcConfig {
             user: "src".into(),
             user_agent: concat!("siprec-rs-src/", env!("CARGO_PKG_VERSION")).into(),
             max_redirects: 3,
+            large_requests_over_tcp: true,
         }
     }
 
@@ -2052,7 +2061,6 @@ impl SrcCore {
                 self.fail_rs(now, id, status, why);
                 return;
             };
-            let more = r.next + 1 < r.targets.len();
             let Some(local) = self.config.local_for(target.transport) else {
                 if let Some(r) = self.rs_mut(id) {
                     r.next += 1;
@@ -2066,7 +2074,18 @@ impl SrcCore {
             } else {
                 Direction::SendOnly
             };
-            let request = self.build_invite(id, target, local, dir);
+            let mut request = self.build_invite(id, target, local, dir);
+            let mut target = target;
+            if let Some(tcp) = self.size_upgrade(id, target, &request) {
+                // Try TCP first; the UDP target stays next, for when TCP is refused.
+                if let Some(r) = self.rs_mut(id) {
+                    r.targets.insert(r.next, tcp);
+                }
+                target = tcp;
+                let local = self.config.tcp.unwrap_or(local);
+                request = self.build_invite(id, target, local, dir);
+            }
+            let more = self.rs(id).is_some_and(|r| r.next + 1 < r.targets.len());
             let peer: Peer = target.into();
             let key = self.layer.send_request(now, peer, request.clone());
             self.owners.insert(key.clone(), (id, Purpose::Invite));
@@ -2088,6 +2107,29 @@ impl SrcCore {
             debug!(rs = %id, %target, "recording session INVITE sent");
             return;
         }
+    }
+
+    /// The TCP target to use instead of `target` for this INVITE (RFC 3261 §18.1.1), if any:
+    /// UDP only by default (the URI named no transport), the request over
+    /// [`UDP_SIZE_LIMIT`], a local TCP transport, and not already tried over TCP.
+    fn size_upgrade(&self, id: RsId, target: Target, request: &rsip::Request) -> Option<Target> {
+        let r = self.rs(id)?;
+        if !self.config.large_requests_over_tcp
+            || target.transport != Transport::Udp
+            || r.uri.required_transport().is_some()
+            || self.config.tcp.is_none()
+        {
+            return None;
+        }
+        let tcp = Target {
+            transport: Transport::Tcp,
+            ..target
+        };
+        if r.next > 0 && r.targets.get(r.next - 1) == Some(&tcp) {
+            return None; // TCP was just tried and failed: this is the UDP retry.
+        }
+        let len = message::print_message(&SipMessage::Request(request.clone())).len();
+        (len > UDP_SIZE_LIMIT).then_some(tcp)
     }
 
     fn offer_sdp(&self, r: &Rs, dir: Direction) -> String {
@@ -3988,22 +4030,33 @@ mod tests {
         events: Vec<Event>,
         resolutions: HashMap<String, Result<Vec<Target>, String>>,
         unreachable: Vec<SocketAddr>,
+        /// Addresses that refuse TCP connections only.
+        refuse_tcp: Vec<SocketAddr>,
     }
 
+    /// The scenarios' configuration. The RFC 3261 §18.1.1 size rule (a SIPREC INVITE over
+    /// TCP when the URI names no transport) is off here so the scenarios stay on the transport
+    /// they name; `a_large_invite_goes_over_tcp_unless_the_uri_asks_for_udp` tests it.
     fn config() -> SrcConfig {
-        SrcConfig::new(
+        let mut c = SrcConfig::new(
             "192.0.2.1".parse().unwrap(),
             Some(5060),
             Some(5060),
             [40000, 40002],
-        )
+        );
+        c.large_requests_over_tcp = false;
+        c
     }
 
     impl Net {
         fn new(srs: Vec<FakeSrs>) -> Net {
+            Net::with_config(srs, config())
+        }
+
+        fn with_config(srs: Vec<FakeSrs>, config: SrcConfig) -> Net {
             let now = t0();
             let src = SrcCore::new(
-                config(),
+                config,
                 CallContext::example(),
                 now,
                 UNIX_EPOCH + Duration::from_secs(1_714_557_600),
@@ -4016,6 +4069,7 @@ mod tests {
                 events: Vec::new(),
                 resolutions: HashMap::new(),
                 unreachable: Vec::new(),
+                refuse_tcp: Vec::new(),
             }
         }
 
@@ -4051,7 +4105,10 @@ mod tests {
                 }
                 while let Some(t) = self.src.poll_transmit() {
                     moved = true;
-                    if self.unreachable.contains(&t.peer.addr) {
+                    if self.unreachable.contains(&t.peer.addr)
+                        || (t.peer.transport == Transport::Tcp
+                            && self.refuse_tcp.contains(&t.peer.addr))
+                    {
                         let now = self.now;
                         self.src
                             .handle_transport_error(now, t.peer, "connection refused");
@@ -4800,6 +4857,42 @@ mod tests {
             reason.contains("connection refused") && reason.contains("503"),
             "{reason}"
         );
+    }
+
+    #[test]
+    fn a_large_invite_goes_over_tcp_unless_the_uri_asks_for_udp() {
+        let mut cfg = config();
+        cfg.large_requests_over_tcp = true;
+        // No transport in the URI: the INVITE (over 1300 bytes) goes over TCP.
+        let mut net = Net::with_config(vec![FakeSrs::new(A, InviteMode::Accept)], cfg.clone());
+        let op = net.start("sip:192.0.2.10", None);
+        let out = net.outcome(op).unwrap();
+        assert_eq!(out.reply, Reply::Started);
+        assert_eq!(out.srs[0].target, Some(format!("tcp:{A}").parse().unwrap()));
+        let inv = &net.srs[0].received[0];
+        let len = message::print_message(&SipMessage::Request(inv.clone())).len();
+        assert!(len > UDP_SIZE_LIMIT, "{len}");
+        assert!(header_value(&inv.headers, "Via")
+            .unwrap()
+            .starts_with("SIP/2.0/TCP "));
+        // TCP refused: UDP to the same address, as §18.1.1 says.
+        let mut net = Net::with_config(vec![FakeSrs::new(A, InviteMode::Accept)], cfg.clone());
+        net.refuse_tcp.push(A.parse().unwrap());
+        let op = net.start("sip:192.0.2.10", None);
+        let out = net.outcome(op).unwrap();
+        assert_eq!(out.reply, Reply::Started);
+        assert_eq!(out.srs[0].target, Some(format!("udp:{A}").parse().unwrap()));
+        // An explicit transport=udp is obeyed.
+        let mut net = Net::with_config(vec![FakeSrs::new(A, InviteMode::Accept)], cfg.clone());
+        let op = net.start("sip:192.0.2.10;transport=udp", None);
+        let out = net.outcome(op).unwrap();
+        assert_eq!(out.srs[0].target, Some(format!("udp:{A}").parse().unwrap()));
+        // Without a local TCP transport there is nothing to switch to.
+        cfg.tcp = None;
+        let mut net = Net::with_config(vec![FakeSrs::new(A, InviteMode::Accept)], cfg);
+        let op = net.start("sip:192.0.2.10", None);
+        let out = net.outcome(op).unwrap();
+        assert_eq!(out.srs[0].target, Some(format!("udp:{A}").parse().unwrap()));
     }
 
     #[test]
