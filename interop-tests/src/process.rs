@@ -29,7 +29,9 @@ pub fn srs_server_bin() -> anyhow::Result<PathBuf> {
     if !bin.is_file() {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let mut cmd = std::process::Command::new(cargo);
-        cmd.args(["build", "-p", "srs-server", "--bin", "srs-server"]);
+        // Whole-workspace feature resolution, as `cargo test --workspace` has: only the
+        // binary is linked, no dependency is rebuilt with other features.
+        cmd.args(["build", "--workspace", "--bin", "srs-server"]);
         if profile_dir.ends_with("release") {
             cmd.arg("--release");
         }

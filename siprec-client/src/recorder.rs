@@ -400,6 +400,8 @@ impl Driver {
             }
             self.flush();
         }
+        // Sockets, connections and their tasks go with the recorder.
+        self.transports.close();
         if let Some((_, Some(reply))) = closing {
             let _ = reply.send(());
         }

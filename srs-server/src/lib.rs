@@ -288,6 +288,7 @@ impl Driver {
                 break;
             }
         }
+        self.transports.close();
         while self.finishing.join_next().await.is_some() {}
         drop(self.ready_tx);
         while let Some((r, span)) = ready.recv().await {

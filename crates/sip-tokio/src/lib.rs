@@ -191,7 +191,25 @@ struct Conn {
     local: SocketAddr,
 }
 
-type ConnMap = Arc<Mutex<HashMap<(Transport, SocketAddr), Conn>>>;
+/// Open stream connections and every task this transport set started (so
+/// [`SipTransports::close`] can stop them all).
+#[derive(Debug, Default)]
+struct Registry {
+    conns: Mutex<HashMap<(Transport, SocketAddr), Conn>>,
+    tasks: Mutex<Vec<tokio::task::AbortHandle>>,
+}
+
+impl Registry {
+    /// Keeps the handle of a task (and forgets those that have finished).
+    fn track(&self, h: tokio::task::JoinHandle<()>) {
+        if let Ok(mut t) = self.tasks.lock() {
+            t.retain(|a| !a.is_finished());
+            t.push(h.abort_handle());
+        }
+    }
+}
+
+type ConnMap = Arc<Registry>;
 
 /// The bound transports.
 #[derive(Debug, Clone)]
@@ -226,13 +244,13 @@ impl SipTransports {
             match l.transport {
                 Transport::Udp => {
                     let sock = Arc::new(UdpSocket::bind(l.addr).await.map_err(bind_err)?);
-                    tokio::spawn(udp_reader(sock.clone(), tx.clone()));
+                    conns.track(tokio::spawn(udp_reader(sock.clone(), tx.clone())));
                     udp.push(sock);
                 }
                 Transport::Tcp => {
                     let lis = TcpListener::bind(l.addr).await.map_err(bind_err)?;
                     tcp_local.push(lis.local_addr().map_err(bind_err)?);
-                    tokio::spawn(tcp_acceptor(lis, tx.clone(), conns.clone()));
+                    conns.track(tokio::spawn(tcp_acceptor(lis, tx.clone(), conns.clone())));
                 }
                 Transport::Tls => {
                     let server = tls.server.as_ref().ok_or_else(|| Error::TlsConfig {
@@ -242,7 +260,12 @@ impl SipTransports {
                     let lis = TcpListener::bind(l.addr).await.map_err(bind_err)?;
                     tls_local.push(lis.local_addr().map_err(bind_err)?);
                     let acceptor = TlsAcceptor::from(server.config.clone());
-                    tokio::spawn(tls_acceptor(lis, acceptor, tx.clone(), conns.clone()));
+                    conns.track(tokio::spawn(tls_acceptor(
+                        lis,
+                        acceptor,
+                        tx.clone(),
+                        conns.clone(),
+                    )));
                 }
             }
         }
@@ -285,6 +308,19 @@ impl SipTransports {
             addr,
         }));
         v
+    }
+
+    /// Stops every listener, connection and task of this transport set and closes their
+    /// sockets (the inbound channel then ends). Sends after `close` fail.
+    pub fn close(&self) {
+        if let Ok(mut t) = self.conns.tasks.lock() {
+            for h in t.drain(..) {
+                h.abort();
+            }
+        }
+        if let Ok(mut c) = self.conns.conns.lock() {
+            c.clear();
+        }
     }
 
     /// Opens a TLS connection to `peer` unless one is already open, verifying the server's
@@ -364,7 +400,7 @@ impl SipTransports {
     }
 
     fn open_conn(&self, transport: Transport, peer: SocketAddr) -> Option<Conn> {
-        let conns = self.conns.lock().ok()?;
+        let conns = self.conns.conns.lock().ok()?;
         conns
             .get(&(transport, peer))
             .filter(|c| !c.tx.is_closed())
@@ -527,11 +563,11 @@ where
         tx: out_tx.clone(),
         local,
     };
-    if let Ok(mut m) = conns.lock() {
+    if let Ok(mut m) = conns.conns.lock() {
         m.insert((transport, peer), conn.clone());
     }
     let (mut rd, mut wr) = tokio::io::split(stream);
-    tokio::spawn(async move {
+    let writer = tokio::spawn(async move {
         while let Some(bytes) = out_rx.recv().await {
             // TLS buffers records inside the session: flush after every message.
             if let Err(e) = async {
@@ -546,9 +582,10 @@ where
         }
         let _ = wr.shutdown().await;
     });
+    conns.track(writer);
     let reader_conns = conns.clone();
     let writer_handle = out_tx;
-    tokio::spawn(async move {
+    let reader = tokio::spawn(async move {
         let mut framer = StreamFramer::new(MAX_MESSAGE);
         let mut buf = vec![0u8; 16 * 1024];
         'conn: loop {
@@ -580,7 +617,7 @@ where
                 }
             }
         }
-        if let Ok(mut m) = reader_conns.lock() {
+        if let Ok(mut m) = reader_conns.conns.lock() {
             let key = (transport, peer);
             if m.get(&key)
                 .is_some_and(|c| c.tx.same_channel(&writer_handle))
@@ -589,12 +626,32 @@ where
             }
         }
     });
+    conns.track(reader);
     conn
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn close_stops_every_task_and_frees_the_ports() {
+        let listen: Vec<ListenAddr> = vec![
+            "udp:127.0.0.1:0".parse().unwrap(),
+            "tcp:127.0.0.1:0".parse().unwrap(),
+        ];
+        let (t, mut rx) = SipTransports::bind(&listen, TlsConfig::default())
+            .await
+            .unwrap();
+        let tcp = t.local_addrs()[1].addr;
+        // An accepted connection has its own tasks too.
+        let _client = TcpStream::connect(tcp).await.unwrap();
+        t.close();
+        drop(t);
+        // Every task held a sender of the inbound channel: it ends when all are gone.
+        assert!(rx.recv().await.is_none());
+        assert!(TcpStream::connect(tcp).await.is_err(), "listener closed");
+    }
 
     #[test]
     fn listen_addr_parses_and_prints() {
