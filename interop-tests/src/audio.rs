@@ -36,6 +36,24 @@ pub fn peak(samples: &[i16]) -> i32 {
     samples.iter().map(|s| (*s as i32).abs()).max().unwrap_or(0)
 }
 
+/// Samples `from_s..to_s` seconds of an 8 kHz channel (clamped to its length).
+pub fn window(ch: &[i16], from_s: f64, to_s: f64) -> &[i16] {
+    let a = ((from_s * 8000.0) as usize).min(ch.len());
+    let b = ((to_s * 8000.0) as usize).min(ch.len());
+    &ch[a..b]
+}
+
+/// Asserts that an 8 kHz signal carries `want` Hz (clearly above noise) and not `other` Hz
+/// (at least 20 dB below).
+pub fn assert_tone(ch: &[i16], want: f64, other: f64, what: &str) {
+    let pw = tone_power(ch, 8000, want);
+    let po = tone_power(ch, 8000, other);
+    assert!(
+        pw > 100.0 * po && pw > 1e5,
+        "{what}: {want} Hz power {pw:.1} vs {other} Hz {po:.1}"
+    );
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -33,6 +33,20 @@ pub struct S3Credentials {
     pub bucket: String,
 }
 
+impl S3Credentials {
+    /// The same as srs-server / siprec-storage S3 settings.
+    pub fn s3_options(&self) -> siprec_storage::S3Options {
+        siprec_storage::S3Options {
+            endpoint: Some(self.endpoint.clone()),
+            region: Some(self.region.clone()),
+            access_key_id: Some(self.access_key_id.clone()),
+            secret_access_key: Some(self.secret_access_key.clone()),
+            allow_http: Some(true),
+            virtual_hosted_style: None,
+        }
+    }
+}
+
 /// A running single-node Garage.
 #[derive(Debug)]
 pub struct Garage {
@@ -257,14 +271,7 @@ impl Garage {
         use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
         let store = siprec_storage::Store::open_with(
             &format!("s3://{}", self.creds.bucket),
-            &siprec_storage::S3Options {
-                endpoint: Some(self.creds.endpoint.clone()),
-                region: Some(self.creds.region.clone()),
-                access_key_id: Some(self.creds.access_key_id.clone()),
-                secret_access_key: Some(self.creds.secret_access_key.clone()),
-                allow_http: Some(true),
-                virtual_hosted_style: None,
-            },
+            &self.creds.s3_options(),
         )?;
         let os: &std::sync::Arc<dyn ObjectStore> = store.object_store();
         let probe = object_store::path::Path::from(".garage-probe");
@@ -306,16 +313,8 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn garage_starts_stops_and_keeps_data() {
         let mut g = Garage::start("probe").await.unwrap();
-        let c = g.credentials();
-        let opts = siprec_storage::S3Options {
-            endpoint: Some(c.endpoint.clone()),
-            region: Some(c.region.clone()),
-            access_key_id: Some(c.access_key_id.clone()),
-            secret_access_key: Some(c.secret_access_key.clone()),
-            allow_http: Some(true),
-            virtual_hosted_style: None,
-        };
-        let store = siprec_storage::Store::open_with("s3://probe", &opts).unwrap();
+        let store =
+            siprec_storage::Store::open_with("s3://probe", &g.credentials().s3_options()).unwrap();
         let os = store.object_store();
         let p = object_store::path::Path::from("a/b.txt");
         os.put(&p, PutPayload::from_static(b"kept")).await.unwrap();

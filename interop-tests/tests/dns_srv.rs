@@ -267,22 +267,21 @@ async fn explicit_port_and_ip_literal_skip_srv() {
     assert_eq!(got, vec![target(Transport::Udp, "[::1]:5060", "::1")]);
 }
 
-/// The first SRV target (priority 10) is an address where nothing listens, the second
-/// (priority 20) a running srs-server: the resolver orders them so, the first attempt is
-/// refused, and the call is recorded on the second.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn first_srv_target_down_the_second_records() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = start_srs(dir.path(), 35000).await.unwrap();
-    let mut published = server.subscribe();
+/// An srs-server and a zone where `_sip._tcp.rec.test` has two SRV targets on its TCP port:
+/// `dead.rec.test` (priority 10, 127.0.0.2, where nothing can listen: the server is bound to
+/// 127.0.0.1 only) and `live.rec.test` (priority 20, the server). Returns the server, its TCP
+/// address and the DNS server.
+async fn srs_behind_a_dead_first_target(
+    dir: &std::path::Path,
+    rtp_base: u16,
+) -> (srs_server::Server, SocketAddr, Dnsmasq) {
+    let server = start_srs(dir, rtp_base).await.unwrap();
     let tcp = server
         .local_addrs()
         .iter()
         .find(|l| l.transport == Transport::Tcp)
         .unwrap()
         .addr;
-    // Same port, other loopback address: the server is bound to 127.0.0.1 only, so nothing
-    // can listen on 127.0.0.2 with this port.
     let dns = Dnsmasq::start(&[
         Record::srv("_sip._tcp.rec.test", "live.rec.test", tcp.port(), 20, 0),
         Record::srv("_sip._tcp.rec.test", "dead.rec.test", tcp.port(), 10, 0),
@@ -291,6 +290,17 @@ async fn first_srv_target_down_the_second_records() {
     ])
     .await
     .unwrap();
+    (server, tcp, dns)
+}
+
+/// The first SRV target (priority 10) is an address where nothing listens, the second
+/// (priority 20) a running srs-server: the resolver orders them so, the first attempt is
+/// refused, and the call is recorded on the second.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn first_srv_target_down_the_second_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, tcp, dns) = srs_behind_a_dead_first_target(dir.path(), 35000).await;
+    let mut published = server.subscribe();
     let targets = resolver(&dns)
         .resolve(&Destination::new(false, "rec.test", None, None))
         .await
@@ -369,22 +379,8 @@ async fn recorder_fails_over_to_the_second_srv_target() {
     use siprec_client::{CallContext, ClientConfig, Recorder, Reply, ToneSource};
 
     let dir = tempfile::tempdir().unwrap();
-    let server = start_srs(dir.path(), 35600).await.unwrap();
+    let (server, _, dns) = srs_behind_a_dead_first_target(dir.path(), 35600).await;
     let mut published = server.subscribe();
-    let tcp = server
-        .local_addrs()
-        .iter()
-        .find(|l| l.transport == Transport::Tcp)
-        .unwrap()
-        .addr;
-    let dns = Dnsmasq::start(&[
-        Record::srv("_sip._tcp.rec.test", "live.rec.test", tcp.port(), 20, 0),
-        Record::srv("_sip._tcp.rec.test", "dead.rec.test", tcp.port(), 10, 0),
-        Record::host("dead.rec.test", ip("127.0.0.2")),
-        Record::host("live.rec.test", ip("127.0.0.1")),
-    ])
-    .await
-    .unwrap();
 
     let config = ClientConfig {
         dns_server: Some(dns.addr()),

@@ -22,22 +22,11 @@ use interop_tests::process::{free_port, SrsProcess};
 use interop_tests::{TestSrc, TestTransport};
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
-use siprec_storage::{Manifest, S3Options, Store};
-
-fn s3_options(c: &S3Credentials) -> S3Options {
-    S3Options {
-        endpoint: Some(c.endpoint.clone()),
-        region: Some(c.region.clone()),
-        access_key_id: Some(c.access_key_id.clone()),
-        secret_access_key: Some(c.secret_access_key.clone()),
-        allow_http: Some(true),
-        virtual_hosted_style: None,
-    }
-}
+use siprec_storage::{Manifest, Store};
 
 /// An S3 client of its own (not the server's), on the whole bucket.
 fn bucket(c: &S3Credentials) -> Arc<dyn ObjectStore> {
-    Store::open_with(&format!("s3://{}", c.bucket), &s3_options(c))
+    Store::open_with(&format!("s3://{}", c.bucket), &c.s3_options())
         .unwrap()
         .object_store()
         .clone()
@@ -76,7 +65,7 @@ async fn server(
         listen: vec!["udp:127.0.0.1:0".into(), "tcp:127.0.0.1:0".into()],
         rtp_ports: rtp.into(),
         storage: format!("s3://{}/{prefix}", c.bucket),
-        s3: s3_options(c),
+        s3: c.s3_options(),
         spool: dir.join("spool"),
         instance_id: Some(instance.into()),
         upload_retry_max: 2,

@@ -4,28 +4,13 @@
 
 use std::time::{Duration, Instant};
 
-use interop_tests::audio::{deinterleave, peak, tone_power};
+use interop_tests::audio::{assert_tone, deinterleave, peak, window};
 use interop_tests::tls::TestPki;
 use interop_tests::{read_wav, TestSrc};
 use siprec_sip::rsip::prelude::*;
 use siprec_sip::transaction::Transport;
 
 const RATE: f64 = 8000.0;
-
-fn window(ch: &[i16], from_s: f64, to_s: f64) -> &[i16] {
-    let a = ((from_s * RATE) as usize).min(ch.len());
-    let b = ((to_s * RATE) as usize).min(ch.len());
-    &ch[a..b]
-}
-
-fn assert_tone(ch: &[i16], want: f64, other: f64, what: &str) {
-    let pw = tone_power(ch, 8000, want);
-    let po = tone_power(ch, 8000, other);
-    assert!(
-        pw > 100.0 * po && pw > 1e5,
-        "{what}: {want} Hz power {pw:.1} vs {other} Hz {po:.1}"
-    );
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_call_with_pause_is_recorded_in_stereo() {

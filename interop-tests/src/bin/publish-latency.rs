@@ -18,7 +18,7 @@ use interop_tests::garage::Garage;
 use interop_tests::{TestSrc, TestTransport};
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
-use siprec_storage::{folder_for, S3Options, Store};
+use siprec_storage::{folder_for, Store};
 
 struct Args {
     calls: usize,
@@ -88,14 +88,7 @@ async fn main() -> anyhow::Result<()> {
     let a = args()?;
     let garage = Garage::start("bench").await?;
     let c = garage.credentials();
-    let s3 = S3Options {
-        endpoint: Some(c.endpoint.clone()),
-        region: Some(c.region.clone()),
-        access_key_id: Some(c.access_key_id.clone()),
-        secret_access_key: Some(c.secret_access_key.clone()),
-        allow_http: Some(true),
-        virtual_hosted_style: None,
-    };
+    let s3 = c.s3_options();
     let dir = tempfile::tempdir()?;
     let cfg = srs_server::Config {
         listen: vec!["udp:127.0.0.1:0".into()],
