@@ -377,15 +377,9 @@ fn out_of_ports_gets_503_retry_after_and_releases_partial_allocation() {
     );
 }
 
-#[test]
-fn max_sessions_gets_503() {
-    let cfg = SrsConfig {
-        max_sessions: 1,
-        ..SrsConfig::default()
-    };
-    let mut h = Harness::new(Transport::Udp, 100, cfg);
-    establish(&mut h);
-    let second = String::from_utf8(request(
+/// An INVITE for another call (other Call-ID and branch) than `request("INVITE", 1, …)`.
+fn second_call_invite() -> String {
+    String::from_utf8(request(
         "INVITE",
         1,
         None,
@@ -394,7 +388,18 @@ fn max_sessions_gets_503() {
     ))
     .unwrap()
     .replace("call-1@", "call-2@")
-    .replace("INVITE-1", "INVITE-2nd");
+    .replace("INVITE-1", "INVITE-2nd")
+}
+
+#[test]
+fn max_sessions_gets_503() {
+    let cfg = SrsConfig {
+        max_sessions: 1,
+        ..SrsConfig::default()
+    };
+    let mut h = Harness::new(Transport::Udp, 100, cfg);
+    establish(&mut h);
+    let second = second_call_invite();
     h.send(second.as_bytes());
     assert_eq!(h.final_response().status_code.code(), 503);
 }
@@ -429,16 +434,7 @@ fn refusal_gets_503_with_reason_and_retry_after_until_lifted() {
         Some("5")
     );
     h.srs.set_refusal(None);
-    let again = String::from_utf8(request(
-        "INVITE",
-        1,
-        None,
-        "",
-        Some(multipart(OFFER, METADATA)),
-    ))
-    .unwrap()
-    .replace("call-1@", "call-2@")
-    .replace("INVITE-1", "INVITE-2nd");
+    let again = second_call_invite();
     h.send(again.as_bytes());
     assert_eq!(h.final_response().status_code.code(), 200);
 }
