@@ -405,11 +405,26 @@ impl Driver {
                     }
                 }
             }
+            Event::MetadataUpdated {
+                id,
+                metadata,
+                channels,
+            } => {
+                if let Some(rec) = self.recordings.get_mut(&id) {
+                    rec.metadata = metadata;
+                    rec.channels = channels;
+                    if let Err(e) = rec.write_journal(&self.cfg.instance_id) {
+                        let _g = rec.span.enter();
+                        warn!(error = %e, "cannot write the spool journal");
+                    }
+                }
+            }
             Event::MediaUpdated {
                 id,
                 streams,
                 paused,
                 metadata,
+                channels,
             } => {
                 if let Some(rec) = self.recordings.get_mut(&id) {
                     {
@@ -420,6 +435,7 @@ impl Driver {
                     if metadata.is_some() {
                         rec.metadata = metadata;
                     }
+                    rec.channels = channels;
                     if let Err(e) = rec.write_journal(&self.cfg.instance_id) {
                         let _g = rec.span.enter();
                         warn!(error = %e, "cannot write the spool journal");

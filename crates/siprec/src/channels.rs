@@ -21,6 +21,39 @@ pub struct ChannelPlan {
     pub reason: String,
 }
 
+impl ChannelPlan {
+    /// Adds to each channel every participant the metadata says sends one of its streams
+    /// (RFC 7865 §5.4: participantstreamassoc `send` → stream → label → m-line), keeping
+    /// those already listed: after a transfer a channel lists both parties it carried.
+    pub fn add_heard(&mut self, offer: &SessionDescription, md: &Recording) {
+        let mut heard: Vec<(u8, String)> = Vec::new();
+        for (i, ch) in self.channel_of.iter().enumerate() {
+            let Some(ch) = ch else { continue };
+            let Some(label) = offer.media.get(i).and_then(|m| m.label.as_deref()) else {
+                continue;
+            };
+            let Some(stream) = md.stream_by_label(label) else {
+                continue;
+            };
+            for a in &md.participant_stream_assocs {
+                if a.send.iter().any(|s| s.trim() == stream.stream_id) {
+                    heard.push((*ch, a.participant_id.clone()));
+                }
+            }
+        }
+        for (ch, pid) in heard {
+            let list = if ch == 0 {
+                &mut self.left_participants
+            } else {
+                &mut self.right_participants
+            };
+            if !list.contains(&pid) {
+                list.push(pid);
+            }
+        }
+    }
+}
+
 /// Maps the accepted m-lines of `offer` (`accepted[i]`) to channels.
 pub fn map_channels(
     offer: &SessionDescription,

@@ -159,6 +159,17 @@ pub enum Event {
         paused: bool,
         /// Current metadata state.
         metadata: Option<Recording>,
+        /// Channel mapping (participants heard per channel updated from the metadata).
+        channels: ChannelPlan,
+    },
+    /// A metadata-only re-INVITE or UPDATE changed the metadata state (RFC 7866 §7.2).
+    MetadataUpdated {
+        /// Session.
+        id: SessionId,
+        /// Current metadata state (complete + partials applied).
+        metadata: Option<Recording>,
+        /// Channel mapping (participants heard per channel updated from the metadata).
+        channels: ChannelPlan,
     },
     /// The session is over; finish and publish the recording.
     SessionEnded {
@@ -904,6 +915,9 @@ impl SrsCore {
                             channels.channel_of[i] = *ch;
                         }
                     }
+                    if let Some(md) = &s.metadata {
+                        channels.add_heard(&offer, md);
+                    }
                     s.channels = channels;
                     s.plans = plans(&media, &s.channels, &s.ports);
                     let paused = is_paused(&offer, &media);
@@ -915,6 +929,7 @@ impl SrsCore {
                         streams: s.plans.clone(),
                         paused,
                         metadata: s.metadata.clone(),
+                        channels: s.channels.clone(),
                     });
                 }
                 Err(e) => {
@@ -928,10 +943,22 @@ impl SrsCore {
                     return;
                 }
             }
-        } else if is_invite {
-            // Offerless re-INVITE (session refresh, metadata-only): our last SDP is the offer
-            // in the 200 (RFC 3261 §14.2); the ACK carries an answer we do not need.
-            body_out = s.last_answer.clone();
+        } else {
+            if is_invite {
+                // Offerless re-INVITE (session refresh, metadata-only): our last SDP is the
+                // offer in the 200 (RFC 3261 §14.2); the ACK carries an answer we do not need.
+                body_out = s.last_answer.clone();
+            }
+            if parts.metadata.is_some() {
+                if let (Some(o), Some(md)) = (&s.offer, &s.metadata) {
+                    s.channels.add_heard(o, md);
+                }
+                self.events.push_back(Event::MetadataUpdated {
+                    id,
+                    metadata: s.metadata.clone(),
+                    channels: s.channels.clone(),
+                });
+            }
         }
         let Some(s) = self.sessions.get_mut(&id) else {
             return;

@@ -640,11 +640,20 @@ fn offerless_reinvite_gets_current_sdp_and_metadata_update_is_reported() {
     let evs = h.events();
     let [Event::Metadata {
         raw, error: None, ..
+    }, Event::MetadataUpdated {
+        metadata: Some(md),
+        channels,
+        ..
     }] = &evs[..]
     else {
         panic!("{evs:?}")
     };
     assert_eq!(raw, partial.as_bytes());
+    // The driver gets the state with the partial document applied, and who each channel
+    // carries.
+    assert_eq!(md.participants.len(), 2);
+    assert_eq!(md.participant_stream_assocs.len(), 2);
+    assert!(!channels.left_participants.is_empty());
 }
 
 #[test]
