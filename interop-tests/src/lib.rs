@@ -7,9 +7,12 @@
 //! - [`require_tool`]: fails a test with install instructions when a peer tool is missing.
 //! - [`dns`]: a private dnsmasq on loopback serving SRV/NAPTR/A records for resolver tests.
 //! - [`tls`]: a CA and server certificate made with rcgen for TLS tests.
+//! - [`fault_relay`]: seeded faulty SRSs (a relay in front of srs-server breaking one rule)
+//!   for testing `siprec-client check`.
 
 pub mod audio;
 pub mod dns;
+pub mod fault_relay;
 pub mod garage;
 pub mod pcap;
 pub mod process;

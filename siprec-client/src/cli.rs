@@ -67,7 +67,98 @@ pub enum Command {
     /// Simulate a call and record it: start at 0 s, pause/resume at the given times, stop at
     /// --duration.
     #[command(after_long_help = FORMATS)]
-    Record(RecordArgs),
+    Record(Box<RecordArgs>),
+    /// Check an SRS: run a battery of recording sessions against it and report PASS / FAIL /
+    /// WARN / SKIP per rule (exit status 1 on any FAIL).
+    #[command(after_long_help = CHECK_HELP)]
+    Check(CheckArgs),
+}
+
+const CHECK_HELP: &str = "\
+Each check opens real recording sessions (SIP, SDP, RTP) against the SRS and names the rule it
+judges (RFC section). FAIL: the SRS broke a rule recording depends on; WARN: allowed, but an SRC
+must cope with it; SKIP: not exercised (e.g. UDP checks against a sips: URI).
+
+Exit status: 0 when no check failed, 1 when one did, 2 for a usage error.
+
+Examples:
+  siprec-client check sip:127.0.0.1:5060
+  siprec-client check 'sip:srs.example.com;transport=tcp' --sessions 20 --junit check.xml
+  siprec-client check sips:srs.example.com --ca ca.pem --json";
+
+/// Arguments of `check`.
+#[derive(Debug, Clone, Args)]
+pub struct CheckArgs {
+    /// The SRS: one sip: or sips: URI.
+    #[arg(value_name = "SRS-URI")]
+    pub uri: String,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Also write the report as JUnit XML to this file.
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
+    /// CA file (PEM) to verify a sips: SRS (default: the system roots).
+    #[arg(long, value_name = "FILE")]
+    pub ca: Option<PathBuf>,
+    /// Sessions opened at once by the parallel check.
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    pub sessions: usize,
+    /// How long to wait for each final response.
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
+    pub timeout: Duration,
+    /// How long the audio check streams RTP.
+    #[arg(long, value_name = "DURATION", default_value = "3s", value_parser = parse_duration)]
+    pub audio: Duration,
+    /// DNS server for resolving the SRS host name (default: the system's).
+    #[arg(long, value_name = "HOST:PORT", value_parser = parse_host_port)]
+    pub dns: Option<SocketAddr>,
+    /// Our address for SIP and RTP (default: the one that routes to the SRS).
+    #[arg(long, value_name = "IP")]
+    pub local_ip: Option<IpAddr>,
+}
+
+/// Runs `check`: the battery, a progress line on a terminal's stderr, the report on `out`
+/// (colour when `colour`), the JUnit file if asked for.
+pub async fn check(
+    args: CheckArgs,
+    out: &mut dyn Write,
+    colour: bool,
+) -> Result<crate::check::Report, Error> {
+    use std::io::IsTerminal;
+    let cfg = crate::check::CheckConfig {
+        uri: args.uri.clone(),
+        sessions: args.sessions,
+        ca: args.ca.clone(),
+        dns: args.dns,
+        local_ip: args.local_ip,
+        timeout: args.timeout,
+        audio: args.audio,
+    };
+    if args.sessions == 0 {
+        return Err(Error::Usage("--sessions must be at least 1".into()));
+    }
+    let tty = std::io::stderr().is_terminal();
+    let report = crate::check::run(&cfg, |step, total, id| {
+        if tty {
+            eprint!("\r\x1b[2K[{step:>2}/{total}] {id}…");
+        }
+    })
+    .await?;
+    if tty {
+        eprint!("\r\x1b[2K");
+    }
+    let text = if args.json {
+        format!("{}\n", crate::check::report::json(&report))
+    } else {
+        crate::check::report::text(&report, colour)
+    };
+    out.write_all(text.as_bytes())?;
+    if let Some(path) = &args.junit {
+        std::fs::write(path, crate::check::report::junit(&report))
+            .map_err(|e| Error::Usage(format!("cannot write {}: {e}", path.display())))?;
+    }
+    Ok(report)
 }
 
 /// Arguments of `record`.
@@ -138,8 +229,22 @@ pub fn parse_record_args(args: &[&str]) -> Result<RecordArgs, String> {
     let all = ["siprec-client", "record"]
         .into_iter()
         .chain(args.iter().copied());
-    let Command::Record(a) = Cli::try_parse_from(all).map_err(|e| e.to_string())?.command;
-    Ok(a)
+    match Cli::try_parse_from(all).map_err(|e| e.to_string())?.command {
+        Command::Record(a) => Ok(*a),
+        Command::Check(_) => Err("not a record command".into()),
+    }
+}
+
+/// The arguments of `siprec-client check ARGS…` (without the program and subcommand names);
+/// the error is clap's message.
+pub fn parse_check_args(args: &[&str]) -> Result<CheckArgs, String> {
+    let all = ["siprec-client", "check"]
+        .into_iter()
+        .chain(args.iter().copied());
+    match Cli::try_parse_from(all).map_err(|e| e.to_string())?.command {
+        Command::Check(a) => Ok(a),
+        Command::Record(_) => Err("not a check command".into()),
+    }
 }
 
 /// Parses `10s`, `1.5s`, `500ms`, `2m`, or a plain number of seconds.
@@ -530,7 +635,25 @@ pub fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let Command::Record(args) = cli.command;
+    let args = match cli.command {
+        Command::Record(args) => *args,
+        Command::Check(args) => {
+            use std::io::IsTerminal;
+            let colour = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+            return match rt.block_on(check(args, &mut std::io::stdout(), colour)) {
+                Ok(r) if r.has_failures() => ExitCode::FAILURE,
+                Ok(_) => ExitCode::SUCCESS,
+                Err(Error::Usage(m)) => {
+                    eprintln!("siprec-client: {m}");
+                    ExitCode::from(2)
+                }
+                Err(e) => {
+                    eprintln!("siprec-client: {e}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
+    };
     match rt.block_on(record(args, Box::new(std::io::stdout()))) {
         Ok(s) if s.ok => ExitCode::SUCCESS,
         Ok(s) => {
@@ -598,7 +721,9 @@ mod tests {
             "--json",
         ])
         .unwrap();
-        let Command::Record(a) = cli.command;
+        let Command::Record(a) = cli.command else {
+            panic!("record expected");
+        };
         assert_eq!(a.pause_at, [Duration::from_secs(2), Duration::from_secs(4)]);
         assert_eq!(a.resume_at.len(), 2);
         assert_eq!(a.dns, Some("127.0.0.1:5353".parse().unwrap()));

@@ -43,6 +43,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod check;
 pub mod cli;
 pub mod media;
 pub mod recorder;

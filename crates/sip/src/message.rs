@@ -383,7 +383,8 @@ pub fn status_code(code: u16, reason: Option<&str>) -> StatusCode {
     }
 }
 
-fn reason_of(status: &StatusCode) -> String {
+/// The reason phrase of a status: the one received (sanitised), else the standard one.
+pub fn status_reason(status: &StatusCode) -> String {
     match status {
         StatusCode::Other(code, reason) => {
             let r = sanitize_line(reason);
@@ -423,7 +424,7 @@ pub fn print_message(msg: &SipMessage) -> Vec<u8> {
                 "{} {} {}",
                 r.version,
                 r.status_code.code(),
-                reason_of(&r.status_code)
+                status_reason(&r.status_code)
             ),
             &r.headers,
             &r.body,

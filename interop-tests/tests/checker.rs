@@ -1,0 +1,232 @@
+//! `siprec-client check` against srs-server (no FAIL, no WARN), against seeded faulty SRSs
+//! (a relay in front of srs-server breaking one rule each: the checker flags exactly the
+//! checks that exercise that rule), and over TLS.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use interop_tests::fault_relay::{Fault, FaultRelay};
+use interop_tests::process::free_port;
+use interop_tests::tls::TestPki;
+use siprec_client::check::{run, CheckConfig, Report, Status};
+use siprec_client::cli::{check, parse_check_args};
+use siprec_sip::transaction::Transport;
+
+fn addr(s: &srs_server::Server, t: Transport) -> SocketAddr {
+    s.local_addrs()
+        .iter()
+        .find(|l| l.transport == t)
+        .unwrap()
+        .addr
+}
+
+/// srs-server on loopback with UDP and TCP on one port, as a real SRS listens.
+async fn start_srs(dir: &std::path::Path, rtp_base: u16) -> srs_server::Server {
+    let port = free_port();
+    let cfg = srs_server::Config {
+        listen: vec![
+            format!("udp:127.0.0.1:{port}"),
+            format!("tcp:127.0.0.1:{port}"),
+        ],
+        rtp_ports: format!("{}-{}", rtp_base, rtp_base + 199),
+        storage: dir.join("recordings").display().to_string(),
+        spool: dir.join("spool"),
+        ..srs_server::Config::default()
+    };
+    srs_server::Server::start(cfg.validate().unwrap())
+        .await
+        .unwrap()
+}
+
+fn quick(uri: String) -> CheckConfig {
+    CheckConfig {
+        uri,
+        sessions: 3,
+        local_ip: Some([127, 0, 0, 1].into()),
+        timeout: Duration::from_secs(2),
+        audio: Duration::from_secs(1),
+        ..CheckConfig::default()
+    }
+}
+
+fn not_passed(r: &Report) -> Vec<String> {
+    r.checks
+        .iter()
+        .filter(|c| c.status != Status::Pass && c.id != "tls")
+        .map(|c| {
+            format!(
+                "{} {}: {:?} / {}",
+                c.status.as_str(),
+                c.id,
+                c.expected,
+                c.seen
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn srs_server_passes_every_check_and_the_cli_reports_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let srs = start_srs(dir.path(), 38000).await;
+    let uri = format!("sip:{}", addr(&srs, Transport::Udp));
+
+    // The full battery with its defaults (10 parallel sessions, 3 s of audio).
+    let cfg = CheckConfig {
+        uri: uri.clone(),
+        local_ip: Some([127, 0, 0, 1].into()),
+        ..CheckConfig::default()
+    };
+    let mut steps = Vec::new();
+    let r = run(&cfg, |step, total, id| {
+        steps.push((step, total, id.to_string()))
+    })
+    .await
+    .unwrap();
+    assert!(not_passed(&r).is_empty(), "{:#?}", not_passed(&r));
+    assert_eq!(r.get("tls").unwrap().status, Status::Skip);
+    assert_eq!(r.checks.len(), siprec_client::check::CHECKS.len());
+    assert_eq!(steps.len(), r.checks.len(), "one progress call per check");
+    assert!(r.get("parallel").unwrap().seen.starts_with("10/10"));
+    assert!(r.get("audio").unwrap().seen.contains("0 ICMP errors"));
+
+    // The CLI: JSON on stdout, JUnit in a file.
+    let junit = dir.path().join("check.xml");
+    let args = parse_check_args(&[
+        &uri,
+        "--json",
+        "--junit",
+        junit.to_str().unwrap(),
+        "--sessions",
+        "2",
+        "--audio",
+        "1s",
+        "--local-ip",
+        "127.0.0.1",
+    ])
+    .unwrap();
+    let mut out = Vec::new();
+    let r = check(args, &mut out, false).await.unwrap();
+    assert!(!r.has_failures());
+    let j: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(j["summary"]["fail"], 0);
+    assert_eq!(j["summary"]["pass"], r.checks.len() - 1);
+    assert_eq!(j["checks"][2]["id"], "invite");
+    let x = std::fs::read_to_string(&junit).unwrap();
+    assert_eq!(x.matches("<testcase ").count(), r.checks.len());
+    assert!(x.contains("failures=\"0\" skipped=\"1\""));
+
+    // The text report: summary first.
+    let args = parse_check_args(&[&uri, "--sessions", "1", "--audio", "1s"]).unwrap();
+    let mut out = Vec::new();
+    check(args, &mut out, false).await.unwrap();
+    let text = String::from_utf8(out).unwrap();
+    assert!(
+        text.lines()
+            .next()
+            .unwrap()
+            .ends_with("22 passed, 0 failed, 0 warnings, 1 skipped"),
+        "{text}"
+    );
+    srs.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_seeded_fault_is_flagged_exactly() {
+    let cases: &[(Fault, &[&str])] = &[
+        (Fault::None, &[]),
+        (Fault::SendRecv, &["answer-direction"]),
+        (Fault::MissingMline, &["answer-mlines"]),
+        (Fault::NoSdp, &["answer-sdp"]),
+        // The unknown-dialog check sends a BYE too.
+        (Fault::IgnoreBye, &["bye", "unknown-dialog"]),
+        (Fault::Reinvite500, &["pause", "resume", "session-refresh"]),
+        (Fault::DropUpdate, &["metadata-update", "partial-metadata"]),
+        (Fault::NoContact, &["contact"]),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let mut runs = Vec::new();
+    for (i, (fault, expected)) in cases.iter().enumerate() {
+        let d = dir.path().join(format!("{i}"));
+        let rtp = 38200 + 200 * i as u16;
+        runs.push(async move {
+            let srs = start_srs(&d, rtp).await;
+            let relay = FaultRelay::start(
+                addr(&srs, Transport::Udp),
+                addr(&srs, Transport::Tcp),
+                *fault,
+            )
+            .await
+            .unwrap();
+            let r = run(&quick(format!("sip:{}", relay.udp)), |_, _, _| {})
+                .await
+                .unwrap();
+            drop(relay);
+            // Not awaited: with the BYE fault the server's own BYEs at shutdown go to a
+            // checker that has gone, and would wait out Timer F (32 s).
+            tokio::spawn(srs.shutdown());
+            (*fault, *expected, r)
+        });
+    }
+    for (fault, expected, r) in futures::future::join_all(runs).await {
+        let mut failed = r.failed();
+        failed.sort_unstable();
+        let mut want = expected.to_vec();
+        want.sort_unstable();
+        assert_eq!(
+            failed,
+            want,
+            "{fault:?}: {}",
+            siprec_client::check::report::text(&r, false)
+        );
+        assert_eq!(
+            r.count(Status::Warn),
+            0,
+            "{fault:?}: {}",
+            siprec_client::check::report::text(&r, false)
+        );
+        // Every failure says what was expected and what was seen.
+        for c in r.checks.iter().filter(|c| c.status == Status::Fail) {
+            assert!(c.expected.is_some() && !c.seen.is_empty(), "{c:?}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sips_uri_is_checked_over_tls() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = TestPki::generate(&dir.path().join("pki"), "check test CA", &["127.0.0.1"]).unwrap();
+    let cfg = srs_server::Config {
+        listen: vec!["tls:127.0.0.1:0".into()],
+        tls_cert: Some(pki.cert_file.clone()),
+        tls_key: Some(pki.key_file.clone()),
+        rtp_ports: "39800-39999".into(),
+        storage: dir.path().join("recordings").display().to_string(),
+        spool: dir.path().join("spool"),
+        ..srs_server::Config::default()
+    };
+    let srs = srs_server::Server::start(cfg.validate().unwrap())
+        .await
+        .unwrap();
+    let mut cfg = quick(format!("sips:{}", addr(&srs, Transport::Tls)));
+    cfg.ca = Some(pki.ca_file.clone());
+    let r = run(&cfg, |_, _, _| {}).await.unwrap();
+    assert_eq!(r.get("tls").unwrap().status, Status::Pass, "{r:#?}");
+    assert!(r.target.starts_with("tls:"));
+    assert!(
+        !r.has_failures(),
+        "{}",
+        siprec_client::check::report::text(&r, false)
+    );
+    for id in ["large-udp", "large-tcp"] {
+        assert_eq!(r.get(id).unwrap().status, Status::Skip);
+    }
+    assert_eq!(r.get("bye").unwrap().status, Status::Pass);
+
+    // Without the CA the handshake fails: one FAIL naming it, everything else skipped.
+    cfg.ca = None;
+    let r = run(&cfg, |_, _, _| {}).await.unwrap();
+    assert_eq!(r.failed(), ["tls"]);
+    assert_eq!(r.count(Status::Skip), r.checks.len() - 1);
+    srs.shutdown().await.unwrap();
+}
