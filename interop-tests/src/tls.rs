@@ -1,5 +1,5 @@
-//! TLS material for tests: a private CA and a server certificate signed by it, made fresh
-//! with rcgen and written to a directory (nothing is committed).
+//! TLS material for tests: a private CA, a server certificate and a client certificate
+//! signed by it, made fresh with rcgen and written to a directory (nothing is committed).
 
 use std::path::{Path, PathBuf};
 
@@ -17,6 +17,10 @@ pub struct TestPki {
     pub key_file: PathBuf,
     /// The CA certificate as PEM text.
     pub ca_pem: String,
+    /// A client certificate signed by the CA (extended key usage clientAuth), for mutual TLS.
+    pub client_cert_file: PathBuf,
+    /// Its private key.
+    pub client_key_file: PathBuf,
 }
 
 impl TestPki {
@@ -39,12 +43,21 @@ impl TestPki {
             names.first().copied().unwrap_or("srs"),
         );
         let cert = params.signed_by(&key, &ca)?;
+        let client_key = rcgen::KeyPair::generate()?;
+        let mut client_params = rcgen::CertificateParams::new(vec!["src.test".to_string()])?;
+        client_params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "siprec test SRC");
+        client_params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+        let client_cert = client_params.signed_by(&client_key, &ca)?;
         std::fs::create_dir_all(dir)?;
         let pki = TestPki {
             ca_file: dir.join("ca.pem"),
             cert_file: dir.join("srs.pem"),
             key_file: dir.join("srs.key"),
             ca_pem: ca.pem(),
+            client_cert_file: dir.join("src.pem"),
+            client_key_file: dir.join("src.key"),
         };
         let write = |p: &Path, s: String| {
             std::fs::write(p, s).with_context(|| format!("writing {}", p.display()))
@@ -52,11 +65,19 @@ impl TestPki {
         write(&pki.ca_file, ca.pem())?;
         write(&pki.cert_file, cert.pem())?;
         write(&pki.key_file, key.serialize_pem())?;
+        write(&pki.client_cert_file, client_cert.pem())?;
+        write(&pki.client_key_file, client_key.serialize_pem())?;
         Ok(pki)
     }
 
     /// A TLS client that trusts this CA (through the CA file, as a user would configure it).
     pub fn client(&self) -> anyhow::Result<TlsClient> {
         Ok(TlsClient::new(Some(&self.ca_file))?)
+    }
+
+    /// A TLS client that trusts this CA and presents the client certificate (mutual TLS).
+    pub fn client_with_cert(&self) -> anyhow::Result<TlsClient> {
+        Ok(TlsClient::new(Some(&self.ca_file))?
+            .with_client_cert(&self.client_cert_file, &self.client_key_file)?)
     }
 }

@@ -205,6 +205,28 @@ async fn hostile_input_gets_answers_while_a_call_keeps_recording() {
             .into_bytes())
             .await,
         ));
+        // Metadata nested 2,000 deep: the call is still answered (the document is refused by
+        // the parser's depth limit and kept as received).
+        let deep_md = format!("{}{}", "<a>".repeat(2_000), "</a>".repeat(2_000));
+        let body = format!("--b\r\nContent-Type: application/sdp\r\n\r\n{sdp}\r\n--b\r\nContent-Type: application/rs-metadata+xml\r\n\r\n{deep_md}\r\n--b--\r\n");
+        answers.push((
+            "deep metadata",
+            ask(format!(
+                "{}{body}",
+                head(
+                    "INVITE",
+                    "Content-Type: multipart/mixed;boundary=b\r\n",
+                    body.len()
+                )
+            )
+            .into_bytes())
+            .await,
+        ));
+        // A request cut off in the middle of its headers: 400 or nothing, no crash.
+        let cut = head("OPTIONS", "", 0);
+        sock.send_to(&cut.as_bytes()[..cut.len() / 2], udp)
+            .await
+            .unwrap();
         // Pure garbage and non-UTF-8: no answer, no crash.
         sock.send_to(b"\xff\xfe\x00garbage", udp).await.unwrap();
         sock.send_to(&vec![b'A'; 60_000], udp).await.unwrap();
@@ -233,7 +255,28 @@ async fn hostile_input_gets_answers_while_a_call_keeps_recording() {
         (answers, closed)
     });
 
-    src.stream(Duration::from_secs(2)).await.unwrap();
+    src.stream(Duration::from_secs(1)).await.unwrap();
+    // RTP from a stranger (another address, same SSRC and payload type) to both of the
+    // call's ports, after the SRC's own packets latched them: dropped and counted.
+    let stranger = tokio::net::UdpSocket::bind("127.0.0.2:0").await.unwrap();
+    for leg in &src.legs {
+        for seq in 0..25u16 {
+            let mut pkt = [0u8; 172];
+            let header = siprec_rtp::RtpHeader {
+                marker: false,
+                payload_type: leg.pt,
+                sequence: 40_000 + seq,
+                timestamp: 1_000_000 + u32::from(seq) * 160,
+                ssrc: 0x0bad_cafe,
+            };
+            let n = siprec_rtp::write(&header, &[0x55; 160], &mut pkt).unwrap();
+            stranger
+                .send_to(&pkt[..n], leg.dest.unwrap())
+                .await
+                .unwrap();
+        }
+    }
+    src.stream(Duration::from_secs(1)).await.unwrap();
     let (answers, tcp_closed) = attacker.await.unwrap();
     assert_eq!(
         src.send_in_dialog("BYE", None, None)
@@ -260,6 +303,13 @@ async fn hostile_input_gets_answers_while_a_call_keeps_recording() {
         "{}",
         status("unknown dialog")
     );
+    let deep = status("deep metadata");
+    assert!(
+        deep.starts_with("SIP/2.0 100")
+            || deep.starts_with("SIP/2.0 200")
+            || deep.starts_with("SIP/2.0 413"),
+        "{deep}"
+    );
     let dtd = status("dtd metadata");
     assert!(
         dtd.starts_with("SIP/2.0 100") || dtd.starts_with("SIP/2.0 200"),
@@ -280,6 +330,11 @@ async fn hostile_input_gets_answers_while_a_call_keeps_recording() {
     for s in &rec.manifest.streams {
         assert_eq!(s.packets_received, 100, "{s:?}");
         assert_eq!(s.packets_lost, 0);
+        assert_eq!(
+            s.packets_foreign, 25,
+            "the stranger's packets are dropped: {s:?}"
+        );
+        assert_eq!(s.ssrc_changes, 0, "{s:?}");
     }
     let (_, samples) = read_wav(&srs, &rec.folder).await.unwrap();
     assert!((samples.len() as f64 / 2.0 / 8000.0 - 2.0).abs() < 0.25);
@@ -309,4 +364,72 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 
 fn rand_u32() -> u32 {
     rand::random()
+}
+
+/// Without latching, RTP is taken only from the address the SDP offer named.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_latching_rtp_comes_only_from_the_sdp_address() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = srs_server::Config {
+        listen: vec!["udp:127.0.0.1:0".into()],
+        rtp_ports: "31300-31399".into(),
+        storage: dir.path().join("recordings").display().to_string(),
+        spool: dir.path().join("spool"),
+        rtp_latching: false,
+        ..srs_server::Config::default()
+    };
+    let srs = srs_server::Server::start(cfg.validate().unwrap())
+        .await
+        .unwrap();
+    let mut published = srs.subscribe();
+    let mut src = TestSrc::new(
+        TestTransport::Udp,
+        addr(&srs, Transport::Udp),
+        (0, 440.0),
+        (0, 880.0),
+    )
+    .await
+    .unwrap();
+    let offer = src.offer("sendonly");
+    let md = src.metadata(Some("no-latching"));
+    assert_eq!(
+        src.invite(&offer, Some(&md))
+            .await
+            .unwrap()
+            .status_code
+            .code(),
+        200
+    );
+    // The stranger (127.0.0.2) sends first: without latching it cannot take the stream.
+    let stranger = tokio::net::UdpSocket::bind("127.0.0.2:0").await.unwrap();
+    let dest = src.legs[0].dest.unwrap();
+    for seq in 0..10u16 {
+        let mut pkt = [0u8; 172];
+        let h = siprec_rtp::RtpHeader {
+            marker: false,
+            payload_type: 0,
+            sequence: seq,
+            timestamp: u32::from(seq) * 160,
+            ssrc: 7,
+        };
+        let n = siprec_rtp::write(&h, &[0x55; 160], &mut pkt).unwrap();
+        stranger.send_to(&pkt[..n], dest).await.unwrap();
+    }
+    src.stream(Duration::from_millis(500)).await.unwrap();
+    assert_eq!(
+        src.send_in_dialog("BYE", None, None)
+            .await
+            .unwrap()
+            .status_code
+            .code(),
+        200
+    );
+    let rec = tokio::time::timeout(Duration::from_secs(10), published.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    let s = &rec.manifest.streams[0];
+    assert_eq!((s.packets_received, s.packets_foreign), (25, 10), "{s:?}");
+    assert_eq!(rec.manifest.streams[1].packets_foreign, 0);
+    srs.shutdown().await.unwrap();
 }

@@ -138,3 +138,92 @@ async fn tls_call_with_pause_is_recorded_in_stereo() {
 
     server.shutdown().await.unwrap();
 }
+
+/// Mutual TLS (`tls_client_ca`): a client without a certificate, or with one from another
+/// CA, records nothing; one with a certificate from the configured CA records.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mutual_tls_requires_a_client_certificate_from_the_ca() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = TestPki::generate(&dir.path().join("tls"), "mTLS CA", &["srs.test"]).unwrap();
+    let other = TestPki::generate(&dir.path().join("other"), "Other CA", &["srs.test"]).unwrap();
+    let cfg = srs_server::Config {
+        listen: vec!["tls:127.0.0.1:0".into()],
+        tls_cert: Some(pki.cert_file.clone()),
+        tls_key: Some(pki.key_file.clone()),
+        tls_client_ca: Some(pki.ca_file.clone()),
+        rtp_ports: "37000-37199".into(),
+        storage: dir.path().join("recordings").display().to_string(),
+        spool: dir.path().join("spool"),
+        media_timeout: 10,
+        ..srs_server::Config::default()
+    };
+    let server = srs_server::Server::start(cfg.validate().unwrap())
+        .await
+        .unwrap();
+    let mut published = server.subscribe();
+    let addr = server.local_addrs()[0].addr;
+
+    // No certificate, then a certificate the SRS's CA did not sign: no INVITE gets through
+    // (TLS 1.3 finishes the client's side of the handshake before the server checks the
+    // certificate, so the refusal shows as a dead connection).
+    // Trusts the SRS's CA but presents a certificate from another CA.
+    let foreign = siprec_sip_tokio::TlsClient::new(Some(&pki.ca_file))
+        .unwrap()
+        .with_client_cert(&other.client_cert_file, &other.client_key_file)
+        .unwrap();
+    for client in [pki.client().unwrap(), foreign] {
+        let refused = match TestSrc::new_tls(addr, "srs.test", client, (0, 440.0), (8, 880.0)).await
+        {
+            Err(e) => e.to_string(),
+            Ok(mut src) => {
+                let offer = src.offer("sendonly");
+                let md = src.metadata(None);
+                match src.invite(&offer, Some(&md)).await {
+                    Ok(r) => panic!("INVITE answered {r}"),
+                    Err(e) => e.to_string(),
+                }
+            }
+        };
+        assert!(!refused.is_empty());
+    }
+
+    let mut src = TestSrc::new_tls(
+        addr,
+        "srs.test",
+        pki.client_with_cert().unwrap(),
+        (0, 440.0),
+        (8, 880.0),
+    )
+    .await
+    .unwrap();
+    let offer = src.offer("sendonly");
+    let md = src.metadata(Some("mtls-call"));
+    assert_eq!(
+        src.invite(&offer, Some(&md))
+            .await
+            .unwrap()
+            .status_code
+            .code(),
+        200
+    );
+    src.stream(Duration::from_millis(500)).await.unwrap();
+    assert_eq!(
+        src.send_in_dialog("BYE", None, None)
+            .await
+            .unwrap()
+            .status_code
+            .code(),
+        200
+    );
+    let rec = tokio::time::timeout(Duration::from_secs(10), published.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(rec.manifest.recording_id.as_deref(), Some("mtls-call"));
+    assert!(rec
+        .manifest
+        .streams
+        .iter()
+        .all(|s| s.packets_received >= 24));
+    server.shutdown().await.unwrap();
+}

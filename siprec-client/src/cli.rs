@@ -71,7 +71,7 @@ pub enum Command {
     /// Check an SRS: run a battery of recording sessions against it and report PASS / FAIL /
     /// WARN / SKIP per rule (exit status 1 on any FAIL).
     #[command(after_long_help = CHECK_HELP)]
-    Check(CheckArgs),
+    Check(Box<CheckArgs>),
 }
 
 const CHECK_HELP: &str = "\
@@ -101,6 +101,12 @@ pub struct CheckArgs {
     /// CA file (PEM) to verify a sips: SRS (default: the system roots).
     #[arg(long, value_name = "FILE")]
     pub ca: Option<PathBuf>,
+    /// Client certificate (PEM chain) for an SRS that requires mutual TLS; needs --tls-key.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// Private key (PEM) of --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
     /// Sessions opened at once by the parallel check.
     #[arg(long, value_name = "N", default_value_t = 10)]
     pub sessions: usize,
@@ -130,6 +136,7 @@ pub async fn check(
         uri: args.uri.clone(),
         sessions: args.sessions,
         ca: args.ca.clone(),
+        client_cert: args.tls_cert.clone().zip(args.tls_key.clone()),
         dns: args.dns,
         local_ip: args.local_ip,
         timeout: args.timeout,
@@ -194,6 +201,12 @@ pub struct RecordArgs {
     /// CA file (PEM) to verify sips: SRSs (default: the system roots).
     #[arg(long, value_name = "FILE")]
     pub ca: Option<PathBuf>,
+    /// Client certificate (PEM chain) for SRSs that require mutual TLS; needs --tls-key.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// Private key (PEM) of --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
     /// DNS server for resolving SRS host names (default: the system's).
     #[arg(long, value_name = "HOST:PORT", value_parser = parse_host_port)]
     pub dns: Option<SocketAddr>,
@@ -242,7 +255,7 @@ pub fn parse_check_args(args: &[&str]) -> Result<CheckArgs, String> {
         .into_iter()
         .chain(args.iter().copied());
     match Cli::try_parse_from(all).map_err(|e| e.to_string())?.command {
-        Command::Check(a) => Ok(a),
+        Command::Check(a) => Ok(*a),
         Command::Record(_) => Err("not a check command".into()),
     }
 }
@@ -450,6 +463,7 @@ pub async fn record(args: RecordArgs, out: Box<dyn Write + Send>) -> Result<Summ
         sip_port: args.sip_port,
         start_timeout: args.start_timeout,
         ca_file: args.ca.clone(),
+        client_cert: args.tls_cert.clone().zip(args.tls_key.clone()),
         dns_server: args.dns,
         ..ClientConfig::default()
     };
@@ -640,7 +654,7 @@ pub fn main() -> ExitCode {
         Command::Check(args) => {
             use std::io::IsTerminal;
             let colour = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-            return match rt.block_on(check(args, &mut std::io::stdout(), colour)) {
+            return match rt.block_on(check(*args, &mut std::io::stdout(), colour)) {
                 Ok(r) if r.has_failures() => ExitCode::FAILURE,
                 Ok(_) => ExitCode::SUCCESS,
                 Err(Error::Usage(m)) => {

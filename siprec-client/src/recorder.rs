@@ -50,6 +50,8 @@ pub struct ClientConfig {
     pub resolve_timeout: Duration,
     /// CA file (PEM) for verifying `sips:` SRSs; `None` uses the system roots.
     pub ca_file: Option<PathBuf>,
+    /// Client certificate chain and key (PEM) presented to SRSs that require mutual TLS.
+    pub client_cert: Option<(PathBuf, PathBuf)>,
     /// DNS server for RFC 3263 resolution (`None`: the system's).
     pub dns_server: Option<SocketAddr>,
     /// A resolver of your own; `None` uses the RFC 3263 DNS resolver of [`crate::resolve`]
@@ -68,6 +70,7 @@ impl Default for ClientConfig {
             request_timeout: Duration::from_secs(8),
             resolve_timeout: Duration::from_secs(5),
             ca_file: None,
+            client_cert: None,
             dns_server: None,
             resolver: None,
         }
@@ -141,9 +144,14 @@ impl Recorder {
                 addr: SocketAddr::new(ip, config.sip_port),
             },
         ];
-        let client = match &config.ca_file {
-            Some(path) => Some(TlsClient::new(Some(path)).map_err(Error::Transport)?),
-            None => None,
+        let client = match (&config.ca_file, &config.client_cert) {
+            (ca, Some((cert, key))) => Some(
+                TlsClient::new(ca.as_deref())
+                    .and_then(|c| c.with_client_cert(cert, key))
+                    .map_err(Error::Transport)?,
+            ),
+            (Some(path), None) => Some(TlsClient::new(Some(path)).map_err(Error::Transport)?),
+            (None, None) => None,
         };
         let tls = TlsConfig {
             server: None,

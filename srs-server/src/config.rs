@@ -29,6 +29,11 @@ use siprec_storage::S3Options;
 /// - `upload_retry_max`: 30 s
 /// - `jitter_ms`: 60; `checkpoint_ms`: 20
 /// - `media_clock_rate`: 1.0
+/// - `sip_allow`: empty (any source may send SIP)
+/// - `invite_rate`: 100 new sessions per second per source, `invite_burst`: 500
+/// - `max_metadata_kb`: 32
+/// - `rtp_latching`: true
+/// - `tls_client_ca`: none (TLS clients are not asked for a certificate)
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
@@ -77,6 +82,23 @@ pub struct Config {
     /// load generator that sends N seconds of RTP per second sets N, so faster-than-real-time
     /// audio is placed by its RTP timestamps instead of being squeezed.
     pub media_clock_rate: f64,
+    /// Source networks (CIDR, e.g. `10.0.0.0/8`, `2001:db8::/32`, or a single address)
+    /// allowed to send SIP; empty allows any. Others get `403 Forbidden`.
+    pub sip_allow: Vec<String>,
+    /// New recording sessions per second allowed from one source address (a token bucket);
+    /// 0 = no limit. Beyond it INVITEs get `503 Rate Limited` with `Retry-After: 1`.
+    pub invite_rate: f64,
+    /// INVITEs one source may send at once before `invite_rate` applies.
+    pub invite_burst: u32,
+    /// Largest metadata document accepted, in KiB; larger gets `413`.
+    pub max_metadata_kb: u64,
+    /// RTP latching (for SRCs behind NAT): each stream takes RTP from the first source that
+    /// sends it and drops packets from any other (counted as `packets_foreign`). Off: only
+    /// RTP from the address the SDP offer named is taken.
+    pub rtp_latching: bool,
+    /// Mutual TLS: a PEM CA bundle; when set, `tls:` listeners require a client certificate
+    /// that chains to it (handshakes without one fail).
+    pub tls_client_ca: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -100,6 +122,12 @@ impl Default for Config {
             jitter_ms: 60,
             checkpoint_ms: 20,
             media_clock_rate: 1.0,
+            sip_allow: Vec::new(),
+            invite_rate: 100.0,
+            invite_burst: 500,
+            max_metadata_kb: 32,
+            rtp_latching: true,
+            tls_client_ca: None,
         }
     }
 }
@@ -155,6 +183,12 @@ pub enum ConfigError {
     /// The storage location or its S3 settings cannot be used.
     #[error("storage: {0}")]
     Storage(siprec_storage::Error),
+    /// A `sip_allow` entry is not an address or a CIDR network.
+    #[error("sip_allow {0:?}: expected an address or a network like 10.0.0.0/8 or 2001:db8::/32")]
+    Allow(String),
+    /// `tls_client_ca` without a TLS listener certificate.
+    #[error("tls-client-ca needs a TLS listener (--tls-cert and --tls-key)")]
+    ClientCaWithoutTls,
     /// The TOML file cannot be read or parsed.
     #[error("config file {path}: {reason}")]
     File {
@@ -202,6 +236,16 @@ pub struct Validated {
     pub checkpoint: Duration,
     /// Media clock speed.
     pub media_clock_rate: f64,
+    /// Networks allowed to send SIP (empty: any).
+    pub sip_allow: Vec<ipnet::IpNet>,
+    /// New sessions per second per source (0: no limit).
+    pub invite_rate: f64,
+    /// INVITE burst per source.
+    pub invite_burst: u32,
+    /// Largest metadata document, bytes.
+    pub max_metadata_bytes: usize,
+    /// RTP latching on.
+    pub rtp_latching: bool,
 }
 
 impl Config {
@@ -242,6 +286,11 @@ impl Config {
                 })
             }
             (None, None) => None,
+        };
+        let tls = match (tls, &self.tls_client_ca) {
+            (Some(t), Some(ca)) => Some(t.require_client_cert(ca).map_err(ConfigError::Tls)?),
+            (None, Some(_)) => return Err(ConfigError::ClientCaWithoutTls),
+            (t, None) => t,
         };
         if tls.is_none() {
             if let Some(l) = listen.iter().find(|l| l.transport == Transport::Tls) {
@@ -295,6 +344,33 @@ impl Config {
                 "expected at least 1 second",
             ));
         }
+        let sip_allow = self
+            .sip_allow
+            .iter()
+            .map(|a| {
+                let a = a.trim();
+                a.parse::<ipnet::IpNet>()
+                    .or_else(|_| a.parse::<IpAddr>().map(ipnet::IpNet::from))
+                    .map_err(|_| ConfigError::Allow(a.to_string()))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        if !(self.invite_rate.is_finite() && self.invite_rate >= 0.0) {
+            return Err(range(
+                "invite_rate",
+                self.invite_rate.to_string(),
+                "expected 0 (no limit) or more new sessions per second",
+            ));
+        }
+        if self.invite_burst == 0 {
+            return Err(range("invite_burst", "0".into(), "expected at least 1"));
+        }
+        if !(1..=64).contains(&self.max_metadata_kb) {
+            return Err(range(
+                "max_metadata_kb",
+                self.max_metadata_kb.to_string(),
+                "expected 1 to 64 (a SIP message is at most 64 KiB)",
+            ));
+        }
         // An S3 location is opened here so a bad URL or setting stops the start with a clear
         // message (nothing is contacted yet); a directory is created only when serving.
         let storage = self.storage.trim();
@@ -328,6 +404,11 @@ impl Config {
             jitter: Duration::from_millis(self.jitter_ms),
             checkpoint: Duration::from_millis(self.checkpoint_ms),
             media_clock_rate: self.media_clock_rate,
+            sip_allow,
+            invite_rate: self.invite_rate,
+            invite_burst: self.invite_burst,
+            max_metadata_bytes: (self.max_metadata_kb * 1024) as usize,
+            rtp_latching: self.rtp_latching,
         })
     }
 }
@@ -335,6 +416,47 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn security_settings_validate_with_clear_errors() {
+        let v = Config {
+            sip_allow: vec![
+                "10.0.0.0/8".into(),
+                " 192.0.2.7 ".into(),
+                "2001:db8::/32".into(),
+            ],
+            ..Config::default()
+        }
+        .validate()
+        .unwrap();
+        assert_eq!(v.sip_allow.len(), 3);
+        assert!(v.sip_allow[1].contains(&"192.0.2.7".parse::<IpAddr>().unwrap()));
+        assert_eq!(v.max_metadata_bytes, 32 * 1024);
+        assert!(v.rtp_latching);
+        let e = Config {
+            sip_allow: vec!["10.0.0.0/33".into()],
+            ..Config::default()
+        }
+        .validate()
+        .unwrap_err();
+        assert!(e.to_string().contains("sip_allow \"10.0.0.0/33\""), "{e}");
+        let e = Config {
+            tls_client_ca: Some("/nonexistent/ca.pem".into()),
+            ..Config::default()
+        }
+        .validate()
+        .unwrap_err();
+        assert!(e.to_string().contains("needs a TLS listener"), "{e}");
+        for (rate, burst, md) in [(-1.0, 1, 32), (f64::NAN, 1, 32), (1.0, 0, 32), (1.0, 1, 65)] {
+            let c = Config {
+                invite_rate: rate,
+                invite_burst: burst,
+                max_metadata_kb: md,
+                ..Config::default()
+            };
+            assert!(c.validate().is_err(), "{rate} {burst} {md}");
+        }
+    }
 
     #[test]
     fn defaults_validate() {

@@ -91,6 +91,10 @@ impl Server {
             SrsConfig {
                 media_ip,
                 max_sessions: cfg.max_sessions,
+                allow_sources: cfg.sip_allow.clone(),
+                invite_rate: cfg.invite_rate,
+                invite_burst: cfg.invite_burst,
+                max_metadata_bytes: cfg.max_metadata_bytes,
                 ..SrsConfig::default()
             },
             Box::new(pool.clone()),
@@ -376,6 +380,7 @@ impl Driver {
                         jitter: self.cfg.jitter,
                         checkpoint: self.cfg.checkpoint,
                         media_clock_rate: self.cfg.media_clock_rate,
+                        rtp_latching: self.cfg.rtp_latching,
                     },
                     timeouts.clone(),
                 ) {

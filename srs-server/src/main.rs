@@ -14,7 +14,8 @@ use clap::Parser;
 #[command(name = "srs-server", version)]
 struct Cli {
     /// TOML configuration file (keys: listen, rtp_ports, storage, spool, media_timeout,
-    /// media_ip, max_sessions, instance_id, tls_cert, tls_key, spool_max_mb, shutdown_grace,
+    /// media_ip, max_sessions, instance_id, tls_cert, tls_key, tls_client_ca, sip_allow,
+    /// invite_rate, invite_burst, max_metadata_kb, rtp_latching, spool_max_mb, shutdown_grace,
     /// shutdown_upload_wait, upload_retry_max, jitter_ms, checkpoint_ms, media_clock_rate,
     /// and an [s3] table: endpoint, region, access_key_id, secret_access_key, allow_http,
     /// virtual_hosted_style).
@@ -85,6 +86,33 @@ struct Cli {
     /// per second). Leave at 1 for real calls. [default: 1]
     #[arg(long, env = "SRS_MEDIA_CLOCK_RATE", value_name = "RATE")]
     media_clock_rate: Option<f64>,
+    /// Source network allowed to send SIP (CIDR or address), repeatable; none = any source.
+    /// Others get 403. [default: any]
+    #[arg(
+        long = "sip-allow",
+        env = "SRS_SIP_ALLOW",
+        value_name = "CIDR",
+        value_delimiter = ','
+    )]
+    sip_allow: Vec<String>,
+    /// New recording sessions per second from one source (token bucket); 0 = no limit.
+    /// [default: 100]
+    #[arg(long, env = "SRS_INVITE_RATE", value_name = "N")]
+    invite_rate: Option<f64>,
+    /// INVITEs one source may send at once. [default: 500]
+    #[arg(long, env = "SRS_INVITE_BURST", value_name = "N")]
+    invite_burst: Option<u32>,
+    /// Largest metadata document in KiB (larger gets 413). [default: 32]
+    #[arg(long, env = "SRS_MAX_METADATA_KB", value_name = "KIB")]
+    max_metadata_kb: Option<u64>,
+    /// RTP latching: take each stream's RTP from the first source that sends it (NAT);
+    /// false takes RTP only from the address the SDP named. [default: true]
+    #[arg(long, env = "SRS_RTP_LATCHING", value_name = "BOOL")]
+    rtp_latching: Option<bool>,
+    /// Mutual TLS: CA bundle (PEM) that TLS clients' certificates must chain to; clients
+    /// without a valid certificate are refused. [default: no client certificate asked]
+    #[arg(long, env = "SRS_TLS_CLIENT_CA", value_name = "FILE")]
+    tls_client_ca: Option<PathBuf>,
 }
 
 impl Cli {
@@ -143,6 +171,24 @@ impl Cli {
         }
         if let Some(v) = self.media_clock_rate {
             c.media_clock_rate = v;
+        }
+        if !self.sip_allow.is_empty() {
+            c.sip_allow = self.sip_allow;
+        }
+        if let Some(v) = self.invite_rate {
+            c.invite_rate = v;
+        }
+        if let Some(v) = self.invite_burst {
+            c.invite_burst = v;
+        }
+        if let Some(v) = self.max_metadata_kb {
+            c.max_metadata_kb = v;
+        }
+        if let Some(v) = self.rtp_latching {
+            c.rtp_latching = v;
+        }
+        if self.tls_client_ca.is_some() {
+            c.tls_client_ca = self.tls_client_ca;
         }
         Ok(c)
     }

@@ -2,7 +2,7 @@
 //! spool WAV; then publication. The protocol rules live in the sans-IO crates; this module only
 //! moves packets and time.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -31,6 +31,8 @@ pub struct RecordingConfig {
     pub checkpoint: Duration,
     /// Media clock speed.
     pub media_clock_rate: f64,
+    /// Latch each stream on the first RTP source (else: only the SDP's address).
+    pub rtp_latching: bool,
 }
 
 /// Largest RTP datagram we read; larger ones are truncated (and then fail to parse).
@@ -53,6 +55,12 @@ struct StreamRx {
     codecs: Vec<String>,
     local_port: Option<u16>,
     receiver: Option<JoinHandle<()>>,
+    /// The address the SDP offer named for this stream.
+    expected_ip: Option<IpAddr>,
+    /// The source RTP is taken from (latched on the first valid packet).
+    source: Option<SocketAddr>,
+    /// Packets from any other source, dropped.
+    foreign: u64,
 }
 
 /// State shared by the receive loops, the ticker and the driver.
@@ -65,6 +73,7 @@ pub struct RecState {
     timeout_reported: bool,
     error: Option<String>,
     clock: MediaClock,
+    latching: bool,
 }
 
 /// Maps wall-clock instants to media-clock instants for the timeline: the identity for real
@@ -91,15 +100,36 @@ impl MediaClock {
 }
 
 impl RecState {
-    /// The RTP seam: one datagram for stream `index`, received at `now`. No allocation, no
-    /// logging per packet. (A batched `recvmmsg` reader would call this once per datagram.)
-    pub fn on_packet(&mut self, index: usize, data: &[u8], now: Instant, pcm: &mut [i16]) {
+    /// The RTP seam: one datagram for stream `index` from `from`, received at `now`. No
+    /// allocation, no logging per packet. (A batched `recvmmsg` reader would call this once
+    /// per datagram.)
+    pub fn on_packet(
+        &mut self,
+        index: usize,
+        data: &[u8],
+        from: SocketAddr,
+        now: Instant,
+        pcm: &mut [i16],
+    ) {
         let Some(rx) = self.streams.iter_mut().find(|s| s.index == index) else {
             return;
         };
         let Ok(pkt) = siprec_rtp::parse(data) else {
             return; // RTCP or garbage: not audio
         };
+        // Source check: the latched source (latching, NAT-friendly), else the SDP's address.
+        let accepted = match rx.source {
+            Some(src) => src == from,
+            None if self.latching => true,
+            None => rx.expected_ip.is_none_or(|ip| same_ip(ip, from.ip())),
+        };
+        if !accepted {
+            rx.foreign += 1;
+            return;
+        }
+        if self.latching && rx.source.is_none() {
+            rx.source = Some(from);
+        }
         if self.paused {
             return;
         }
@@ -199,6 +229,7 @@ impl Recording {
             timeout_reported: false,
             error: None,
             clock,
+            latching: rc.rtp_latching,
         }));
         let mut rec = Recording {
             id,
@@ -278,11 +309,20 @@ impl Recording {
                         codecs: Vec::new(),
                         local_port: None,
                         receiver: None,
+                        expected_ip: None,
+                        source: None,
+                        foreign: 0,
                     });
                     let last = g.streams.len() - 1;
                     &mut g.streams[last]
                 }
             };
+            let expected = p.remote.map(|a| a.ip()).filter(|ip| !ip.is_unspecified());
+            if expected.is_some() && expected != rx.expected_ip {
+                // The SRC moved its media (re-INVITE): latch again.
+                rx.expected_ip = expected;
+                rx.source = None;
+            }
             if let Some(f) = &p.format {
                 let codec = Codec::from_encoding(&f.encoding);
                 let name = format!("{}/{}", f.encoding, f.clock_rate);
@@ -419,6 +459,7 @@ impl Recording {
                     // The timeline counts samples; report whole 20 ms packets' worth.
                     packets_late: late / 160,
                     ssrc_changes: t.ssrc_changes,
+                    packets_foreign: s.foreign,
                 }
             })
             .collect();
@@ -548,11 +589,20 @@ pub fn recording_key(
     (call_id.to_string(), "call_id", None)
 }
 
+/// The same address, IPv4-mapped IPv6 and IPv4 alike.
+fn same_ip(a: IpAddr, b: IpAddr) -> bool {
+    let canon = |ip: IpAddr| match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
+        v4 => v4,
+    };
+    canon(a) == canon(b)
+}
+
 async fn recv_loop(sock: UdpSocket, index: usize, state: Arc<Mutex<RecState>>) {
     let mut buf = [0u8; RTP_BUF];
     let mut pcm = [0i16; PCM_BUF];
     loop {
-        let (n, _from): (usize, SocketAddr) = match sock.recv_from(&mut buf).await {
+        let (n, from): (usize, SocketAddr) = match sock.recv_from(&mut buf).await {
             Ok(x) => x,
             Err(e) => {
                 debug!(error = %e, "rtp recv error");
@@ -561,6 +611,6 @@ async fn recv_loop(sock: UdpSocket, index: usize, state: Arc<Mutex<RecState>>) {
         };
         let now = Instant::now();
         let Ok(mut g) = state.lock() else { return };
-        g.on_packet(index, &buf[..n], now, &mut pcm);
+        g.on_packet(index, &buf[..n], from, now, &mut pcm);
     }
 }

@@ -63,10 +63,13 @@ fn parse_key(what: &str, pem: &[u8]) -> Result<PrivateKeyDer<'static>, Error> {
     })
 }
 
-/// Certificate chain and private key of the `tls:` listeners (server side).
+/// Certificate chain and private key of the `tls:` listeners (server side), and optionally
+/// the CA that client certificates must chain to (mutual TLS).
 #[derive(Clone)]
 pub struct TlsServer {
     pub(crate) config: Arc<rustls::ServerConfig>,
+    certs: Vec<CertificateDer<'static>>,
+    key: Arc<PrivateKeyDer<'static>>,
 }
 
 impl fmt::Debug for TlsServer {
@@ -104,10 +107,46 @@ impl TlsServer {
             .with_safe_default_protocol_versions()
             .map_err(|e| config_err(what, e))?
             .with_no_client_auth()
-            .with_single_cert(certs, key)
+            .with_single_cert(certs.clone(), key.clone_key())
             .map_err(|e| config_err(what, format!("certificate and key unusable: {e}")))?;
         Ok(TlsServer {
             config: Arc::new(config),
+            certs,
+            key: Arc::new(key),
+        })
+    }
+
+    /// Mutual TLS: every client must present a certificate chaining to one in the PEM CA
+    /// file `ca` (RFC 5922 §7.3 allows mutual authentication); handshakes without one fail.
+    pub fn require_client_cert(self, ca: &Path) -> Result<TlsServer, Error> {
+        let what = format!("TLS client CA file {}", ca.display());
+        let pem = read_pem_file("TLS client CA file", ca)?;
+        self.require_client_cert_pem(&pem, &what)
+    }
+
+    /// [`TlsServer::require_client_cert`] with the CA certificates as PEM text.
+    pub fn require_client_cert_pem(self, ca_pem: &[u8], what: &str) -> Result<TlsServer, Error> {
+        let mut roots = rustls::RootCertStore::empty();
+        for c in parse_certs(what, ca_pem)? {
+            roots
+                .add(c)
+                .map_err(|e| config_err(what, format!("unusable CA certificate: {e}")))?;
+        }
+        let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+            Arc::new(roots),
+            provider(),
+        )
+        .build()
+        .map_err(|e| config_err(what, e))?;
+        let config = rustls::ServerConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| config_err(what, e))?
+            .with_client_cert_verifier(verifier)
+            .with_single_cert(self.certs.clone(), self.key.clone_key())
+            .map_err(|e| config_err(what, format!("certificate and key unusable: {e}")))?;
+        Ok(TlsServer {
+            config: Arc::new(config),
+            ..self
         })
     }
 }
@@ -118,6 +157,7 @@ impl TlsServer {
 #[derive(Clone)]
 pub struct TlsClient {
     pub(crate) config: Arc<rustls::ClientConfig>,
+    roots: Arc<rustls::RootCertStore>,
 }
 
 impl fmt::Debug for TlsClient {
@@ -176,13 +216,40 @@ impl TlsClient {
     }
 
     fn with_store(roots: rustls::RootCertStore, what: &str) -> Result<TlsClient, Error> {
+        let roots = Arc::new(roots);
         let config = rustls::ClientConfig::builder_with_provider(provider())
             .with_safe_default_protocol_versions()
             .map_err(|e| config_err(what, e))?
-            .with_root_certificates(roots)
+            .with_root_certificates(roots.clone())
             .with_no_client_auth();
         Ok(TlsClient {
             config: Arc::new(config),
+            roots,
+        })
+    }
+
+    /// Presents this certificate chain (leaf first) and key to servers that ask for one
+    /// (mutual TLS).
+    pub fn with_client_cert(self, cert: &Path, key: &Path) -> Result<TlsClient, Error> {
+        let cert_pem = read_pem_file("TLS client certificate file", cert)?;
+        let key_pem = read_pem_file("TLS client key file", key)?;
+        self.with_client_cert_pem(&cert_pem, &key_pem)
+    }
+
+    /// [`TlsClient::with_client_cert`] from PEM text.
+    pub fn with_client_cert_pem(self, cert_pem: &[u8], key_pem: &[u8]) -> Result<TlsClient, Error> {
+        let what = "TLS client certificate";
+        let certs = parse_certs(what, cert_pem)?;
+        let key = parse_key("TLS client key", key_pem)?;
+        let config = rustls::ClientConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| config_err(what, e))?
+            .with_root_certificates(self.roots.clone())
+            .with_client_auth_cert(certs, key)
+            .map_err(|e| config_err(what, format!("certificate and key unusable: {e}")))?;
+        Ok(TlsClient {
+            config: Arc::new(config),
+            roots: self.roots,
         })
     }
 }

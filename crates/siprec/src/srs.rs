@@ -27,7 +27,8 @@ pub const SUPPORTED: [&str; 2] = ["siprec", "timer"];
 /// Configuration of the SRS core.
 ///
 /// Defaults: RFC 3261 timers (T1 500 ms, T2 4 s, T4 5 s), 1000 sessions, codecs PCMU then PCMA,
-/// media address 127.0.0.1 (the driver sets the real one).
+/// media address 127.0.0.1 (the driver sets the real one), any source allowed, 100 new
+/// sessions per second per source (bursts of 500), metadata up to 32 KiB.
 #[derive(Debug, Clone)]
 pub struct SrsConfig {
     /// SIP timers.
@@ -42,7 +43,22 @@ pub struct SrsConfig {
     pub server_name: String,
     /// Retry-After seconds on 503.
     pub retry_after: u32,
+    /// Source networks allowed to send SIP; empty allows any. Requests from elsewhere get
+    /// `403 Forbidden (source not allowed)`.
+    pub allow_sources: Vec<ipnet::IpNet>,
+    /// New recording sessions (initial INVITEs) per second allowed from one source address,
+    /// as a token bucket refilled at this rate; 0 = no limit. Beyond it: `503 Rate Limited`
+    /// with `Retry-After: 1`.
+    pub invite_rate: f64,
+    /// Burst size of the INVITE token bucket (INVITEs a source may send at once).
+    pub invite_burst: u32,
+    /// Largest metadata body part accepted, in bytes; larger gets `413` (RFC 3261 §21.4.11).
+    pub max_metadata_bytes: usize,
 }
+
+/// Most source addresses whose INVITE buckets are remembered; beyond it full buckets are
+/// forgotten first.
+const MAX_BUCKETS: usize = 10_000;
 
 impl Default for SrsConfig {
     fn default() -> Self {
@@ -53,6 +69,10 @@ impl Default for SrsConfig {
             media_ip: IpAddr::from([127, 0, 0, 1]),
             server_name: concat!("siprec-rs-srs/", env!("CARGO_PKG_VERSION")).into(),
             retry_after: 5,
+            allow_sources: Vec::new(),
+            invite_rate: 100.0,
+            invite_burst: 500,
+            max_metadata_bytes: 32 * 1024,
         }
     }
 }
@@ -229,6 +249,8 @@ pub struct SrsCore {
     accepting: bool,
     refusal: Option<String>,
     current_local: SocketAddr,
+    /// INVITE token buckets per source address: (tokens, last refill).
+    buckets: HashMap<std::net::IpAddr, (f64, Instant)>,
 }
 
 impl std::fmt::Debug for SrsCore {
@@ -256,7 +278,55 @@ impl SrsCore {
             accepting: true,
             refusal: None,
             current_local: SocketAddr::from(([127, 0, 0, 1], 5060)),
+            buckets: HashMap::new(),
         }
+    }
+
+    /// `true` when `ip` may send SIP (the allowlist is empty or contains it).
+    fn source_allowed(&self, ip: std::net::IpAddr) -> bool {
+        let ip = match ip {
+            std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped().map(Into::into).unwrap_or(ip),
+            v4 => v4,
+        };
+        self.config.allow_sources.is_empty()
+            || self.config.allow_sources.iter().any(|n| n.contains(&ip))
+    }
+
+    /// Takes one token from `ip`'s INVITE bucket; `false` when it is empty.
+    fn take_invite_token(&mut self, now: Instant, ip: std::net::IpAddr) -> bool {
+        let rate = self.config.invite_rate;
+        if rate.is_nan() || rate <= 0.0 {
+            return true;
+        }
+        let burst = f64::from(self.config.invite_burst.max(1));
+        if self.buckets.len() >= MAX_BUCKETS && !self.buckets.contains_key(&ip) {
+            // Forget sources whose bucket has refilled (idle long enough).
+            let full_after = std::time::Duration::from_secs_f64(burst / rate);
+            self.buckets
+                .retain(|_, (_, last)| now.saturating_duration_since(*last) < full_after);
+            if self.buckets.len() >= MAX_BUCKETS {
+                return false;
+            }
+        }
+        let (tokens, last) = self.buckets.entry(ip).or_insert((burst, now));
+        let refill = now.saturating_duration_since(*last).as_secs_f64() * rate;
+        *tokens = (*tokens + refill).min(burst);
+        *last = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// The size of a metadata part over the limit, if it is.
+    fn metadata_too_large(&self, parts: &body::RsBody) -> Option<usize> {
+        parts
+            .metadata
+            .as_ref()
+            .map(Vec::len)
+            .filter(|n| *n > self.config.max_metadata_bytes)
     }
 
     /// Sessions not yet ended.
@@ -430,6 +500,17 @@ impl SrsCore {
     }
 
     fn on_request(&mut self, now: Instant, key: ServerKey, peer: Peer, req: rsip::Request) {
+        if !self.source_allowed(peer.addr.ip()) {
+            self.simple(
+                now,
+                &key,
+                &req,
+                403,
+                "Forbidden (source not allowed)",
+                vec![],
+            );
+            return;
+        }
         let to_tag = req
             .to_header()
             .ok()
@@ -484,6 +565,17 @@ impl SrsCore {
         call_id: String,
     ) {
         let local = self.current_local;
+        if !self.take_invite_token(now, peer.addr.ip()) {
+            self.simple(
+                now,
+                &key,
+                &req,
+                503,
+                "Rate Limited",
+                vec![other("Retry-After", "1")],
+            );
+            return;
+        }
         // RFC 3261 §8.2.2.3: unsupported Require → 420 listing them.
         let unsupported: Vec<String> = header_tokens(&req.headers, "Require")
             .into_iter()
@@ -543,6 +635,14 @@ impl SrsCore {
                 return;
             }
         };
+        if let Some(n) = self.metadata_too_large(&parts) {
+            let reason = format!(
+                "Request Entity Too Large (metadata of {n} bytes, at most {})",
+                self.config.max_metadata_bytes
+            );
+            self.simple(now, &key, &req, 413, &reason, vec![]);
+            return;
+        }
         let Some(sdp_bytes) = parts.sdp else {
             self.simple(
                 now,
@@ -837,6 +937,14 @@ impl SrsCore {
                 return;
             }
         };
+        if let Some(n) = self.metadata_too_large(&parts) {
+            let reason = format!(
+                "Request Entity Too Large (metadata of {n} bytes, at most {})",
+                self.config.max_metadata_bytes
+            );
+            self.simple(now, &key, &req, 413, &reason, vec![]);
+            return;
+        }
         let Some(s) = self.sessions.get_mut(&id) else {
             return;
         };

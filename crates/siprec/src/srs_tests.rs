@@ -104,6 +104,21 @@ impl Harness {
             .expect("a final response")
     }
 
+    /// The status line of the last final response, as sent.
+    fn final_status_line(&mut self) -> String {
+        std::iter::from_fn(|| self.srs.poll_transmit())
+            .map(|t| {
+                String::from_utf8_lossy(&t.payload)
+                    .lines()
+                    .next()
+                    .unwrap_or("")
+                    .to_string()
+            })
+            .filter(|l| l.starts_with("SIP/2.0 ") && !l.starts_with("SIP/2.0 1"))
+            .last()
+            .expect("a final response")
+    }
+
     fn events(&mut self) -> Vec<Event> {
         std::iter::from_fn(|| self.srs.poll_event()).collect()
     }
@@ -824,4 +839,108 @@ fn stop_accepting_refuses_new_sessions() {
     let r = h.final_response();
     assert_eq!(r.status_code.code(), 503);
     assert!(message::header_value(&r.headers, "Retry-After").is_some());
+}
+
+/// The same INVITE as `request` but with its own Call-ID and branch.
+fn invite_n(n: u32) -> Vec<u8> {
+    let (ct, body) = multipart(OFFER, METADATA);
+    String::from_utf8(request(
+        "INVITE",
+        1,
+        None,
+        "Require: siprec\r\n",
+        Some((ct, body)),
+    ))
+    .unwrap()
+    .replace("call-1@", &format!("call-{n}@"))
+    .replace("z9hG4bK-INVITE-1", &format!("z9hG4bK-INVITE-n{n}"))
+    .into_bytes()
+}
+
+#[test]
+fn sources_outside_the_allowlist_get_403() {
+    let config = SrsConfig {
+        allow_sources: vec![
+            "198.51.100.0/24".parse().unwrap(),
+            "::1/128".parse().unwrap(),
+        ],
+        ..SrsConfig::default()
+    };
+    let mut h = Harness::new(Transport::Udp, 100, config);
+    h.send(&invite_n(1));
+    assert_eq!(
+        h.final_status_line(),
+        "SIP/2.0 403 Forbidden (source not allowed)"
+    );
+    assert!(h.events().is_empty(), "nothing recorded");
+    h.send(&request("OPTIONS", 1, None, "", None));
+    assert_eq!(h.final_response().status_code.code(), 403);
+    // From inside the network (an IPv4-mapped IPv6 source counts as IPv4): recorded.
+    h.peer.addr = "[::ffff:198.51.100.7]:5060".parse().unwrap();
+    h.send(&invite_n(2));
+    assert_eq!(h.final_response().status_code.code(), 200);
+}
+
+#[test]
+fn invites_beyond_the_rate_get_503_until_the_bucket_refills() {
+    let config = SrsConfig {
+        invite_rate: 2.0,
+        invite_burst: 3,
+        ..SrsConfig::default()
+    };
+    let mut h = Harness::new(Transport::Udp, 100, config);
+    let codes: Vec<u16> = (1..=5)
+        .map(|n| {
+            h.send(&invite_n(n));
+            h.final_response().status_code.code()
+        })
+        .collect();
+    assert_eq!(codes, [200, 200, 200, 503, 503]);
+    h.send(&invite_n(10));
+    assert_eq!(h.final_status_line(), "SIP/2.0 503 Rate Limited");
+    h.send(&invite_n(6));
+    let r = h.final_response();
+    assert_eq!(
+        message::header_value(&r.headers, "Retry-After").as_deref(),
+        Some("1")
+    );
+    // Half a second refills one token at 2/s; another source has its own bucket.
+    h.now += Duration::from_millis(500);
+    h.send(&invite_n(7));
+    assert_eq!(h.final_response().status_code.code(), 200);
+    h.send(&invite_n(8));
+    assert_eq!(h.final_response().status_code.code(), 503);
+    h.peer.addr = "192.0.2.99:5060".parse().unwrap();
+    h.send(&invite_n(9));
+    assert_eq!(h.final_response().status_code.code(), 200);
+}
+
+#[test]
+fn oversized_metadata_gets_413_and_no_session() {
+    let config = SrsConfig {
+        max_metadata_bytes: 1024,
+        ..SrsConfig::default()
+    };
+    let mut h = Harness::new(Transport::Udp, 100, config);
+    let big = METADATA.replace(
+        "<session session_id=\"U0VTUw==\"/>",
+        &format!(
+            "<session session_id=\"U0VTUw==\"><sipSessionID>{}</sipSessionID></session>",
+            "a".repeat(2000)
+        ),
+    );
+    h.send(&request(
+        "INVITE",
+        1,
+        None,
+        "Require: siprec\r\n",
+        Some(multipart(OFFER, &big)),
+    ));
+    let line = h.final_status_line();
+    assert!(
+        line.starts_with("SIP/2.0 413 Request Entity Too Large (metadata of "),
+        "{line}"
+    );
+    assert!(line.ends_with("bytes, at most 1024)"), "{line}");
+    assert!(h.events().is_empty());
 }

@@ -110,6 +110,9 @@ pub struct StreamInfo {
     pub packets_late: u64,
     /// SSRC changes seen.
     pub ssrc_changes: u32,
+    /// RTP packets from a source other than the stream's (the latched one, or the SDP's
+    /// address without latching), dropped.
+    pub packets_foreign: u64,
 }
 
 /// A pause, in seconds from the start of the audio.

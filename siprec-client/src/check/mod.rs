@@ -55,6 +55,8 @@ pub struct CheckConfig {
     pub sessions: usize,
     /// CA file (PEM) to verify a `sips:` SRS; `None` uses the system roots.
     pub ca: Option<PathBuf>,
+    /// Client certificate chain and key (PEM) for an SRS that requires mutual TLS.
+    pub client_cert: Option<(PathBuf, PathBuf)>,
     /// DNS server for a host name; `None` uses the system's.
     pub dns: Option<SocketAddr>,
     /// Our address for SIP and RTP; `None` picks the one that routes to the SRS.
@@ -71,6 +73,7 @@ impl Default for CheckConfig {
             uri: String::new(),
             sessions: 10,
             ca: None,
+            client_cert: None,
             dns: None,
             local_ip: None,
             timeout: Duration::from_secs(5),
@@ -365,7 +368,13 @@ pub async fn run<F: FnMut(usize, usize, &str)>(
         .local_ip
         .unwrap_or_else(|| route_to(resolved.target.addr));
     let tls = if resolved.target.transport == Transport::Tls {
-        Some(TlsClient::new(cfg.ca.as_deref()).map_err(Error::Transport)?)
+        let client = TlsClient::new(cfg.ca.as_deref()).map_err(Error::Transport)?;
+        Some(match &cfg.client_cert {
+            Some((cert, key)) => client
+                .with_client_cert(cert, key)
+                .map_err(Error::Transport)?,
+            None => client,
+        })
     } else {
         None
     };
