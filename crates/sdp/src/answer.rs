@@ -16,6 +16,9 @@ pub mod decline {
     pub const TRANSPORT: &str = "unsupported transport";
     /// `RTP/SAVP` without any `a=crypto` line: we could never decrypt it.
     pub const SRTP_NO_KEYS: &str = "RTP/SAVP offered without a=crypto keys";
+    /// `RTP/SAVP` while [`AnswerConfig::srtp`](super::AnswerConfig::srtp) is off: declined
+    /// rather than recorded as noise.
+    pub const SRTP_UNSUPPORTED: &str = "SRTP (RTP/SAVP) is not enabled on this recorder";
     /// None of the offered formats is in our codec preference list.
     pub const NO_CODEC: &str = "no supported codec";
     /// The caller gave no local port for this m-line.
@@ -37,6 +40,10 @@ pub struct AnswerConfig {
     pub codecs: Vec<String>,
     /// `o=` user name. Default `"srs"`.
     pub username: String,
+    /// Accept `RTP/SAVP` streams with SDES keys: the caller then decrypts the media with the
+    /// offer's keys and adds its own `a=crypto` to the answer. Off by default: a recorder
+    /// that cannot decrypt must decline SRTP instead of recording ciphertext as audio.
+    pub srtp: bool,
 }
 
 impl AnswerConfig {
@@ -54,6 +61,7 @@ impl AnswerConfig {
                 .map(|c| (*c).to_owned())
                 .collect(),
             username: "srs".to_owned(),
+            srtp: false,
         }
     }
 
@@ -121,6 +129,7 @@ fn choose(m: &MediaDescription, config: &AnswerConfig) -> Result<Choice, &'stati
     let proto = m.proto.to_ascii_uppercase();
     match proto.as_str() {
         "RTP/AVP" | "RTP/AVPF" => {}
+        "RTP/SAVP" | "RTP/SAVPF" if !config.srtp => return Err(decline::SRTP_UNSUPPORTED),
         "RTP/SAVP" | "RTP/SAVPF" if !m.crypto.is_empty() => {}
         "RTP/SAVP" | "RTP/SAVPF" => return Err(decline::SRTP_NO_KEYS),
         _ => return Err(decline::TRANSPORT),
@@ -566,8 +575,21 @@ a=recvonly\r\n";
     }
 
     #[test]
+    fn srtp_declined_unless_enabled() {
+        let offer = parse(fixtures::SRTP_SDES).unwrap();
+        assert_eq!(recordable(&offer, &config()), [false, false]);
+        let err = answer(&offer, &[None, None], &config()).unwrap_err();
+        assert_eq!(err, Error::NoUsableStream);
+    }
+
+    #[test]
     fn srtp_echoed_and_flagged() {
-        let (_, text, media) = answer_fixture(fixtures::SRTP_SDES).unwrap();
+        let offer = parse(fixtures::SRTP_SDES).unwrap();
+        let cfg = AnswerConfig {
+            srtp: true,
+            ..config()
+        };
+        let (text, media) = answer(&offer, &[Some(20000), Some(20002)], &cfg).unwrap();
         assert!(media.iter().all(|m| m.accepted && m.srtp));
         assert_eq!(text.matches("RTP/SAVP").count(), 2);
         // SAVP without keys is declined.
@@ -578,8 +600,8 @@ a=recvonly\r\n";
             .map(|l| format!("{l}\r\n"))
             .collect();
         let offer = parse(no_keys.as_bytes()).unwrap();
-        assert_eq!(recordable(&offer, &config()), [false, false]);
-        let err = answer(&offer, &[None, None], &config()).unwrap_err();
+        assert_eq!(recordable(&offer, &cfg), [false, false]);
+        let err = answer(&offer, &[None, None], &cfg).unwrap_err();
         assert_eq!(err, Error::NoUsableStream);
     }
 

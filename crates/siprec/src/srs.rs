@@ -828,6 +828,7 @@ impl SrsCore {
             session_version: s.answer_version,
             codecs: self.config.codecs.clone(),
             username: "srs".into(),
+            srtp: false,
         }
     }
 
@@ -988,6 +989,7 @@ impl SrsCore {
                 session_version: s.answer_version,
                 codecs: self.config.codecs.clone(),
                 username: "srs".into(),
+                srtp: false,
             };
             let recordable = siprec_sdp::recordable(&offer, &cfg);
             let mut ports = s.ports.clone();
