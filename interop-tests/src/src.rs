@@ -26,13 +26,14 @@ pub enum TestTransport {
 /// One recorded leg: an RTP sender of a tone.
 #[derive(Debug)]
 pub struct Leg {
+    encoder: siprec_rtp::Encoder,
     sock: UdpSocket,
     /// Where the SRS asked for this leg's RTP.
     pub dest: Option<SocketAddr>,
     ssrc: u32,
     seq: u16,
     ts: u32,
-    /// RTP payload type (0 PCMU, 8 PCMA).
+    /// RTP payload type: 0 PCMU, 8 PCMA, 9 G.722, 111 Opus.
     pub pt: u8,
     /// Tone frequency.
     pub freq: f64,
@@ -43,7 +44,9 @@ pub struct Leg {
 
 impl Leg {
     async fn new(pt: u8, freq: f64, ssrc: u32) -> anyhow::Result<Leg> {
+        let codec = codec_of(pt);
         Ok(Leg {
+            encoder: siprec_rtp::Encoder::with_input_rate(codec, audio_rate(codec))?,
             sock: UdpSocket::bind("127.0.0.1:0").await?,
             dest: None,
             ssrc,
@@ -66,18 +69,14 @@ impl Leg {
         let Some(dest) = self.dest else {
             return Ok(());
         };
-        let pcm = audio::tone(self.freq, 8000, self.sample, 160, 8000.0);
-        let payload: Vec<u8> = pcm
-            .iter()
-            .map(|&s| {
-                if self.pt == 8 {
-                    siprec_rtp::g711::alaw_encode(s)
-                } else {
-                    siprec_rtp::g711::ulaw_encode(s)
-                }
-            })
-            .collect();
-        let mut buf = [0u8; 512];
+        let codec = codec_of(self.pt);
+        let rate = audio_rate(codec);
+        let n = (rate / 50) as usize;
+        let pcm = audio::tone(self.freq, rate, self.sample, n, 8000.0);
+        let mut payload = [0u8; 1500];
+        let len = self.encoder.encode(&pcm, &mut payload);
+        let payload = &payload[..len];
+        let mut buf = [0u8; 1600];
         let header = siprec_rtp::RtpHeader {
             marker: self.sent == 0,
             payload_type: self.pt,
@@ -85,21 +84,51 @@ impl Leg {
             timestamp: self.ts,
             ssrc: self.ssrc,
         };
-        let n = siprec_rtp::write(&header, &payload, &mut buf)
-            .map_err(|e| anyhow!("rtp write: {e}"))?;
-        self.sock.send_to(&buf[..n], dest).await?;
+        let len =
+            siprec_rtp::write(&header, payload, &mut buf).map_err(|e| anyhow!("rtp write: {e}"))?;
+        self.sock.send_to(&buf[..len], dest).await?;
         self.seq = self.seq.wrapping_add(1);
-        self.ts = self.ts.wrapping_add(160);
-        self.sample += 160;
+        self.ts = self.ts.wrapping_add(siprec_rtp::rtp_clock_rate(codec) / 50);
+        self.sample += n as u64;
         self.sent += 1;
         Ok(())
     }
 
     /// Advances the RTP clock without sending (a sender that keeps its clock during a pause).
     pub fn skip(&mut self, d: Duration) {
-        let samples = (d.as_secs_f64() * 8000.0) as u64;
-        self.ts = self.ts.wrapping_add(samples as u32);
-        self.sample += samples;
+        let codec = codec_of(self.pt);
+        let ticks = (d.as_secs_f64() * f64::from(siprec_rtp::rtp_clock_rate(codec))) as u64;
+        self.ts = self.ts.wrapping_add(ticks as u32);
+        self.sample += (d.as_secs_f64() * f64::from(audio_rate(codec))) as u64;
+    }
+}
+
+/// The codec of a payload type of [`TestSrc`]'s offers.
+fn codec_of(pt: u8) -> siprec_rtp::Codec {
+    match pt {
+        8 => siprec_rtp::Codec::Pcma,
+        9 => siprec_rtp::Codec::G722,
+        111 => siprec_rtp::Codec::Opus,
+        _ => siprec_rtp::Codec::Pcmu,
+    }
+}
+
+/// The rate a leg generates its tone at: 16 kHz for wideband codecs, else 8 kHz.
+fn audio_rate(codec: siprec_rtp::Codec) -> u32 {
+    if codec.is_wideband() {
+        16000
+    } else {
+        8000
+    }
+}
+
+/// `a=rtpmap` value of a payload type of [`TestSrc`]'s offers.
+fn rtpmap_of(pt: u8) -> &'static str {
+    match pt {
+        8 => "PCMA/8000",
+        9 => "G722/8000",
+        111 => "opus/48000/2",
+        _ => "PCMU/8000",
     }
 }
 
@@ -216,13 +245,12 @@ impl TestSrc {
             self.sdp_version
         );
         for (i, leg) in self.legs.iter().enumerate() {
-            let name = if leg.pt == 8 { "PCMA" } else { "PCMU" };
             s.push_str(&format!(
-                "m=audio {} RTP/AVP {} 101\r\na=rtpmap:{} {}/8000\r\na=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\na=ptime:20\r\na=label:{}\r\na={}\r\n",
+                "m=audio {} RTP/AVP {} 101\r\na=rtpmap:{} {}\r\na=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\na=ptime:20\r\na=label:{}\r\na={}\r\n",
                 leg.port(),
                 leg.pt,
                 leg.pt,
-                name,
+                rtpmap_of(leg.pt),
                 i + 1,
                 direction
             ));

@@ -34,6 +34,8 @@ use siprec_storage::S3Options;
 /// - `max_metadata_kb`: 32
 /// - `rtp_latching`: true
 /// - `tls_client_ca`: none (TLS clients are not asked for a certificate)
+/// - `recording_rate`: 0 (auto: 16000 when any stream is G.722 or Opus, else 8000)
+/// - `codecs`: PCMU, PCMA, G722, opus
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
@@ -99,6 +101,12 @@ pub struct Config {
     /// Mutual TLS: a PEM CA bundle; when set, `tls:` listeners require a client certificate
     /// that chains to it (handshakes without one fail).
     pub tls_client_ca: Option<PathBuf>,
+    /// WAV sample rate: 8000, 16000 or 48000; 0 picks 16000 when any recorded stream uses a
+    /// wideband codec (G.722, Opus) and 8000 otherwise.
+    pub recording_rate: u32,
+    /// Codecs accepted in offers (SDP encoding names, optionally `NAME/RATE`); the offer's
+    /// order decides among them.
+    pub codecs: Vec<String>,
 }
 
 impl Default for Config {
@@ -128,6 +136,8 @@ impl Default for Config {
             max_metadata_kb: 32,
             rtp_latching: true,
             tls_client_ca: None,
+            recording_rate: 0,
+            codecs: ["PCMU", "PCMA", "G722", "opus"].map(String::from).to_vec(),
         }
     }
 }
@@ -186,6 +196,9 @@ pub enum ConfigError {
     /// A `sip_allow` entry is not an address or a CIDR network.
     #[error("sip_allow {0:?}: expected an address or a network like 10.0.0.0/8 or 2001:db8::/32")]
     Allow(String),
+    /// A codec the recorder cannot decode, or none at all.
+    #[error("codecs: {0:?} is not one of PCMU, PCMA, G722, opus")]
+    Codec(String),
     /// `tls_client_ca` without a TLS listener certificate.
     #[error("tls-client-ca needs a TLS listener (--tls-cert and --tls-key)")]
     ClientCaWithoutTls,
@@ -246,6 +259,10 @@ pub struct Validated {
     pub max_metadata_bytes: usize,
     /// RTP latching on.
     pub rtp_latching: bool,
+    /// WAV rate (0: auto).
+    pub recording_rate: u32,
+    /// Accepted codecs.
+    pub codecs: Vec<String>,
 }
 
 impl Config {
@@ -371,6 +388,23 @@ impl Config {
                 "expected 1 to 64 (a SIP message is at most 64 KiB)",
             ));
         }
+        if ![0, 8000, 16000, 48000].contains(&self.recording_rate) {
+            return Err(range(
+                "recording_rate",
+                self.recording_rate.to_string(),
+                "expected 8000, 16000, 48000, or 0 (auto)",
+            ));
+        }
+        let known = |c: &str| {
+            let name = c.split('/').next().unwrap_or("").trim();
+            siprec_rtp::Codec::from_encoding(name).is_audio()
+        };
+        if let Some(bad) = self.codecs.iter().find(|c| !known(c)) {
+            return Err(ConfigError::Codec(bad.clone()));
+        }
+        if self.codecs.is_empty() {
+            return Err(ConfigError::Codec(String::new()));
+        }
         // An S3 location is opened here so a bad URL or setting stops the start with a clear
         // message (nothing is contacted yet); a directory is created only when serving.
         let storage = self.storage.trim();
@@ -409,6 +443,8 @@ impl Config {
             invite_burst: self.invite_burst,
             max_metadata_bytes: (self.max_metadata_kb * 1024) as usize,
             rtp_latching: self.rtp_latching,
+            recording_rate: self.recording_rate,
+            codecs: self.codecs.iter().map(|c| c.trim().to_string()).collect(),
         })
     }
 }

@@ -95,6 +95,7 @@ impl Server {
                 invite_rate: cfg.invite_rate,
                 invite_burst: cfg.invite_burst,
                 max_metadata_bytes: cfg.max_metadata_bytes,
+                codecs: cfg.codecs.clone(),
                 ..SrsConfig::default()
             },
             Box::new(pool.clone()),
@@ -381,6 +382,7 @@ impl Driver {
                         checkpoint: self.cfg.checkpoint,
                         media_clock_rate: self.cfg.media_clock_rate,
                         rtp_latching: self.cfg.rtp_latching,
+                        recording_rate: self.cfg.recording_rate,
                     },
                     timeouts.clone(),
                 ) {

@@ -15,7 +15,8 @@ use clap::Parser;
 struct Cli {
     /// TOML configuration file (keys: listen, rtp_ports, storage, spool, media_timeout,
     /// media_ip, max_sessions, instance_id, tls_cert, tls_key, tls_client_ca, sip_allow,
-    /// invite_rate, invite_burst, max_metadata_kb, rtp_latching, spool_max_mb, shutdown_grace,
+    /// invite_rate, invite_burst, max_metadata_kb, rtp_latching, recording_rate, codecs,
+    /// spool_max_mb, shutdown_grace,
     /// shutdown_upload_wait, upload_retry_max, jitter_ms, checkpoint_ms, media_clock_rate,
     /// and an [s3] table: endpoint, region, access_key_id, secret_access_key, allow_http,
     /// virtual_hosted_style).
@@ -113,6 +114,14 @@ struct Cli {
     /// without a valid certificate are refused. [default: no client certificate asked]
     #[arg(long, env = "SRS_TLS_CLIENT_CA", value_name = "FILE")]
     tls_client_ca: Option<PathBuf>,
+    /// WAV sample rate: 8000, 16000, 48000, or 0 = 16000 when any stream is G.722 or Opus,
+    /// else 8000. [default: 0]
+    #[arg(long, env = "SRS_RECORDING_RATE", value_name = "HZ")]
+    recording_rate: Option<u32>,
+    /// Codecs accepted in offers, comma-separated (the offer's order decides among them).
+    /// [default: PCMU,PCMA,G722,opus]
+    #[arg(long, env = "SRS_CODECS", value_name = "LIST", value_delimiter = ',')]
+    codecs: Vec<String>,
 }
 
 impl Cli {
@@ -189,6 +198,12 @@ impl Cli {
         }
         if self.tls_client_ca.is_some() {
             c.tls_client_ca = self.tls_client_ca;
+        }
+        if let Some(v) = self.recording_rate {
+            c.recording_rate = v;
+        }
+        if !self.codecs.is_empty() {
+            c.codecs = self.codecs;
         }
         Ok(c)
     }

@@ -33,12 +33,14 @@ pub struct RecordingConfig {
     pub media_clock_rate: f64,
     /// Latch each stream on the first RTP source (else: only the SDP's address).
     pub rtp_latching: bool,
+    /// WAV sample rate; 0 picks 16000 when any stream's codec is wideband, else 8000.
+    pub recording_rate: u32,
 }
 
 /// Largest RTP datagram we read; larger ones are truncated (and then fail to parse).
 const RTP_BUF: usize = 4096;
-/// Decoded samples per packet at most (G.711: one per byte).
-const PCM_BUF: usize = 4096;
+/// Decoded samples per packet at most (an Opus packet of 120 ms at 48 kHz is 5760).
+const PCM_BUF: usize = 8192;
 /// How often the timeline advances and the media timeout is checked.
 pub const TICK: Duration = Duration::from_millis(100);
 
@@ -74,6 +76,8 @@ pub struct RecState {
     error: Option<String>,
     clock: MediaClock,
     latching: bool,
+    /// The WAV's sample rate: every decoder outputs at it.
+    sample_rate: u32,
 }
 
 /// Maps wall-clock instants to media-clock instants for the timeline: the identity for real
@@ -210,6 +214,7 @@ impl Recording {
         let cfg = TimelineConfig {
             jitter_window: rc.jitter,
             checkpoint_interval: rc.checkpoint,
+            sample_rate: recording_rate(rc.recording_rate, streams),
             ..TimelineConfig::default()
         };
         let sample_rate = cfg.sample_rate;
@@ -230,6 +235,7 @@ impl Recording {
             error: None,
             clock,
             latching: rc.rtp_latching,
+            sample_rate,
         }));
         let mut rec = Recording {
             id,
@@ -330,7 +336,10 @@ impl Recording {
                     rx.codecs.push(name);
                 }
                 rx.audio_pt = Some(f.payload_type);
-                rx.decoder = Some(Decoder::new(codec));
+                rx.decoder = Some(
+                    Decoder::with_output_rate(codec, g.sample_rate)
+                        .unwrap_or_else(|_| Decoder::new(Codec::Other)),
+                );
                 if let (Some(tl), Some(sid)) = (g.timeline.as_mut(), rx.timeline) {
                     tl.set_stream_clock_rate(sid, f.clock_rate);
                 }
@@ -587,6 +596,25 @@ pub fn recording_key(
         }
     }
     (call_id.to_string(), "call_id", None)
+}
+
+/// The WAV rate: the configured one, else 16 kHz when any recorded stream is wideband
+/// (G.722, Opus), else 8 kHz.
+pub fn recording_rate(configured: u32, streams: &[StreamPlan]) -> u32 {
+    if configured != 0 {
+        return configured;
+    }
+    let wideband = streams.iter().any(|p| {
+        p.channel.is_some()
+            && p.format
+                .as_ref()
+                .is_some_and(|f| Codec::from_encoding(&f.encoding).is_wideband())
+    });
+    if wideband {
+        16000
+    } else {
+        8000
+    }
 }
 
 /// The same address, IPv4-mapped IPv6 and IPv4 alike.

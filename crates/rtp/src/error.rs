@@ -48,6 +48,9 @@ pub enum Error {
     /// A payload type above 127 was given to [`crate::write`].
     #[error("RTP payload type {0} out of range 0..=127")]
     PayloadTypeOutOfRange(u8),
+    /// A codec or resampler cannot be set up with these parameters.
+    #[error("codec: {0}")]
+    Codec(&'static str),
 }
 
 impl Error {

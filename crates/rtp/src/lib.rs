@@ -67,7 +67,7 @@ mod packet;
 mod sequence;
 mod timestamp;
 
-pub use codec::{Codec, Decoder};
+pub use codec::{rtp_clock_rate, Codec, Decoder, Encoder};
 pub use error::Error;
 pub use packet::{is_rtcp, parse, write, RtpHeader, RtpPacket, HEADER_LEN, RTP_VERSION};
 pub use sequence::{SequenceTracker, StreamStats, Verdict, DEDUPE_WINDOW, MAX_DROPOUT};

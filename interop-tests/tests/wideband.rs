@@ -1,0 +1,141 @@
+//! Wideband codecs end to end: a test SRC sends G.722 and Opus to srs-server, which records
+//! at 16 kHz (any wideband stream) and keeps the content above 4 kHz; a narrowband stream in
+//! the same call is resampled; a configured 8 kHz recording still gets the in-band tone.
+
+use std::time::Duration;
+
+use interop_tests::audio::{deinterleave, tone_power};
+use interop_tests::{read_wav, TestSrc, TestTransport};
+use siprec_sip::transaction::Transport;
+
+async fn server(dir: &std::path::Path, rtp: &str, recording_rate: u32) -> srs_server::Server {
+    let cfg = srs_server::Config {
+        listen: vec!["udp:127.0.0.1:0".into()],
+        rtp_ports: rtp.into(),
+        storage: dir.join("recordings").display().to_string(),
+        spool: dir.join("spool"),
+        recording_rate,
+        ..srs_server::Config::default()
+    };
+    srs_server::Server::start(cfg.validate().unwrap())
+        .await
+        .unwrap()
+}
+
+/// Records one call of `secs` with the two legs and returns (rate, left, right, manifest).
+async fn record(
+    srs: &srs_server::Server,
+    leg1: (u8, f64),
+    leg2: (u8, f64),
+    secs: u64,
+) -> (u32, Vec<i16>, Vec<i16>, siprec_storage::Manifest) {
+    let mut published = srs.subscribe();
+    let udp = srs
+        .local_addrs()
+        .iter()
+        .find(|l| l.transport == Transport::Udp)
+        .unwrap()
+        .addr;
+    let mut src = TestSrc::new(TestTransport::Udp, udp, leg1, leg2)
+        .await
+        .unwrap();
+    let offer = src.offer("sendonly");
+    let md = src.metadata(None);
+    let r = src.invite(&offer, Some(&md)).await.unwrap();
+    assert_eq!(r.status_code.code(), 200);
+    src.stream(Duration::from_secs(secs)).await.unwrap();
+    assert_eq!(
+        src.send_in_dialog("BYE", None, None)
+            .await
+            .unwrap()
+            .status_code
+            .code(),
+        200
+    );
+    let rec = tokio::time::timeout(Duration::from_secs(10), published.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    let (spec, samples) = read_wav(srs, &rec.folder).await.unwrap();
+    assert_eq!(spec.channels, 2);
+    assert_eq!(rec.manifest.sample_rate, spec.sample_rate);
+    let (l, r) = deinterleave(&samples);
+    (spec.sample_rate, l, r, rec.manifest)
+}
+
+/// `want` Hz dominates `x` (rate `rate`) over each of `others`.
+fn assert_tone_at(x: &[i16], rate: u32, want: f64, others: &[f64], what: &str) {
+    let pw = tone_power(x, rate, want);
+    assert!(pw > 1e5, "{what}: {want} Hz power {pw:.1}");
+    for &o in others {
+        let po = tone_power(x, rate, o);
+        assert!(
+            pw > 100.0 * po,
+            "{what}: {want} Hz {pw:.1} vs {o} Hz {po:.1}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn g722_and_opus_are_recorded_at_16_khz_with_content_above_4_khz() {
+    let dir = tempfile::tempdir().unwrap();
+    let srs = server(dir.path(), "37200-37299", 0).await;
+    // G.722 (payload type 9, RTP clock 8000 but 16 kHz audio) at 6 kHz, Opus at 5 kHz.
+    let (rate, l, r, m) = record(&srs, (9, 6000.0), (111, 5000.0), 2).await;
+    assert_eq!(rate, 16000, "a wideband stream makes a 16 kHz recording");
+    let secs = l.len() as f64 / 16000.0;
+    assert!((secs - 2.0).abs() < 0.25, "duration {secs:.3} s");
+    let (lw, rw) = (&l[4000..28000], &r[4000..28000]);
+    assert_tone_at(lw, rate, 6000.0, &[5000.0, 2000.0], "left (G.722)");
+    assert_tone_at(rw, rate, 5000.0, &[6000.0, 2500.0], "right (Opus)");
+    assert_eq!(m.streams[0].codecs, ["G722/8000"]);
+    assert_eq!(m.streams[1].codecs, ["OPUS/48000"]);
+    for s in &m.streams {
+        assert_eq!((s.packets_received, s.packets_lost), (100, 0), "{s:?}");
+    }
+    srs.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn narrowband_and_wideband_mix_and_a_forced_8_khz_rate() {
+    let dir = tempfile::tempdir().unwrap();
+    // PCMU (440 Hz) with G.722 (1 kHz): recorded at 16 kHz, PCMU resampled.
+    let srs = server(&dir.path().join("a"), "37300-37399", 0).await;
+    let (rate, l, r, _) = record(&srs, (0, 440.0), (9, 1000.0), 1).await;
+    assert_eq!(rate, 16000);
+    assert_tone_at(
+        &l[3200..12800],
+        rate,
+        440.0,
+        &[1000.0, 880.0],
+        "left (PCMU at 16 kHz)",
+    );
+    assert_tone_at(
+        &r[3200..12800],
+        rate,
+        1000.0,
+        &[440.0, 2000.0],
+        "right (G.722)",
+    );
+    srs.shutdown().await.unwrap();
+
+    // recording_rate = 8000: G.722 and Opus are brought down to 8 kHz.
+    let srs = server(&dir.path().join("b"), "37400-37499", 8000).await;
+    let (rate, l, r, _) = record(&srs, (9, 1000.0), (111, 1500.0), 1).await;
+    assert_eq!(rate, 8000);
+    assert_tone_at(
+        &l[1600..6400],
+        rate,
+        1000.0,
+        &[1500.0, 3000.0],
+        "left (G.722 at 8 kHz)",
+    );
+    assert_tone_at(
+        &r[1600..6400],
+        rate,
+        1500.0,
+        &[1000.0, 3000.0],
+        "right (Opus at 8 kHz)",
+    );
+    srs.shutdown().await.unwrap();
+}
