@@ -48,6 +48,8 @@ pub enum Fault {
     DropUpdate,
     /// Responses lose their Contact header.
     NoContact,
+    /// The 2xx to an initial INVITE names a closed UDP port for the first stream.
+    ClosedRtpPort,
 }
 
 /// What to do with a message from the client.
@@ -178,6 +180,26 @@ fn from_server(bytes: &[u8], fault: Fault, state: &Mutex<State>) -> Vec<u8> {
         Fault::NoContact => {
             resp.headers
                 .retain(|h| !matches!(h, rsip::Header::Contact(_)));
+        }
+        Fault::ClosedRtpPort if initial_invite_2xx => {
+            let closed = std::net::UdpSocket::bind("127.0.0.1:0")
+                .and_then(|s| s.local_addr())
+                .map(|a| a.port())
+                .unwrap_or(9);
+            let body = String::from_utf8_lossy(&resp.body).to_string();
+            let mut done = false;
+            let lines: Vec<String> = body
+                .split("\r\n")
+                .map(|l| match l.strip_prefix("m=audio ") {
+                    Some(rest) if !done => {
+                        done = true;
+                        let tail = rest.split_once(' ').map(|(_, t)| t).unwrap_or("");
+                        format!("m=audio {closed} {tail}")
+                    }
+                    _ => l.to_string(),
+                })
+                .collect();
+            resp.body = lines.join("\r\n").into_bytes();
         }
         _ => return bytes.to_vec(),
     }

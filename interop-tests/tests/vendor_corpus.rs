@@ -17,6 +17,28 @@ use siprec_sip::transaction::Transport;
 use srs_server::{PublishedRecording, Server};
 use tokio::sync::broadcast;
 
+/// SIPp runs allowed at once.
+static SIPP_TURNS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
+
+/// An even port `p` with `p..p+4` all free for UDP on loopback (best effort: bound together,
+/// then released).
+fn free_media_ports() -> u16 {
+    loop {
+        let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let p = s.local_addr().unwrap().port() & !1;
+        drop(s);
+        if !(1024..=65530).contains(&p) {
+            continue;
+        }
+        let held: Vec<_> = (p..p + 4)
+            .map(|q| std::net::UdpSocket::bind(("127.0.0.1", q)))
+            .collect();
+        if held.iter().all(Result::is_ok) {
+            return p;
+        }
+    }
+}
+
 /// One scenario run: the server (still running), its published recordings and the temp dir.
 struct Run {
     dir: tempfile::TempDir,
@@ -38,11 +60,11 @@ async fn run_sipp(scenario: &str, rtp_base: u16) -> Run {
         .find(|l| l.transport == Transport::Udp)
         .unwrap()
         .addr;
-    // A free even media port for SIPp (it also uses the next ones for its streams' sources).
-    let media_port = {
-        let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-        s.local_addr().unwrap().port() & !1
-    };
+    // A free even media port for SIPp, with the three above it free too (it uses them for
+    // its streams' sources).
+    let media_port = free_media_ports();
+    // At most two SIPp calls at once: the timing checks must hold on a loaded 2-core machine.
+    let _turn = SIPP_TURNS.acquire().await.unwrap();
     let errors = dir.path().join("sipp-errors.log");
     let messages = dir.path().join("sipp-messages.log");
     let out = tokio::process::Command::new(sipp)

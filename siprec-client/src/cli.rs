@@ -79,7 +79,8 @@ Each check opens real recording sessions (SIP, SDP, RTP) against the SRS and nam
 judges (RFC section). FAIL: the SRS broke a rule recording depends on; WARN: allowed, but an SRC
 must cope with it; SKIP: not exercised (e.g. UDP checks against a sips: URI).
 
-Exit status: 0 when no check failed, 1 when one did, 2 for a usage error.
+Exit status: 0 when no check failed, 1 when one did, 2 when the check could not run (a usage
+error, an unreadable CA file, no socket, a name that does not resolve).
 
 Examples:
   siprec-client check sip:127.0.0.1:5060
@@ -657,13 +658,10 @@ pub fn main() -> ExitCode {
             return match rt.block_on(check(*args, &mut std::io::stdout(), colour)) {
                 Ok(r) if r.has_failures() => ExitCode::FAILURE,
                 Ok(_) => ExitCode::SUCCESS,
-                Err(Error::Usage(m)) => {
-                    eprintln!("siprec-client: {m}");
-                    ExitCode::from(2)
-                }
+                // Our side: the SRS was not judged.
                 Err(e) => {
                     eprintln!("siprec-client: {e}");
-                    ExitCode::FAILURE
+                    ExitCode::from(2)
                 }
             };
         }

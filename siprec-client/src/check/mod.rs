@@ -196,7 +196,11 @@ pub const CHECKS: &[(&str, &str, &str)] = &[
         "RFC 3261 §12.1.1, RFC 7866 §6.2",
         "Contact present, with +sip.srs",
     ),
-    ("audio", "RFC 7866 §8", "audio taken while streaming"),
+    (
+        "audio",
+        "RFC 7866 §8",
+        "RTP taken: no ICMP unreachable, no BYE",
+    ),
     (
         "pause",
         "RFC 7866 §7.1.1.2",
@@ -401,7 +405,8 @@ pub async fn run<F: FnMut(usize, usize, &str)>(
     run.begin("tls");
     let probe = Probe::open(local_ip, target, &resolved.server_name, tls).await;
     let mut probe = match probe {
-        Ok(p) => {
+        Ok(mut p) => {
+            p.send_timeout = cfg.timeout;
             if target.transport == Transport::Tls {
                 run.pass(
                     "tls",
@@ -415,6 +420,8 @@ pub async fn run<F: FnMut(usize, usize, &str)>(
             }
             p
         }
+        // Over UDP/TCP nothing is sent yet: a failure here is ours (no socket).
+        Err(e) if target.transport != Transport::Tls => return Err(e),
         Err(e) => {
             run.fail("tls", "a connection to the SRS", e.to_string());
             let rest: Vec<&str> = CHECKS.iter().map(|c| c.0).collect();
@@ -818,8 +825,23 @@ fn re_invite_verdict<F: FnMut(usize, usize, &str)>(
                 .filter(|m| m.port != 0 && !allowed.contains(&m.direction))
                 .map(|m| format!("m-line {}: a={}", m.index + 1, m.direction.as_str()))
                 .collect();
-            if bad.is_empty() {
-                run.pass(id, format!("{}, answer {}", ex.seen(), allowed[0].as_str()));
+            let dirs: Vec<&str> = a.media.iter().map(|m| m.direction.as_str()).collect();
+            let stays_inactive = offered == Direction::SendOnly
+                && a.media
+                    .iter()
+                    .all(|m| m.port == 0 || m.direction == Direction::Inactive);
+            if bad.is_empty() && stays_inactive {
+                run.warn(
+                    id,
+                    "a=recvonly on the resumed streams (recording resumes)",
+                    format!(
+                        "{}, answer {}: nothing is recorded after the resume",
+                        ex.seen(),
+                        dirs.join(", ")
+                    ),
+                );
+            } else if bad.is_empty() {
+                run.pass(id, format!("{}, answer {}", ex.seen(), dirs.join(", ")));
             } else {
                 let want: Vec<&str> = allowed.iter().map(|d| d.as_str()).collect();
                 run.fail(
@@ -861,8 +883,23 @@ async fn audio<F: FnMut(usize, usize, &str)>(
         .filter_map(|(l, d)| d.map(|d| (l, d)))
         .collect();
     if legs.is_empty() {
-        run.skip("audio", "no stream accepted for recording");
+        run.warn(
+            "audio",
+            "at least one stream accepted for recording (recvonly with an address and port)",
+            "every stream inactive or declined: nothing would be recorded",
+        );
         return;
+    }
+    // Linux reports an ICMP port-unreachable only to a connected UDP socket.
+    for (leg, dest) in &legs {
+        if let Err(e) = leg.rtp.connect(*dest).await {
+            run.fail(
+                "audio",
+                format!("RTP to {dest}"),
+                format!("cannot send: {e}"),
+            );
+            return;
+        }
     }
     let byes_before = probe.srs_requests(&s.call_id, Method::Bye);
     let stream = async {
@@ -885,7 +922,8 @@ async fn audio<F: FnMut(usize, usize, &str)>(
                     ssrc: 0x5eed_0000 + i as u32,
                 };
                 let n = siprec_rtp::write(&header, &payload, &mut pkt).unwrap_or(0);
-                match leg.rtp.send_to(&pkt[..n], *dest).await {
+                let _ = dest;
+                match leg.rtp.send(&pkt[..n]).await {
                     Ok(_) => sent += 1,
                     Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => refused += 1,
                     Err(_) => {}
@@ -894,7 +932,7 @@ async fn audio<F: FnMut(usize, usize, &str)>(
                     rtcp += 1;
                 }
                 // A closed port shows up as an error on the socket's next operation.
-                if let Err(e) = leg.rtp.try_recv_from(&mut buf) {
+                if let Err(e) = leg.rtp.try_recv(&mut buf) {
                     if e.kind() == std::io::ErrorKind::ConnectionRefused {
                         refused += 1;
                     }
@@ -951,7 +989,10 @@ async fn large<F: FnMut(usize, usize, &str)>(
     };
     let peer = Peer { transport, addr };
     let mut probe = match Probe::open(ctx.local_ip, peer, ctx.server_name, None).await {
-        Ok(p) => p,
+        Ok(mut p) => {
+            p.send_timeout = ctx.cfg.timeout;
+            p
+        }
         Err(e) => {
             run.fail(
                 id,
@@ -1033,9 +1074,6 @@ async fn no_require<F: FnMut(usize, usize, &str)>(
             s.hang_up(probe);
         }
         Some(420) => run.pass("no-require", format!("refused: {}", ex.seen())),
-        Some(c) if (400..500).contains(&c) => {
-            run.pass("no-require", format!("refused: {}", ex.seen()))
-        }
         Some(_) => run.warn(
             "no-require",
             "2xx (accepted) or 420 (Unsupported: siprec)",
@@ -1196,9 +1234,12 @@ async fn parallel<F: FnMut(usize, usize, &str)>(
             probe.start(req)
         })
         .collect();
+    let deadline = tokio::time::Instant::now() + ctx.cfg.timeout;
     let mut codes = Vec::with_capacity(n);
     for (s, key) in sessions.iter_mut().zip(keys.iter()) {
-        let ex = probe.finish(key, ctx.cfg.timeout).await;
+        // One deadline for the whole batch.
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let ex = probe.finish(key, left.max(Duration::from_millis(1))).await;
         if ex.is_success() {
             s.established(probe, ex.final_response.as_ref()).await;
         }

@@ -82,6 +82,8 @@ pub struct Probe {
     acks: HashMap<(String, u32), Request>,
     /// Transport errors on send.
     send_errors: Vec<String>,
+    /// Longest a send may take (a TCP or TLS connect to a host that drops SYNs).
+    pub send_timeout: Duration,
 }
 
 impl std::fmt::Debug for Probe {
@@ -145,6 +147,7 @@ impl Probe {
             timed_out: Vec::new(),
             acks: HashMap::new(),
             send_errors: Vec::new(),
+            send_timeout: Duration::from_secs(5),
         })
     }
 
@@ -215,13 +218,14 @@ impl Probe {
 
     /// Sends bytes outside any transaction (a deliberately broken request).
     pub async fn send_raw(&mut self, payload: Vec<u8>) -> Result<(), String> {
-        self.transports
-            .send(Transmit {
-                peer: self.target,
-                payload,
-            })
-            .await
-            .map_err(|e| e.to_string())
+        let send = self.transports.send(Transmit {
+            peer: self.target,
+            payload,
+        });
+        match tokio::time::timeout(self.send_timeout, send).await {
+            Ok(r) => r.map_err(|e| e.to_string()),
+            Err(_) => Err("no connection in time".into()),
+        }
     }
 
     /// Waits up to `wait` for a final response with this Call-ID and CSeq number (to a
@@ -275,8 +279,13 @@ impl Probe {
     /// Sends what the transaction layer queued.
     async fn flush(&mut self) {
         while let Some(t) = self.layer.poll_transmit() {
-            if let Err(e) = self.transports.send(t).await {
-                self.send_errors.push(format!("cannot send: {e}"));
+            match tokio::time::timeout(self.send_timeout, self.transports.send(t)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => self.send_errors.push(format!("cannot send: {e}")),
+                Err(_) => self.send_errors.push(format!(
+                    "cannot send: no connection within {}",
+                    secs(self.send_timeout)
+                )),
             }
         }
     }

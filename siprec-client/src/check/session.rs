@@ -17,9 +17,10 @@ use tokio::net::UdpSocket;
 use super::probe::{Exchange, Probe};
 
 /// An RTP leg: an even RTP port and the RTCP port above it (RFC 3550 §11), both bound.
+/// The audio check connects the RTP socket to the SRS's port so ICMP errors reach it.
 #[derive(Debug)]
 pub struct Leg {
-    /// RTP socket (connected to the SRS's port once answered).
+    /// RTP socket (connected to the SRS's port by the audio check).
     pub rtp: UdpSocket,
     /// RTCP socket: receiver reports from the SRS land here.
     pub rtcp: UdpSocket,
@@ -245,7 +246,10 @@ impl RsSession {
                 Self::multipart(&sdp, &self.metadata(padding))
             };
             let text = self.invite_text(&ctype, body.len(), shape.require_siprec);
-            if text.len() + body.len() < shape.min_size && padding < 64 * 1024 {
+            if !shape.garbage_body
+                && text.len() + body.len() < shape.min_size
+                && padding < 64 * 1024
+            {
                 padding = shape.min_size - text.len() - body.len() + 16;
                 continue;
             }
