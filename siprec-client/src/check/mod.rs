@@ -1097,24 +1097,24 @@ async fn cancel<F: FnMut(usize, usize, &str)>(
     let key = probe.start(req);
     let cancel_key = probe.cancel(&key);
     let ex = probe.finish(&key, ctx.cfg.timeout).await;
+    if ex.is_success() {
+        // ACK the 2xx at once (the CANCEL, if sent, changes nothing now).
+        s.established(probe, ex.final_response.as_ref()).await;
+    }
+    // The CANCEL went out only if a provisional response came first (RFC 3261 §9.1).
+    let cancel_sent = !ex.provisional.is_empty();
     let cancel_ex = match &cancel_key {
-        Some(k) => Some(
+        Some(k) if cancel_sent => Some(
             probe
-                .finish(
-                    k,
-                    Duration::from_millis(if ex.final_response.is_some() { 1500 } else { 1 }),
-                )
+                .finish(k, ctx.cfg.timeout.min(Duration::from_secs(2)))
                 .await,
         ),
-        None => None,
+        _ => None,
     };
     let cancel_seen = match &cancel_ex {
         Some(c) if c.final_response.is_some() => format!("CANCEL answered {}", c.seen()),
-        Some(_) => {
-            "CANCEL not sent (no provisional response came first, RFC 3261 §9.1) or not answered"
-                .into()
-        }
-        None => "CANCEL not sent".into(),
+        Some(c) => format!("CANCEL not answered: {}", c.seen()),
+        None => "CANCEL not sent (no provisional response came first, RFC 3261 §9.1)".into(),
     };
     match ex.code() {
         Some(487) => run.pass("cancel", format!("INVITE ended 487, {cancel_seen}")),
@@ -1126,7 +1126,6 @@ async fn cancel<F: FnMut(usize, usize, &str)>(
                     ex.seen()
                 ),
             );
-            s.established(probe, ex.final_response.as_ref()).await;
             s.hang_up(probe);
         }
         Some(_) => run.warn(
