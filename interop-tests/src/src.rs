@@ -27,6 +27,8 @@ pub enum TestTransport {
 #[derive(Debug)]
 pub struct Leg {
     encoder: siprec_rtp::Encoder,
+    /// SRTP: our key (offered in `a=crypto`) and its context.
+    srtp: Option<(siprec_rtp::srtp::SdesKey, siprec_rtp::srtp::SrtpSender)>,
     sock: UdpSocket,
     /// Where the SRS asked for this leg's RTP.
     pub dest: Option<SocketAddr>,
@@ -47,6 +49,7 @@ impl Leg {
         let codec = codec_of(pt);
         Ok(Leg {
             encoder: siprec_rtp::Encoder::with_input_rate(codec, audio_rate(codec))?,
+            srtp: None,
             sock: UdpSocket::bind("127.0.0.1:0").await?,
             dest: None,
             ssrc,
@@ -66,6 +69,23 @@ impl Leg {
 
     /// Sends one 20 ms packet of the tone.
     pub async fn send_frame(&mut self) -> anyhow::Result<()> {
+        self.send_frame_with(false).await
+    }
+
+    /// Sends one 20 ms SRTP packet whose authentication tag is corrupted (it must be dropped).
+    pub async fn send_corrupt_frame(&mut self) -> anyhow::Result<()> {
+        self.send_frame_with(true).await
+    }
+
+    /// Makes this leg send SRTP with a fresh key (`a=crypto` in the next offer).
+    pub fn enable_srtp(&mut self, suite: siprec_rtp::srtp::SrtpSuite) -> anyhow::Result<()> {
+        let key = siprec_rtp::srtp::SdesKey::new(1, suite, rand::random());
+        let tx = siprec_rtp::srtp::SrtpSender::new(&key)?;
+        self.srtp = Some((key, tx));
+        Ok(())
+    }
+
+    async fn send_frame_with(&mut self, corrupt: bool) -> anyhow::Result<()> {
         let Some(dest) = self.dest else {
             return Ok(());
         };
@@ -86,7 +106,19 @@ impl Leg {
         };
         let len =
             siprec_rtp::write(&header, payload, &mut buf).map_err(|e| anyhow!("rtp write: {e}"))?;
-        self.sock.send_to(&buf[..len], dest).await?;
+        match &mut self.srtp {
+            Some((_, tx)) => {
+                let mut wire = [0u8; 1700];
+                let n = tx.protect(&buf[..len], &mut wire)?;
+                if corrupt {
+                    wire[n - 1] ^= 0x5a;
+                }
+                self.sock.send_to(&wire[..n], dest).await?;
+            }
+            None => {
+                self.sock.send_to(&buf[..len], dest).await?;
+            }
+        }
         self.seq = self.seq.wrapping_add(1);
         self.ts = self.ts.wrapping_add(siprec_rtp::rtp_clock_rate(codec) / 50);
         self.sample += n as u64;
@@ -245,8 +277,12 @@ impl TestSrc {
             self.sdp_version
         );
         for (i, leg) in self.legs.iter().enumerate() {
+            let (proto, crypto) = match &leg.srtp {
+                Some((key, _)) => ("RTP/SAVP", format!("a=crypto:{}\r\n", key.to_attribute())),
+                None => ("RTP/AVP", String::new()),
+            };
             s.push_str(&format!(
-                "m=audio {} RTP/AVP {} 101\r\na=rtpmap:{} {}\r\na=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\na=ptime:20\r\na=label:{}\r\na={}\r\n",
+                "m=audio {} {proto} {} 101\r\na=rtpmap:{} {}\r\na=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\na=ptime:20\r\na=label:{}\r\n{crypto}a={}\r\n",
                 leg.port(),
                 leg.pt,
                 leg.pt,

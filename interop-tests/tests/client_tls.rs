@@ -85,6 +85,11 @@ async fn sips_call_recorded_on_two_servers_with_pause() {
             .unwrap();
         let m = &got.manifest;
         assert_eq!(m.recording_key, "REC-client-tls");
+        // sips: → SRTP by default: the SRS decrypted every packet (the tones below prove it).
+        for s in &m.streams {
+            assert!(s.srtp && s.packets_auth_failed == 0, "{s:?}");
+            assert!(s.packets_received > 100, "{s:?}");
+        }
         assert_eq!(m.pauses.len(), 1, "{:?}", m.pauses);
         let (_, samples) = read_wav(server, &got.folder).await.unwrap();
         let (left, right) = deinterleave(&samples);

@@ -227,3 +227,109 @@ async fn mutual_tls_requires_a_client_certificate_from_the_ca() {
         .all(|s| s.packets_received >= 24));
     server.shutdown().await.unwrap();
 }
+
+/// SRTP (SDES) over TLS: both suites recorded and decrypted (tones on the right channels), a
+/// packet with a bad authentication tag dropped and counted; with `srtp = "required"` a
+/// plain RTP offer gets 488.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn srtp_over_tls_is_decrypted_and_bad_tags_are_counted() {
+    use siprec_rtp::srtp::SrtpSuite;
+    let dir = tempfile::tempdir().unwrap();
+    let pki = TestPki::generate(&dir.path().join("tls"), "SRTP CA", &["srs.test"]).unwrap();
+    let cfg = srs_server::Config {
+        listen: vec!["tls:127.0.0.1:0".into()],
+        tls_cert: Some(pki.cert_file.clone()),
+        tls_key: Some(pki.key_file.clone()),
+        rtp_ports: "37500-37699".into(),
+        storage: dir.path().join("recordings").display().to_string(),
+        spool: dir.path().join("spool"),
+        srtp: "required".into(),
+        ..srs_server::Config::default()
+    };
+    let server = srs_server::Server::start(cfg.validate().unwrap())
+        .await
+        .unwrap();
+    let mut published = server.subscribe();
+    let addr = server.local_addrs()[0].addr;
+
+    // Plain RTP to a recorder that requires SRTP: 488.
+    let mut plain = TestSrc::new_tls(
+        addr,
+        "srs.test",
+        pki.client().unwrap(),
+        (0, 440.0),
+        (8, 880.0),
+    )
+    .await
+    .unwrap();
+    let offer = plain.offer("sendonly");
+    let md = plain.metadata(None);
+    assert_eq!(
+        plain
+            .invite(&offer, Some(&md))
+            .await
+            .unwrap()
+            .status_code
+            .code(),
+        488
+    );
+
+    let mut src = TestSrc::new_tls(
+        addr,
+        "srs.test",
+        pki.client().unwrap(),
+        (0, 440.0),
+        (8, 880.0),
+    )
+    .await
+    .unwrap();
+    src.legs[0]
+        .enable_srtp(SrtpSuite::AesCm128HmacSha1_80)
+        .unwrap();
+    src.legs[1]
+        .enable_srtp(SrtpSuite::AesCm128HmacSha1_32)
+        .unwrap();
+    let offer = src.offer("sendonly");
+    let md = src.metadata(Some("srtp-call"));
+    let r = src.invite(&offer, Some(&md)).await.unwrap();
+    assert_eq!(r.status_code.code(), 200);
+    let answer = String::from_utf8_lossy(&r.body).to_string();
+    assert_eq!(answer.matches("RTP/SAVP").count(), 2, "{answer}");
+    assert!(
+        answer.contains("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:"),
+        "{answer}"
+    );
+    assert!(
+        answer.contains("a=crypto:1 AES_CM_128_HMAC_SHA1_32 inline:"),
+        "{answer}"
+    );
+    src.stream(Duration::from_millis(1000)).await.unwrap();
+    for _ in 0..5 {
+        src.legs[0].send_corrupt_frame().await.unwrap();
+    }
+    src.stream(Duration::from_millis(1000)).await.unwrap();
+    assert_eq!(
+        src.send_in_dialog("BYE", None, None)
+            .await
+            .unwrap()
+            .status_code
+            .code(),
+        200
+    );
+    let rec = tokio::time::timeout(Duration::from_secs(10), published.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    let m = &rec.manifest;
+    assert!(m.streams.iter().all(|s| s.srtp), "{:?}", m.streams);
+    assert_eq!(m.streams[0].packets_auth_failed, 5, "{:?}", m.streams[0]);
+    assert_eq!(m.streams[0].packets_received, 100, "{:?}", m.streams[0]);
+    assert_eq!(m.streams[1].packets_auth_failed, 0);
+    assert_eq!(m.streams[1].packets_received, 100);
+    let (_, samples) = read_wav(&server, &rec.folder).await.unwrap();
+    let (l, r) = deinterleave(&samples);
+    // Decrypted audio: the tones, not noise.
+    assert_tone(window(&l, 0.2, 0.9), 440.0, 880.0, "left (SRTP 80)");
+    assert_tone(window(&r, 0.2, 0.9), 880.0, 440.0, "right (SRTP 32)");
+    server.shutdown().await.unwrap();
+}

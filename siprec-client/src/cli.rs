@@ -208,6 +208,9 @@ pub struct RecordArgs {
     /// Private key (PEM) of --tls-cert.
     #[arg(long, value_name = "FILE", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
+    /// When to offer SRTP (RTP/SAVP with an SDES key): sips (for sips: SRSs), always, never.
+    #[arg(long, value_name = "WHEN", default_value = "sips", value_parser = ["sips", "always", "never"])]
+    pub srtp: String,
     /// DNS server for resolving SRS host names (default: the system's).
     #[arg(long, value_name = "HOST:PORT", value_parser = parse_host_port)]
     pub dns: Option<SocketAddr>,
@@ -466,6 +469,11 @@ pub async fn record(args: RecordArgs, out: Box<dyn Write + Send>) -> Result<Summ
         ca_file: args.ca.clone(),
         client_cert: args.tls_cert.clone().zip(args.tls_key.clone()),
         dns_server: args.dns,
+        srtp: match args.srtp.as_str() {
+            "always" => siprec_core::src::SrtpOffer::Always,
+            "never" => siprec_core::src::SrtpOffer::Never,
+            _ => siprec_core::src::SrtpOffer::Sips,
+        },
         ..ClientConfig::default()
     };
     let call = CallContext {

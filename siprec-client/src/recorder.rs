@@ -52,6 +52,8 @@ pub struct ClientConfig {
     pub ca_file: Option<PathBuf>,
     /// Client certificate chain and key (PEM) presented to SRSs that require mutual TLS.
     pub client_cert: Option<(PathBuf, PathBuf)>,
+    /// When to offer SRTP (SDES keys): for `sips:` SRSs by default.
+    pub srtp: siprec_core::src::SrtpOffer,
     /// DNS server for RFC 3263 resolution (`None`: the system's).
     pub dns_server: Option<SocketAddr>,
     /// A resolver of your own; `None` uses the RFC 3263 DNS resolver of [`crate::resolve`]
@@ -71,6 +73,7 @@ impl Default for ClientConfig {
             resolve_timeout: Duration::from_secs(5),
             ca_file: None,
             client_cert: None,
+            srtp: siprec_core::src::SrtpOffer::Sips,
             dns_server: None,
             resolver: None,
         }
@@ -173,6 +176,7 @@ impl Recorder {
         core_cfg.start_timeout = config.start_timeout;
         core_cfg.target_timeout = config.target_timeout;
         core_cfg.request_timeout = config.request_timeout;
+        core_cfg.srtp = config.srtp;
         let core = SrcCore::new(core_cfg, call, Instant::now(), SystemTime::now())?;
         let resolver: Arc<dyn SrsResolver> = match config.resolver.clone() {
             Some(r) => r,
@@ -432,7 +436,10 @@ impl Driver {
             match ev {
                 Event::Resolve { rs, uri } => self.resolve(rs, uri),
                 Event::Media { rs, plan } => {
-                    let _ = self.media.send(MediaCommand::Plan { rs, plan });
+                    let _ = self.media.send(MediaCommand::Plan {
+                        rs,
+                        plan: Box::new(plan),
+                    });
                 }
                 Event::MediaStop { rs } => {
                     let _ = self.media.send(MediaCommand::Stop { rs });

@@ -57,7 +57,7 @@ pub enum MediaCommand {
         /// The session.
         rs: RsId,
         /// Where and whether.
-        plan: MediaPlan,
+        plan: Box<MediaPlan>,
     },
     /// The session is over.
     Stop {
@@ -98,6 +98,22 @@ struct Stream {
     sending: bool,
     marker: bool,
     packets: u64,
+    /// SRTP context when the SRS accepted our SDES key.
+    srtp: Option<siprec_rtp::srtp::SrtpSender>,
+    /// SRTP was negotiated: never send this stream in clear.
+    encrypted: bool,
+}
+
+/// The SRTP context of a leg whose SRS accepted our key.
+fn srtp_sender(m: &siprec_core::src::LegMedia) -> Option<siprec_rtp::srtp::SrtpSender> {
+    let key = m.srtp.as_ref()?;
+    match siprec_rtp::srtp::SrtpSender::new(key) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            debug!(error = %e, "SRTP context");
+            None
+        }
+    }
 }
 
 /// The sender task's state.
@@ -110,6 +126,8 @@ pub struct RtpSender {
     ulaw: [[u8; FRAME]; 2],
     alaw: [[u8; FRAME]; 2],
     packet: [u8; 12 + FRAME],
+    /// The protected packet (RTP plus the authentication tag).
+    protected: [u8; 12 + FRAME + 16],
 }
 
 impl RtpSender {
@@ -123,6 +141,7 @@ impl RtpSender {
             ulaw: [[0; FRAME]; 2],
             alaw: [[0; FRAME]; 2],
             packet: [0; 12 + FRAME],
+            protected: [0; 12 + FRAME + 16],
         }
     }
 
@@ -137,6 +156,10 @@ impl RtpSender {
                     match (media, codec, existing) {
                         (Some(m), Some(codec), Some(i)) => {
                             if let Some(s) = self.streams.get_mut(i) {
+                                if m.srtp.is_some() != s.encrypted {
+                                    s.srtp = srtp_sender(m);
+                                    s.encrypted = m.srtp.is_some();
+                                }
                                 s.dest = m.remote;
                                 s.pt = m.format.payload_type;
                                 s.codec = codec;
@@ -158,6 +181,8 @@ impl RtpSender {
                             sending: plan.sending,
                             marker: true,
                             packets: 0,
+                            srtp: srtp_sender(m),
+                            encrypted: m.srtp.is_some(),
                         }),
                         (_, _, Some(i)) => {
                             self.streams.swap_remove(i);
@@ -230,7 +255,17 @@ impl RtpSender {
                 };
                 if let (Some(payload), Some(sock)) = (payload, self.sockets.get(s.leg)) {
                     if let Ok(n) = siprec_rtp::write(&header, payload, &mut self.packet) {
-                        if let Some(bytes) = self.packet.get(..n) {
+                        let bytes = match (&mut s.srtp, self.packet.get(..n)) {
+                            (Some(ctx), Some(plain)) => ctx
+                                .protect(plain, &mut self.protected)
+                                .ok()
+                                .and_then(|m| self.protected.get(..m)),
+                            (Some(_), None) => None,
+                            // No context although SRTP was negotiated: send nothing.
+                            (None, _) if s.encrypted => None,
+                            (None, plain) => plain,
+                        };
+                        if let Some(bytes) = bytes {
                             if let Err(e) = sock.send_to(bytes, s.dest).await {
                                 debug!(dest = %s.dest, error = %e, "RTP send failed");
                             }
@@ -290,29 +325,31 @@ mod tests {
                 Some(LegMedia {
                     remote: dest,
                     format: Format::pcmu(),
+                    srtp: None,
                 }),
                 Some(LegMedia {
                     remote: dest,
                     format: Format::pcma(),
+                    srtp: None,
                 }),
             ],
             sending,
         };
         sender.apply(MediaCommand::Plan {
             rs: RsId(1),
-            plan: plan(true),
+            plan: Box::new(plan(true)),
         });
         for _ in 0..3 {
             sender.tick().await;
         }
         sender.apply(MediaCommand::Plan {
             rs: RsId(1),
-            plan: plan(false),
+            plan: Box::new(plan(false)),
         });
         sender.tick().await;
         sender.apply(MediaCommand::Plan {
             rs: RsId(1),
-            plan: plan(true),
+            plan: Box::new(plan(true)),
         });
         sender.tick().await;
         let mut got = Vec::new();

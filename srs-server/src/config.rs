@@ -36,6 +36,7 @@ use siprec_storage::S3Options;
 /// - `tls_client_ca`: none (TLS clients are not asked for a certificate)
 /// - `recording_rate`: 0 (auto: 16000 when any stream is G.722 or Opus, else 8000)
 /// - `codecs`: PCMU, PCMA, G722, opus
+/// - `srtp`: optional (RTP/AVP and RTP/SAVP with SDES keys)
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
@@ -107,6 +108,9 @@ pub struct Config {
     /// Codecs accepted in offers (SDP encoding names, optionally `NAME/RATE`); the offer's
     /// order decides among them.
     pub codecs: Vec<String>,
+    /// SRTP (SDES, RFC 4568): `optional` records RTP/AVP and RTP/SAVP, `required` answers
+    /// RTP/AVP offers 488, `off` declines RTP/SAVP streams.
+    pub srtp: String,
 }
 
 impl Default for Config {
@@ -138,6 +142,7 @@ impl Default for Config {
             tls_client_ca: None,
             recording_rate: 0,
             codecs: ["PCMU", "PCMA", "G722", "opus"].map(String::from).to_vec(),
+            srtp: "optional".into(),
         }
     }
 }
@@ -263,6 +268,8 @@ pub struct Validated {
     pub recording_rate: u32,
     /// Accepted codecs.
     pub codecs: Vec<String>,
+    /// SRTP policy.
+    pub srtp: siprec_core::SrtpPolicy,
 }
 
 impl Config {
@@ -405,6 +412,18 @@ impl Config {
         if self.codecs.is_empty() {
             return Err(ConfigError::Codec(String::new()));
         }
+        let srtp = match self.srtp.trim().to_ascii_lowercase().as_str() {
+            "off" => siprec_core::SrtpPolicy::Off,
+            "optional" => siprec_core::SrtpPolicy::Optional,
+            "required" => siprec_core::SrtpPolicy::Required,
+            _ => {
+                return Err(range(
+                    "srtp",
+                    self.srtp.clone(),
+                    "expected off, optional or required",
+                ))
+            }
+        };
         // An S3 location is opened here so a bad URL or setting stops the start with a clear
         // message (nothing is contacted yet); a directory is created only when serving.
         let storage = self.storage.trim();
@@ -445,6 +464,7 @@ impl Config {
             rtp_latching: self.rtp_latching,
             recording_rate: self.recording_rate,
             codecs: self.codecs.iter().map(|c| c.trim().to_string()).collect(),
+            srtp,
         })
     }
 }

@@ -96,6 +96,7 @@ impl Server {
                 invite_burst: cfg.invite_burst,
                 max_metadata_bytes: cfg.max_metadata_bytes,
                 codecs: cfg.codecs.clone(),
+                srtp: cfg.srtp,
                 ..SrsConfig::default()
             },
             Box::new(pool.clone()),

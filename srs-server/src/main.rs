@@ -15,7 +15,7 @@ use clap::Parser;
 struct Cli {
     /// TOML configuration file (keys: listen, rtp_ports, storage, spool, media_timeout,
     /// media_ip, max_sessions, instance_id, tls_cert, tls_key, tls_client_ca, sip_allow,
-    /// invite_rate, invite_burst, max_metadata_kb, rtp_latching, recording_rate, codecs,
+    /// invite_rate, invite_burst, max_metadata_kb, rtp_latching, recording_rate, codecs, srtp,
     /// spool_max_mb, shutdown_grace,
     /// shutdown_upload_wait, upload_retry_max, jitter_ms, checkpoint_ms, media_clock_rate,
     /// and an [s3] table: endpoint, region, access_key_id, secret_access_key, allow_http,
@@ -122,6 +122,10 @@ struct Cli {
     /// [default: PCMU,PCMA,G722,opus]
     #[arg(long, env = "SRS_CODECS", value_name = "LIST", value_delimiter = ',')]
     codecs: Vec<String>,
+    /// SRTP with SDES keys: optional (RTP/AVP and RTP/SAVP), required (RTP/AVP gets 488) or
+    /// off (RTP/SAVP streams declined). [default: optional]
+    #[arg(long, env = "SRS_SRTP", value_name = "POLICY")]
+    srtp: Option<String>,
 }
 
 impl Cli {
@@ -204,6 +208,9 @@ impl Cli {
         }
         if !self.codecs.is_empty() {
             c.codecs = self.codecs;
+        }
+        if let Some(v) = self.srtp {
+            c.srtp = v;
         }
         Ok(c)
     }

@@ -63,6 +63,10 @@ struct StreamRx {
     source: Option<SocketAddr>,
     /// Packets from any other source, dropped.
     foreign: u64,
+    /// SRTP: the SRC's key, decrypting what it sends.
+    srtp: Option<siprec_rtp::srtp::SrtpReceiver>,
+    /// SRTP packets that failed authentication (or replays), dropped.
+    auth_failed: u64,
 }
 
 /// State shared by the receive loops, the ticker and the driver.
@@ -78,6 +82,8 @@ pub struct RecState {
     latching: bool,
     /// The WAV's sample rate: every decoder outputs at it.
     sample_rate: u32,
+    /// Decrypted SRTP packet (allocated once).
+    plain: Vec<u8>,
 }
 
 /// Maps wall-clock instants to media-clock instants for the timeline: the identity for real
@@ -117,6 +123,18 @@ impl RecState {
     ) {
         let Some(rx) = self.streams.iter_mut().find(|s| s.index == index) else {
             return;
+        };
+        let data = match rx.srtp.as_mut() {
+            // RTCP (SRTCP) on the RTP port is not audio; anything else must authenticate.
+            Some(_) if siprec_rtp::is_rtcp(data) => return,
+            Some(ctx) => match ctx.unprotect(data, &mut self.plain) {
+                Ok(n) => &self.plain[..n],
+                Err(_) => {
+                    rx.auth_failed += 1;
+                    return;
+                }
+            },
+            None => data,
         };
         let Ok(pkt) = siprec_rtp::parse(data) else {
             return; // RTCP or garbage: not audio
@@ -236,6 +254,7 @@ impl Recording {
             clock,
             latching: rc.rtp_latching,
             sample_rate,
+            plain: vec![0; RTP_BUF],
         }));
         let mut rec = Recording {
             id,
@@ -318,11 +337,21 @@ impl Recording {
                         expected_ip: None,
                         source: None,
                         foreign: 0,
+                        srtp: None,
+                        auth_failed: 0,
                     });
                     let last = g.streams.len() - 1;
                     &mut g.streams[last]
                 }
             };
+            // A (new) SRTP key from the offer: a new receive context.
+            match &p.srtp {
+                Some(key) => match siprec_rtp::srtp::SrtpReceiver::new(key) {
+                    Ok(r) => rx.srtp = Some(r),
+                    Err(e) => warn!(error = %e, "SRTP context"),
+                },
+                None => rx.srtp = None,
+            }
             let expected = p.remote.map(|a| a.ip()).filter(|ip| !ip.is_unspecified());
             if expected.is_some() && expected != rx.expected_ip {
                 // The SRC moved its media (re-INVITE): latch again.
@@ -469,6 +498,8 @@ impl Recording {
                     packets_late: late / 160,
                     ssrc_changes: t.ssrc_changes,
                     packets_foreign: s.foreign,
+                    srtp: s.srtp.is_some(),
+                    packets_auth_failed: s.auth_failed,
                 }
             })
             .collect();

@@ -36,6 +36,14 @@ pub enum Error {
         available: usize,
     },
 
+    /// An SRTP packet failed authentication, was a replay, or was too short to carry a
+    /// tag: it is dropped (and counted by the caller).
+    #[error("SRTP packet failed authentication (bad tag, replay or truncated)")]
+    SrtpAuth,
+    /// An `a=crypto` line cannot be used (suite, key length, MKI, session parameters).
+    #[error("SDES a=crypto: {0}")]
+    Sdes(&'static str),
+
     // ---- our own call was wrong ----
     /// The output buffer given to [`crate::write`] is too small.
     #[error("output buffer too small: {needed} bytes needed, {available} available")]
@@ -63,6 +71,8 @@ impl Error {
                 | Error::BadVersion(_)
                 | Error::Rtcp { .. }
                 | Error::BadPadding { .. }
+                | Error::SrtpAuth
+                | Error::Sdes(_)
         )
     }
 }

@@ -65,6 +65,7 @@ mod error;
 pub mod g711;
 mod packet;
 mod sequence;
+pub mod srtp;
 mod timestamp;
 
 pub use codec::{rtp_clock_rate, Codec, Decoder, Encoder};

@@ -19,6 +19,11 @@ pub mod decline {
     /// `RTP/SAVP` while [`AnswerConfig::srtp`](super::AnswerConfig::srtp) is off: declined
     /// rather than recorded as noise.
     pub const SRTP_UNSUPPORTED: &str = "SRTP (RTP/SAVP) is not enabled on this recorder";
+    /// `RTP/AVP` while [`AnswerConfig::require_srtp`](super::AnswerConfig::require_srtp).
+    pub const SRTP_REQUIRED: &str = "this recorder requires SRTP (RTP/SAVP)";
+    /// `RTP/SAVP` whose `a=crypto` lines offer no usable key (suite, MKI, parameters).
+    pub const SRTP_NO_USABLE_KEY: &str =
+        "no usable a=crypto (supported: AES_CM_128_HMAC_SHA1_80, AES_CM_128_HMAC_SHA1_32; no MKI)";
     /// None of the offered formats is in our codec preference list.
     pub const NO_CODEC: &str = "no supported codec";
     /// The caller gave no local port for this m-line.
@@ -44,6 +49,12 @@ pub struct AnswerConfig {
     /// offer's keys and adds its own `a=crypto` to the answer. Off by default: a recorder
     /// that cannot decrypt must decline SRTP instead of recording ciphertext as audio.
     pub srtp: bool,
+    /// Decline `RTP/AVP` streams (only SRTP is recorded).
+    pub require_srtp: bool,
+    /// Per offered m-line (by index): our own `a=crypto` value for an accepted `RTP/SAVP`
+    /// stream (the caller picked one of the offer's lines and made a key with its tag and
+    /// suite, RFC 4568 §7.1.2). `None` there declines the stream.
+    pub local_crypto: Vec<Option<String>>,
 }
 
 impl AnswerConfig {
@@ -62,6 +73,8 @@ impl AnswerConfig {
                 .collect(),
             username: "srs".to_owned(),
             srtp: false,
+            require_srtp: false,
+            local_crypto: Vec::new(),
         }
     }
 
@@ -128,10 +141,16 @@ fn choose(m: &MediaDescription, config: &AnswerConfig) -> Result<Choice, &'stati
     }
     let proto = m.proto.to_ascii_uppercase();
     match proto.as_str() {
+        "RTP/AVP" | "RTP/AVPF" if config.require_srtp => return Err(decline::SRTP_REQUIRED),
         "RTP/AVP" | "RTP/AVPF" => {}
         "RTP/SAVP" | "RTP/SAVPF" if !config.srtp => return Err(decline::SRTP_UNSUPPORTED),
-        "RTP/SAVP" | "RTP/SAVPF" if !m.crypto.is_empty() => {}
-        "RTP/SAVP" | "RTP/SAVPF" => return Err(decline::SRTP_NO_KEYS),
+        "RTP/SAVP" | "RTP/SAVPF" if m.crypto.is_empty() => return Err(decline::SRTP_NO_KEYS),
+        "RTP/SAVP" | "RTP/SAVPF"
+            if config.local_crypto.get(m.index).is_none_or(Option::is_none) =>
+        {
+            return Err(decline::SRTP_NO_USABLE_KEY)
+        }
+        "RTP/SAVP" | "RTP/SAVPF" => {}
         _ => return Err(decline::TRANSPORT),
     }
     let format = m
@@ -254,7 +273,14 @@ pub fn answer(
         match outcome {
             Ok((choice, port)) => {
                 usable = true;
-                answered.push(write_accepted(&mut out, m, &choice, port));
+                let crypto = config.local_crypto.get(m.index).cloned().flatten();
+                answered.push(write_accepted(
+                    &mut out,
+                    m,
+                    &choice,
+                    port,
+                    crypto.as_deref(),
+                ));
             }
             Err(reason) => {
                 usable |= reason == decline::DISABLED;
@@ -302,6 +328,7 @@ fn write_accepted(
     m: &MediaDescription,
     choice: &Choice,
     port: u16,
+    crypto: Option<&str>,
 ) -> AnsweredMedia {
     // RFC 3264 §6.1: sendonly -> recvonly; sendrecv -> we only receive; inactive ->
     // inactive; recvonly (the offerer wants to receive) -> we send nothing: inactive.
@@ -334,7 +361,12 @@ fn write_accepted(
     if m.rtcp_mux {
         line!(out, "a=rtcp-mux");
     }
-    // Hook: for RTP/SAVP the answer's own `a=crypto` line (RFC 4568) goes here.
+    // RFC 4568 §7.1.2: our own key, with the tag and suite of the offer's line we accept.
+    if m.is_srtp() {
+        if let Some(c) = crypto {
+            line!(out, "a=crypto:{c}");
+        }
+    }
     line!(out, "a={direction}");
     AnsweredMedia {
         index: m.index,
@@ -585,13 +617,33 @@ a=recvonly\r\n";
     #[test]
     fn srtp_echoed_and_flagged() {
         let offer = parse(fixtures::SRTP_SDES).unwrap();
+        let ours = "1 AES_CM_128_HMAC_SHA1_80 inline:MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNk";
         let cfg = AnswerConfig {
             srtp: true,
+            local_crypto: vec![Some(ours.into()), Some(ours.into())],
             ..config()
         };
         let (text, media) = answer(&offer, &[Some(20000), Some(20002)], &cfg).unwrap();
         assert!(media.iter().all(|m| m.accepted && m.srtp));
         assert_eq!(text.matches("RTP/SAVP").count(), 2);
+        assert_eq!(text.matches(&format!("a=crypto:{ours}\r\n")).count(), 2);
+        // No usable key for the second stream: it is declined.
+        let one = AnswerConfig {
+            local_crypto: vec![Some(ours.into()), None],
+            ..cfg.clone()
+        };
+        let (_, media) = answer(&offer, &[Some(20000), Some(20002)], &one).unwrap();
+        assert_eq!(media[1].reason, Some(decline::SRTP_NO_USABLE_KEY));
+        // require_srtp declines plain RTP.
+        let plain = parse(fixtures::TWO_STREAMS).unwrap();
+        let req = AnswerConfig {
+            require_srtp: true,
+            ..cfg.clone()
+        };
+        assert_eq!(
+            answer(&plain, &[Some(20000), Some(20002)], &req).unwrap_err(),
+            Error::NoUsableStream
+        );
         // SAVP without keys is declined.
         let no_keys: String = std::str::from_utf8(fixtures::SRTP_SDES)
             .unwrap()

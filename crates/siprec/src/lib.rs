@@ -21,4 +21,6 @@ pub mod channels;
 pub mod src;
 pub mod srs;
 
-pub use srs::{EndReason, Event, PortAllocator, SessionId, SrsConfig, SrsCore, StreamPlan};
+pub use srs::{
+    EndReason, Event, PortAllocator, SessionId, SrsConfig, SrsCore, SrtpPolicy, StreamPlan,
+};

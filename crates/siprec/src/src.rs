@@ -894,6 +894,33 @@ pub struct SrcConfig {
     /// the URI named none (no `;transport=udp`) and we have TCP, the INVITE goes over TCP to
     /// the same address first, and over UDP if TCP is refused (as §18.1.1 says). Default true.
     pub large_requests_over_tcp: bool,
+    /// When to offer SRTP (`RTP/SAVP` with an SDES `a=crypto` key, RFC 4568): by default for
+    /// `sips:` SRSs only.
+    pub srtp: SrtpOffer,
+}
+
+/// When an SRC offers SRTP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SrtpOffer {
+    /// Never: plain RTP.
+    Never,
+    /// For `sips:` SRS URIs (signalling over TLS keeps the key secret).
+    #[default]
+    Sips,
+    /// Always (the key then travels in clear over UDP/TCP signalling: only for tests or
+    /// networks that are otherwise protected).
+    Always,
+}
+
+/// Two fresh SRTP keys (caller and callee legs), AES_CM_128_HMAC_SHA1_80.
+fn new_srtp_keys() -> [siprec_rtp::srtp::SdesKey; 2] {
+    [(); 2].map(|_| {
+        siprec_rtp::srtp::SdesKey::new(
+            1,
+            siprec_rtp::srtp::SrtpSuite::AesCm128HmacSha1_80,
+            rand::random(),
+        )
+    })
 }
 
 /// RFC 3261 §18.1.1: above this size (path MTU unknown) a request must not go over UDP.
@@ -918,6 +945,7 @@ impl SrcConfig {
             user_agent: concat!("siprec-rs-src/", env!("CARGO_PKG_VERSION")).into(),
             max_redirects: 3,
             large_requests_over_tcp: true,
+            srtp: SrtpOffer::Sips,
         }
     }
 
@@ -1089,6 +1117,8 @@ pub struct LegMedia {
     pub remote: SocketAddr,
     /// The codec the SRS answered (payload type from its answer).
     pub format: Format,
+    /// SRTP: our key (offered in `a=crypto` and accepted): protect every packet with it.
+    pub srtp: Option<siprec_rtp::srtp::SdesKey>,
 }
 
 /// The media plan of one recording session: per leg (caller, callee) where RTP goes, and
@@ -1203,6 +1233,8 @@ struct SessionTimer {
 struct LegState {
     remote: Option<SocketAddr>,
     format: Option<Format>,
+    /// The SRS answered `RTP/SAVP` to our SRTP offer.
+    srtp: bool,
 }
 
 #[derive(Debug)]
@@ -1228,6 +1260,8 @@ struct Rs {
     have: Direction,
     want: Direction,
     legs: [LegState; 2],
+    /// Our SRTP keys per leg when this RS offers SRTP.
+    srtp_keys: Option<[siprec_rtp::srtp::SdesKey; 2]>,
     in_flight: Option<InFlight>,
     last_reinvite_ack: Option<(ClientKey, Request)>,
     backoff_until: Option<Instant>,
@@ -1581,6 +1615,11 @@ impl SrcCore {
                 rs: id,
                 uri: uri.clone(),
             });
+            let srtp_keys = match self.config.srtp {
+                SrtpOffer::Always => Some(new_srtp_keys()),
+                SrtpOffer::Sips if uri.secure => Some(new_srtp_keys()),
+                _ => None,
+            };
             self.rss.push(Rs {
                 id,
                 entry,
@@ -1602,6 +1641,7 @@ impl SrcCore {
                 have: Direction::SendOnly,
                 want: Direction::SendOnly,
                 legs: Default::default(),
+                srtp_keys,
                 in_flight: None,
                 last_reinvite_ack: None,
                 backoff_until: None,
@@ -2141,7 +2181,11 @@ impl SrcCore {
                 direction: dir,
                 payload_types: self.config.codecs.clone(),
                 rtcp_mux: false,
-                crypto: Vec::new(),
+                crypto: r
+                    .srtp_keys
+                    .as_ref()
+                    .map(|k| vec![k[*i].to_attribute()])
+                    .unwrap_or_default(),
             })
             .collect();
         let mut b = OfferBuilder::new(self.config.media_ip, r.sdp_id, r.sdp_version);
@@ -2860,6 +2904,7 @@ impl SrcCore {
                 continue;
             };
             leg.format = Some(format);
+            leg.srtp = m.is_srtp();
             // An answer of sendonly/inactive means the SRS takes no media on this line.
             if matches!(m.direction, Direction::RecvOnly | Direction::SendRecv) {
                 leg.remote = m.remote_rtp_addr();
@@ -2876,10 +2921,14 @@ impl SrcCore {
         }
         let legs = [0, 1].map(|i| {
             let l = &r.legs[i];
+            let key = r.srtp_keys.as_ref().map(|k| k[i].clone());
             match (l.remote, &l.format) {
+                // We offered SRTP: never send in clear to an SRS that answered RTP/AVP.
+                (Some(_), Some(_)) if key.is_some() && !l.srtp => None,
                 (Some(remote), Some(format)) => Some(LegMedia {
                     remote,
                     format: format.clone(),
+                    srtp: key.filter(|_| l.srtp),
                 }),
                 _ => None,
             }
@@ -2930,7 +2979,7 @@ impl SrcCore {
             ModKind::Direction(dir) => {
                 let mut b = OfferBuilder::new(self.config.media_ip, r.sdp_id, r.sdp_version + 1);
                 b.username = "src".into();
-                let sdp = b.build(&self.streams(dir));
+                let sdp = b.build(&self.streams(dir, r.srtp_keys.as_ref()));
                 let md = self.partial_metadata(now, dir == Direction::Inactive);
                 (Method::Invite, Some(Self::multipart(&sdp, &md)))
             }
@@ -3012,7 +3061,11 @@ impl SrcCore {
         }
     }
 
-    fn streams(&self, dir: Direction) -> Vec<OfferStream> {
+    fn streams(
+        &self,
+        dir: Direction,
+        keys: Option<&[siprec_rtp::srtp::SdesKey; 2]>,
+    ) -> Vec<OfferStream> {
         [("1", 0usize), ("2", 1usize)]
             .iter()
             .map(|(label, i)| OfferStream {
@@ -3021,7 +3074,7 @@ impl SrcCore {
                 direction: dir,
                 payload_types: self.config.codecs.clone(),
                 rtcp_mux: false,
-                crypto: Vec::new(),
+                crypto: keys.map(|k| vec![k[*i].to_attribute()]).unwrap_or_default(),
             })
             .collect()
     }

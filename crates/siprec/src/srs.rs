@@ -1,6 +1,7 @@
 //! The recording server (SRS) role: answers recording sessions, tracks their dialogs and media
 //! plans, and tells the driver what to record. No sockets, no clock.
 
+use siprec_rtp::srtp::SdesKey;
 use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
@@ -54,6 +55,21 @@ pub struct SrsConfig {
     pub invite_burst: u32,
     /// Largest metadata body part accepted, in bytes; larger gets `413` (RFC 3261 §21.4.11).
     pub max_metadata_bytes: usize,
+    /// Whether SRTP (SDES, RFC 4568) streams are taken, and whether plain RTP is.
+    pub srtp: SrtpPolicy,
+}
+
+/// What the SRS does with SRTP offers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SrtpPolicy {
+    /// `RTP/SAVP` streams are declined (port 0 with a reason).
+    Off,
+    /// Both `RTP/AVP` and `RTP/SAVP` (with a usable `a=crypto`) are recorded.
+    #[default]
+    Optional,
+    /// Only `RTP/SAVP` is recorded: `RTP/AVP` streams are declined (an offer with nothing
+    /// else gets 488).
+    Required,
 }
 
 /// Most source addresses whose INVITE buckets are remembered; beyond it full buckets are
@@ -73,6 +89,7 @@ impl Default for SrsConfig {
             invite_rate: 100.0,
             invite_burst: 500,
             max_metadata_bytes: 32 * 1024,
+            srtp: SrtpPolicy::Optional,
         }
     }
 }
@@ -136,6 +153,9 @@ pub struct StreamPlan {
     pub comfort_noise_pt: Option<u8>,
     /// `true` when we answered `recvonly` (media expected).
     pub receiving: bool,
+    /// For an SRTP stream: the SRC's key (from the `a=crypto` line we accepted), which
+    /// decrypts what it sends.
+    pub srtp: Option<siprec_rtp::srtp::SdesKey>,
     /// Channel (0 left, 1 right), `None` when not recorded.
     pub channel: Option<u8>,
 }
@@ -696,7 +716,8 @@ impl SrsCore {
             });
         }
         // Ports for recordable m-lines.
-        let cfg = self.answer_config(&session);
+        let (cfg, keys) =
+            self.answer_config(session.sdp_session_id, session.answer_version, &offer);
         let recordable = siprec_sdp::recordable(&offer, &cfg);
         let mut ports = Vec::with_capacity(offer.media.len());
         let mut exhausted = false;
@@ -744,7 +765,7 @@ impl SrsCore {
         };
         let accepted: Vec<bool> = media.iter().map(|m| m.accepted).collect();
         session.channels = map_channels(&offer, &accepted, session.metadata.as_ref());
-        session.plans = plans(&media, &session.channels, &session.ports);
+        session.plans = plans(&media, &session.channels, &session.ports, &keys);
         let paused = is_paused(&offer, &media);
         session.offer = Some(offer);
         // Build the 200 OK.
@@ -821,15 +842,38 @@ impl SrsCore {
         }
     }
 
-    fn answer_config(&self, s: &RsSession) -> AnswerConfig {
-        AnswerConfig {
+    /// The answer settings for `offer`, and per m-line the SRC's SRTP key we accept: for each
+    /// `RTP/SAVP` m-line the first usable `a=crypto` line, answered with a fresh key of ours
+    /// with the same tag and suite (RFC 4568 §7.1.2).
+    fn answer_config(
+        &self,
+        session_id: u64,
+        session_version: u64,
+        offer: &SessionDescription,
+    ) -> (AnswerConfig, Vec<Option<SdesKey>>) {
+        let mut local = Vec::with_capacity(offer.media.len());
+        let mut remote = Vec::with_capacity(offer.media.len());
+        for m in &offer.media {
+            let key = (m.is_srtp() && self.config.srtp != SrtpPolicy::Off)
+                .then(|| SdesKey::choose(&m.crypto))
+                .flatten();
+            local.push(
+                key.as_ref()
+                    .map(|k| SdesKey::new(k.tag, k.suite, rand::random()).to_attribute()),
+            );
+            remote.push(key);
+        }
+        let cfg = AnswerConfig {
             local_ip: self.config.media_ip,
-            session_id: s.sdp_session_id,
-            session_version: s.answer_version,
+            session_id,
+            session_version,
             codecs: self.config.codecs.clone(),
             username: "srs".into(),
-            srtp: false,
-        }
+            srtp: self.config.srtp != SrtpPolicy::Off,
+            require_srtp: self.config.srtp == SrtpPolicy::Required,
+            local_crypto: local,
+        };
+        (cfg, remote)
     }
 
     fn split_body(&self, req: &rsip::Request) -> Result<body::RsBody, BodyError> {
@@ -983,13 +1027,10 @@ impl SrsCore {
         if let Some(offer) = offer {
             // Keep ports by index; allocate for new recordable m-lines.
             s.answer_version += 1;
-            let cfg = AnswerConfig {
-                local_ip: self.config.media_ip,
-                session_id: s.sdp_session_id,
-                session_version: s.answer_version,
-                codecs: self.config.codecs.clone(),
-                username: "srs".into(),
-                srtp: false,
+            let (sid, version) = (s.sdp_session_id, s.answer_version);
+            let (cfg, keys) = self.answer_config(sid, version, &offer);
+            let Some(s) = self.sessions.get_mut(&id) else {
+                return;
             };
             let recordable = siprec_sdp::recordable(&offer, &cfg);
             let mut ports = s.ports.clone();
@@ -1029,7 +1070,7 @@ impl SrsCore {
                         channels.add_heard(&offer, md);
                     }
                     s.channels = channels;
-                    s.plans = plans(&media, &s.channels, &s.ports);
+                    s.plans = plans(&media, &s.channels, &s.ports, &keys);
                     let paused = is_paused(&offer, &media);
                     s.offer = Some(offer);
                     s.last_answer = Some(answer.clone());
@@ -1161,6 +1202,7 @@ fn plans(
     media: &[AnsweredMedia],
     channels: &ChannelPlan,
     ports: &[Option<u16>],
+    keys: &[Option<SdesKey>],
 ) -> Vec<StreamPlan> {
     media
         .iter()
@@ -1177,6 +1219,11 @@ fn plans(
             telephone_event_pt: m.telephone_event_pt,
             comfort_noise_pt: m.comfort_noise_pt,
             receiving: m.accepted && m.direction == siprec_sdp::Direction::RecvOnly,
+            srtp: if m.accepted && m.srtp {
+                keys.get(m.index).cloned().flatten()
+            } else {
+                None
+            },
             channel: if m.accepted {
                 channels.channel_of.get(m.index).copied().flatten()
             } else {

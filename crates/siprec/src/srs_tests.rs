@@ -944,3 +944,94 @@ fn oversized_metadata_gets_413_and_no_session() {
     assert!(line.ends_with("bytes, at most 1024)"), "{line}");
     assert!(h.events().is_empty());
 }
+
+const SRTP_OFFER: &str =
+    "v=0\r\no=src 1 1 IN IP4 192.0.2.1\r\ns=-\r\nc=IN IP4 192.0.2.1\r\nt=0 0\r\n\
+m=audio 40000 RTP/SAVP 0\r\na=rtpmap:0 PCMU/8000\r\na=label:1\r\na=sendonly\r\n\
+a=crypto:1 F8_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz\r\n\
+a=crypto:2 AES_CM_128_HMAC_SHA1_32 inline:MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNk|2^31\r\n\
+m=audio 40002 RTP/AVP 8\r\na=rtpmap:8 PCMA/8000\r\na=label:2\r\na=sendonly\r\n";
+
+#[test]
+fn srtp_offer_is_answered_with_our_own_key_and_the_plan_carries_theirs() {
+    let mut h = Harness::udp();
+    h.send(&request(
+        "INVITE",
+        1,
+        None,
+        "Require: siprec\r\n",
+        Some(multipart(SRTP_OFFER, METADATA)),
+    ));
+    let r = h.final_response();
+    assert_eq!(r.status_code.code(), 200);
+    let body = String::from_utf8_lossy(&r.body).to_string();
+    // The offer's first usable line is tag 2 (F8 is not supported): same tag and suite, our key.
+    let ours: Vec<&str> = body
+        .lines()
+        .filter(|l| l.starts_with("a=crypto:"))
+        .collect();
+    assert_eq!(ours.len(), 1, "{body}");
+    assert!(
+        ours[0].starts_with("a=crypto:2 AES_CM_128_HMAC_SHA1_32 inline:"),
+        "{body}"
+    );
+    assert!(
+        !ours[0].contains("MDEyMzQ1Njc4OWFiY2RlZjAx"),
+        "a key of our own"
+    );
+    assert!(body.contains("m=audio 20002 RTP/SAVP 0"), "{body}");
+    let evs = h.events();
+    let plans = evs
+        .iter()
+        .find_map(|e| match e {
+            Event::SessionStarted { streams, .. } => Some(streams.clone()),
+            _ => None,
+        })
+        .unwrap();
+    let theirs = plans[0].srtp.as_ref().expect("SRTP key in the plan");
+    assert_eq!(theirs.tag, 2);
+    assert!(plans[1].srtp.is_none(), "plain RTP on the second stream");
+}
+
+#[test]
+fn srtp_required_refuses_plain_rtp_and_off_declines_srtp() {
+    let mut h = Harness::new(
+        Transport::Udp,
+        100,
+        SrsConfig {
+            srtp: SrtpPolicy::Required,
+            ..SrsConfig::default()
+        },
+    );
+    h.send(&request(
+        "INVITE",
+        1,
+        None,
+        "Require: siprec\r\n",
+        Some(multipart(OFFER, METADATA)),
+    ));
+    let line = h.final_status_line();
+    assert!(line.starts_with("SIP/2.0 488"), "{line}");
+    assert!(h.events().is_empty());
+    // SRTP off: the SAVP stream is declined, the plain one recorded.
+    let mut h = Harness::new(
+        Transport::Udp,
+        100,
+        SrsConfig {
+            srtp: SrtpPolicy::Off,
+            ..SrsConfig::default()
+        },
+    );
+    h.send(&request(
+        "INVITE",
+        1,
+        None,
+        "Require: siprec\r\n",
+        Some(multipart(SRTP_OFFER, METADATA)),
+    ));
+    let r = h.final_response();
+    assert_eq!(r.status_code.code(), 200);
+    let body = String::from_utf8_lossy(&r.body).to_string();
+    assert!(body.contains("m=audio 0 RTP/SAVP"), "{body}");
+    assert!(!body.contains("a=crypto"), "{body}");
+}

@@ -113,6 +113,10 @@ pub struct StreamInfo {
     /// RTP packets from a source other than the stream's (the latched one, or the SDP's
     /// address without latching), dropped.
     pub packets_foreign: u64,
+    /// The stream was SRTP (SDES keys).
+    pub srtp: bool,
+    /// SRTP packets that failed authentication or were replays, dropped.
+    pub packets_auth_failed: u64,
 }
 
 /// A pause, in seconds from the start of the audio.

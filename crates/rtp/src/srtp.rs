@@ -1,0 +1,344 @@
+//! SRTP keyed by SDES (RFC 4568 `a=crypto`), over the `webrtc-srtp` crate (RFC 3711: AES
+//! counter mode, HMAC-SHA1, key derivation, rollover counter, replay window).
+//!
+//! [`SdesKey`] parses and writes the `a=crypto` attribute value (`1 AES_CM_128_HMAC_SHA1_80
+//! inline:<base64 of 16-byte key + 14-byte salt>[|lifetime]`); [`SrtpReceiver`] and
+//! [`SrtpSender`] unprotect and protect packets into caller buffers. One context per
+//! direction and stream: a recording server receives with the SRC's key and announces its own
+//! key for what it would send.
+//!
+//! ```
+//! use siprec_rtp::srtp::{SdesKey, SrtpReceiver, SrtpSender, SrtpSuite};
+//! let key = SdesKey::new(1, SrtpSuite::AesCm128HmacSha1_80, [7u8; 30]);
+//! let line = key.to_attribute();
+//! assert!(line.starts_with("1 AES_CM_128_HMAC_SHA1_80 inline:"));
+//! let parsed = SdesKey::parse(&line).unwrap();
+//! let (mut tx, mut rx) = (SrtpSender::new(&parsed).unwrap(), SrtpReceiver::new(&parsed).unwrap());
+//! let rtp = [0x80, 0, 0, 1, 0, 0, 0, 160, 0, 0, 0, 9, 0xff, 0xff];
+//! let mut wire = [0u8; 64];
+//! let n = tx.protect(&rtp, &mut wire).unwrap();
+//! assert_eq!(n, rtp.len() + 10); // the 80-bit tag
+//! let mut plain = [0u8; 64];
+//! let m = rx.unprotect(&wire[..n], &mut plain).unwrap();
+//! assert_eq!(&plain[..m], &rtp);
+//! wire[n - 1] ^= 1;
+//! assert!(rx.unprotect(&wire[..n], &mut plain).is_err()); // bad tag: dropped
+//! ```
+
+use base64::Engine as _;
+use webrtc_srtp::context::Context;
+use webrtc_srtp::option::{srtcp_replay_protection, srtp_replay_protection};
+use webrtc_srtp::protection_profile::ProtectionProfile;
+
+use crate::Error;
+
+/// Replay window (packets) of a receiver (RFC 3711 §3.3.2: at least 64).
+const REPLAY_WINDOW: usize = 128;
+
+/// The SDES crypto suites supported (RFC 4568 §6.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SrtpSuite {
+    /// `AES_CM_128_HMAC_SHA1_80`: 80-bit authentication tag.
+    AesCm128HmacSha1_80,
+    /// `AES_CM_128_HMAC_SHA1_32`: 32-bit authentication tag on RTP.
+    AesCm128HmacSha1_32,
+}
+
+impl SrtpSuite {
+    /// The suite named in an `a=crypto` line, if supported.
+    pub fn from_name(name: &str) -> Option<SrtpSuite> {
+        match name.trim() {
+            n if n.eq_ignore_ascii_case("AES_CM_128_HMAC_SHA1_80") => {
+                Some(SrtpSuite::AesCm128HmacSha1_80)
+            }
+            n if n.eq_ignore_ascii_case("AES_CM_128_HMAC_SHA1_32") => {
+                Some(SrtpSuite::AesCm128HmacSha1_32)
+            }
+            _ => None,
+        }
+    }
+
+    /// The suite's name in SDP.
+    pub fn name(self) -> &'static str {
+        match self {
+            SrtpSuite::AesCm128HmacSha1_80 => "AES_CM_128_HMAC_SHA1_80",
+            SrtpSuite::AesCm128HmacSha1_32 => "AES_CM_128_HMAC_SHA1_32",
+        }
+    }
+
+    /// Authentication tag length on RTP, bytes.
+    pub fn tag_len(self) -> usize {
+        match self {
+            SrtpSuite::AesCm128HmacSha1_80 => 10,
+            SrtpSuite::AesCm128HmacSha1_32 => 4,
+        }
+    }
+
+    fn profile(self) -> ProtectionProfile {
+        match self {
+            SrtpSuite::AesCm128HmacSha1_80 => ProtectionProfile::Aes128CmHmacSha1_80,
+            SrtpSuite::AesCm128HmacSha1_32 => ProtectionProfile::Aes128CmHmacSha1_32,
+        }
+    }
+}
+
+/// One SDES key: the `a=crypto` tag, the suite, and 30 bytes of master key (16) and salt (14).
+#[derive(Clone, PartialEq, Eq)]
+pub struct SdesKey {
+    /// The `a=crypto` tag (the answer echoes the tag of the offer's line it accepts).
+    pub tag: u32,
+    /// The crypto suite.
+    pub suite: SrtpSuite,
+    material: [u8; 30],
+}
+
+impl std::fmt::Debug for SdesKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print key material.
+        f.debug_struct("SdesKey")
+            .field("tag", &self.tag)
+            .field("suite", &self.suite)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SdesKey {
+    /// A key from 30 bytes of material (the caller draws them from a CSPRNG).
+    pub fn new(tag: u32, suite: SrtpSuite, material: [u8; 30]) -> SdesKey {
+        SdesKey {
+            tag,
+            suite,
+            material,
+        }
+    }
+
+    /// Parses an `a=crypto` attribute value (RFC 4568 §9.1): `tag suite inline:key[|lifetime]`.
+    ///
+    /// # Errors
+    /// [`Error::Sdes`] for an unsupported suite, a key that is not 30 bytes of base64, an MKI
+    /// (`|1:4`), several keys, or session parameters (`KDR=`, `UNENCRYPTED_SRTP`, …) this
+    /// implementation does not honour.
+    pub fn parse(value: &str) -> Result<SdesKey, Error> {
+        let mut parts = value.split_whitespace();
+        let tag = parts
+            .next()
+            .and_then(|t| t.parse::<u32>().ok())
+            .ok_or(Error::Sdes("the a=crypto tag is not a number"))?;
+        let suite = parts
+            .next()
+            .and_then(SrtpSuite::from_name)
+            .ok_or(Error::Sdes("unsupported crypto suite"))?;
+        let key_params = parts.next().ok_or(Error::Sdes("no key parameters"))?;
+        if parts.next().is_some() {
+            return Err(Error::Sdes("session parameters are not supported"));
+        }
+        if key_params.contains(';') {
+            return Err(Error::Sdes("several keys are not supported"));
+        }
+        let inline = key_params
+            .strip_prefix("inline:")
+            .ok_or(Error::Sdes("key method is not inline:"))?;
+        let mut fields = inline.split('|');
+        let b64 = fields.next().unwrap_or("");
+        for f in fields {
+            // A lifetime (`2^31` or a number) is fine; `n:len` is an MKI.
+            if f.contains(':') {
+                return Err(Error::Sdes("an MKI is not supported"));
+            }
+        }
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .map_err(|_| Error::Sdes("the inline key is not base64"))?;
+        let material: [u8; 30] = bytes
+            .try_into()
+            .map_err(|_| Error::Sdes("the inline key is not 30 bytes (16 key + 14 salt)"))?;
+        Ok(SdesKey {
+            tag,
+            suite,
+            material,
+        })
+    }
+
+    /// The first line of `values` with a supported suite and a usable key.
+    pub fn choose<'a>(values: impl IntoIterator<Item = &'a String>) -> Option<SdesKey> {
+        values.into_iter().find_map(|v| SdesKey::parse(v).ok())
+    }
+
+    /// The `a=crypto` attribute value for this key.
+    pub fn to_attribute(&self) -> String {
+        format!(
+            "{} {} inline:{}",
+            self.tag,
+            self.suite.name(),
+            base64::engine::general_purpose::STANDARD.encode(self.material)
+        )
+    }
+
+    fn context(&self, receiving: bool) -> Result<Context, Error> {
+        let (key, salt) = self.material.split_at(16);
+        let (srtp, srtcp) = if receiving {
+            (
+                Some(srtp_replay_protection(REPLAY_WINDOW)),
+                Some(srtcp_replay_protection(REPLAY_WINDOW)),
+            )
+        } else {
+            (None, None)
+        };
+        Context::new(key, salt, self.suite.profile(), srtp, srtcp)
+            .map_err(|_| Error::Sdes("the SRTP context cannot be created"))
+    }
+}
+
+/// Unprotects the SRTP packets of one stream.
+pub struct SrtpReceiver {
+    ctx: Context,
+}
+
+impl std::fmt::Debug for SrtpReceiver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SrtpReceiver").finish_non_exhaustive()
+    }
+}
+
+impl SrtpReceiver {
+    /// A receiver with the sender's key (from its `a=crypto`), with replay protection.
+    pub fn new(key: &SdesKey) -> Result<SrtpReceiver, Error> {
+        Ok(SrtpReceiver {
+            ctx: key.context(true)?,
+        })
+    }
+
+    /// Authenticates and decrypts `packet` into `out`; returns the RTP packet's length.
+    ///
+    /// # Errors
+    /// [`Error::SrtpAuth`] for a wrong tag, a replay or a packet too short to carry one;
+    /// [`Error::BufferTooSmall`] when `out` cannot hold the result.
+    ///
+    /// (`webrtc-srtp` returns a freshly allocated buffer per packet; it is copied into `out`
+    /// so callers stay allocation-free once a crate with in-place decryption replaces it.)
+    pub fn unprotect(&mut self, packet: &[u8], out: &mut [u8]) -> Result<usize, Error> {
+        let plain = self.ctx.decrypt_rtp(packet).map_err(|_| Error::SrtpAuth)?;
+        let dst = out.get_mut(..plain.len()).ok_or(Error::BufferTooSmall {
+            needed: plain.len(),
+            available: 0,
+        })?;
+        dst.copy_from_slice(&plain);
+        Ok(plain.len())
+    }
+}
+
+/// Protects the RTP packets of one stream.
+pub struct SrtpSender {
+    ctx: Context,
+}
+
+impl std::fmt::Debug for SrtpSender {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SrtpSender").finish_non_exhaustive()
+    }
+}
+
+impl SrtpSender {
+    /// A sender with our own key (the one our `a=crypto` announced).
+    pub fn new(key: &SdesKey) -> Result<SrtpSender, Error> {
+        Ok(SrtpSender {
+            ctx: key.context(false)?,
+        })
+    }
+
+    /// Encrypts and authenticates the RTP packet `rtp` into `out`; returns the length.
+    pub fn protect(&mut self, rtp: &[u8], out: &mut [u8]) -> Result<usize, Error> {
+        let wire = self
+            .ctx
+            .encrypt_rtp(rtp)
+            .map_err(|_| Error::Sdes("the packet cannot be protected"))?;
+        let dst = out.get_mut(..wire.len()).ok_or(Error::BufferTooSmall {
+            needed: wire.len(),
+            available: 0,
+        })?;
+        dst.copy_from_slice(&wire);
+        Ok(wire.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rtp(seq: u16, ts: u32) -> Vec<u8> {
+        let mut p = vec![0x80, 0, (seq >> 8) as u8, seq as u8];
+        p.extend_from_slice(&ts.to_be_bytes());
+        p.extend_from_slice(&[0, 0, 0, 42]);
+        p.extend_from_slice(&[0x55; 160]);
+        p
+    }
+
+    #[test]
+    fn sdes_lines_parse_and_print() {
+        let k = SdesKey::parse(
+            "1 AES_CM_128_HMAC_SHA1_32 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz|2^20",
+        )
+        .unwrap();
+        assert_eq!((k.tag, k.suite), (1, SrtpSuite::AesCm128HmacSha1_32));
+        assert_eq!(
+            SdesKey::parse(&k.to_attribute()).unwrap(),
+            k,
+            "print/parse pair"
+        );
+        assert!(!format!("{k:?}").contains("WVNf"), "no key in Debug");
+        for bad in [
+            "",
+            "x AES_CM_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz",
+            "1 F8_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz",
+            "1 AES_CM_128_HMAC_SHA1_80 inline:short",
+            "1 AES_CM_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz|2^20|1:4",
+            "1 AES_CM_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz KDR=1",
+            "1 AES_CM_128_HMAC_SHA1_80 key:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz",
+        ] {
+            assert!(SdesKey::parse(bad).is_err(), "{bad:?}");
+        }
+        let lines = vec![
+            "1 F8_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz".to_string(),
+            "2 AES_CM_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz".to_string(),
+        ];
+        assert_eq!(SdesKey::choose(&lines).unwrap().tag, 2);
+    }
+
+    #[test]
+    fn both_suites_round_trip_across_a_sequence_wrap_and_reject_tampering() {
+        for suite in [
+            SrtpSuite::AesCm128HmacSha1_80,
+            SrtpSuite::AesCm128HmacSha1_32,
+        ] {
+            let key = SdesKey::new(1, suite, *b"0123456789abcdef0123456789abcd");
+            let mut tx = SrtpSender::new(&key).unwrap();
+            let mut rx = SrtpReceiver::new(&key).unwrap();
+            let (mut wire, mut plain) = ([0u8; 256], [0u8; 256]);
+            for i in 0..20u32 {
+                let seq = 65530u16.wrapping_add(i as u16);
+                let p = rtp(seq, i * 160);
+                let n = tx.protect(&p, &mut wire).unwrap();
+                assert_eq!(n, p.len() + suite.tag_len());
+                assert_ne!(
+                    &wire[12..n - suite.tag_len()],
+                    &p[12..],
+                    "payload encrypted"
+                );
+                let m = rx.unprotect(&wire[..n], &mut plain).unwrap();
+                assert_eq!(&plain[..m], &p[..], "{suite:?} seq {seq}");
+                // The same packet again is a replay.
+                assert_eq!(rx.unprotect(&wire[..n], &mut plain), Err(Error::SrtpAuth));
+            }
+            let p = rtp(20, 9999);
+            let n = tx.protect(&p, &mut wire).unwrap();
+            wire[n - 1] ^= 0x80;
+            assert_eq!(rx.unprotect(&wire[..n], &mut plain), Err(Error::SrtpAuth));
+            // A receiver with another key authenticates nothing.
+            let other = SdesKey::new(1, suite, [9; 30]);
+            let n = tx.protect(&rtp(21, 1), &mut wire).unwrap();
+            let mut rx2 = SrtpReceiver::new(&other).unwrap();
+            assert_eq!(rx2.unprotect(&wire[..n], &mut plain), Err(Error::SrtpAuth));
+            assert_eq!(rx2.unprotect(&[0x80, 0], &mut plain), Err(Error::SrtpAuth));
+        }
+    }
+}
