@@ -139,3 +139,69 @@ async fn narrowband_and_wideband_mix_and_a_forced_8_khz_rate() {
     );
     srs.shutdown().await.unwrap();
 }
+
+/// siprec-client's `Recorder` offering only `codec`: srs-server records at 16 kHz and the
+/// tones above 4 kHz come through.
+async fn client_sends(codec: siprec_sdp::Format, rtp: &str) {
+    use siprec_client::{CallContext, ClientConfig, Recorder, Reply, ToneSource};
+    let dir = tempfile::tempdir().unwrap();
+    let srs = server(dir.path(), rtp, 0).await;
+    let mut published = srs.subscribe();
+    let udp = srs.local_addrs()[0].addr;
+    let name = codec.encoding.clone();
+    let rec = Recorder::new(
+        ClientConfig {
+            codecs: vec![codec],
+            ..ClientConfig::default()
+        },
+        CallContext::example(),
+        Box::new(ToneSource::new(6000.0, 8000.0)),
+        Box::new(ToneSource::new(5000.0, 8000.0)),
+    )
+    .await
+    .unwrap();
+    let out = rec
+        .start(&format!("sip:{udp}"), Some("wideband"))
+        .await
+        .unwrap();
+    assert_eq!(out.reply, Reply::Started, "{out:?}");
+    // 1.5 s of call (the recorder sends in real time): the length of the recording, not a
+    // wait for an event.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(rec.stop().await.unwrap().reply, Reply::Stopped);
+    rec.close().await.unwrap();
+    let got = tokio::time::timeout(Duration::from_secs(10), published.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    let (spec, samples) = read_wav(&srs, &got.folder).await.unwrap();
+    assert_eq!(spec.sample_rate, 16000, "{name}: wideband recording");
+    let (l, r) = deinterleave(&samples);
+    assert!(l.len() > 16000, "{name}: {} samples", l.len());
+    assert_tone_at(
+        &l[4000..16000],
+        16000,
+        6000.0,
+        &[5000.0, 2000.0],
+        &format!("{name} left"),
+    );
+    assert_tone_at(
+        &r[4000..16000],
+        16000,
+        5000.0,
+        &[6000.0, 2500.0],
+        &format!("{name} right"),
+    );
+    assert!(got
+        .manifest
+        .streams
+        .iter()
+        .all(|s| s.codecs[0].starts_with(&name)));
+    srs.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_client_sends_g722_and_opus() {
+    client_sends(siprec_sdp::Format::g722(), "37700-37799").await;
+    client_sends(siprec_sdp::Format::opus(111), "37800-37899").await;
+}

@@ -34,8 +34,9 @@ resolved with DNS (RFC 3263: NAPTR, SRV, then A/AAAA; see --dns).
 Not accepted: WebSocket URLs (ws://, wss://), HTTP URLs (http://, https://), plain host names
 or IP addresses without the sip:/sips: scheme (siprec.example.com, 10.0.0.5).
 
-Media: --caller/--callee take a WAV file (any rate and channel count; converted to 8 kHz
+Media: --caller/--callee take a WAV file (any rate and channel count; converted to 16 kHz
 mono), tone:HZ, or silence. The caller is the left channel (label 1), the callee the right.
+--codecs sets what is offered (PCMU,PCMA by default; G722 and opus carry 16 kHz audio).
 
 Exit status: 0 when the recording started and stopped cleanly (BYE answered 2xx) on at least
 one SRS; 1 otherwise (the reason is printed); 2 for a usage error.
@@ -211,6 +212,14 @@ pub struct RecordArgs {
     /// When to offer SRTP (RTP/SAVP with an SDES key): sips (for sips: SRSs), always, never.
     #[arg(long, value_name = "WHEN", default_value = "sips", value_parser = ["sips", "always", "never"])]
     pub srtp: String,
+    /// Codecs offered, in preference order: PCMU, PCMA, G722, opus (comma-separated).
+    #[arg(
+        long,
+        value_name = "LIST",
+        default_value = "PCMU,PCMA",
+        value_delimiter = ','
+    )]
+    pub codecs: Vec<String>,
     /// DNS server for resolving SRS host names (default: the system's).
     #[arg(long, value_name = "HOST:PORT", value_parser = parse_host_port)]
     pub dns: Option<SocketAddr>,
@@ -469,6 +478,17 @@ pub async fn record(args: RecordArgs, out: Box<dyn Write + Send>) -> Result<Summ
         ca_file: args.ca.clone(),
         client_cert: args.tls_cert.clone().zip(args.tls_key.clone()),
         dns_server: args.dns,
+        codecs: args
+            .codecs
+            .iter()
+            .map(|c| {
+                siprec_sdp::Format::for_codec(c).ok_or_else(|| {
+                    Error::Usage(format!(
+                        "--codecs: {c:?} is not one of PCMU, PCMA, G722, opus"
+                    ))
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?,
         srtp: match args.srtp.as_str() {
             "always" => siprec_core::src::SrtpOffer::Always,
             "never" => siprec_core::src::SrtpOffer::Never,

@@ -1,14 +1,15 @@
-//! The call's audio: what each leg says, as 8 kHz mono 16-bit samples.
+//! The call's audio: what each leg says, as 16 kHz mono 16-bit samples (wideband: G.722 and
+//! Opus carry it whole; G.711 streams are brought down to 8 kHz by their encoder).
 //!
-//! A [`MediaSource`] is pulled every 20 ms for 160 samples per leg, whether or not any SRS is
+//! A [`MediaSource`] is pulled every 20 ms for 320 samples per leg, whether or not any SRS is
 //! recording (the call goes on; recording taps it). Implementations: [`WavSource`] (any WAV
 //! hound reads: 8/16/24/32-bit integer or 32-bit float, any rate, any channel count; mixed to
-//! mono and resampled to 8 kHz once, at load time), [`ToneSource`] and [`Silence`].
+//! mono and resampled to 16 kHz once, at load time), [`ToneSource`] and [`Silence`].
 //!
 //! ```
 //! use siprec_client::media::{MediaSource, ToneSource};
 //! let mut tone = ToneSource::new(440.0, 8000.0);
-//! let mut frame = [0i16; 160];
+//! let mut frame = [0i16; 320];
 //! tone.read(&mut frame);
 //! assert!(frame.iter().any(|&s| s > 7000));
 //! ```
@@ -19,14 +20,15 @@ use std::path::Path;
 use crate::Error;
 
 /// The sample rate every source delivers.
-pub const RATE: u32 = 8000;
+pub const RATE: u32 = 16000;
 
-/// Longest WAV accepted, in seconds of audio (a file is held in memory as 8 kHz samples).
-pub const MAX_WAV_SECONDS: u64 = 4 * 3600;
+/// Longest WAV accepted, in seconds of audio (a file is held in memory as 16 kHz samples:
+/// 2 hours are 230 MB).
+pub const MAX_WAV_SECONDS: u64 = 2 * 3600;
 
 /// One leg's audio. `read` must not allocate: it is called on the real-time RTP path.
 pub trait MediaSource: Send + std::fmt::Debug + 'static {
-    /// Fills `out` with the next samples (8 kHz mono); silence once the source has ended.
+    /// Fills `out` with the next samples ([`RATE`], mono); silence once the source has ended.
     fn read(&mut self, out: &mut [i16]);
 }
 
@@ -71,7 +73,7 @@ impl MediaSource for ToneSource {
     }
 }
 
-/// Samples already at 8 kHz, played once (or looped), then silence.
+/// Samples already at [`RATE`], played once (or looped), then silence.
 #[derive(Debug, Clone)]
 pub struct WavSource {
     samples: Vec<i16>,
@@ -80,7 +82,7 @@ pub struct WavSource {
 }
 
 impl WavSource {
-    /// Loads a WAV file: mixed to mono, resampled to 8 kHz.
+    /// Loads a WAV file: mixed to mono, resampled to [`RATE`].
     pub fn open(path: &Path) -> Result<WavSource, Error> {
         let err = |reason: String| Error::Wav {
             path: path.display().to_string(),
@@ -158,7 +160,7 @@ impl WavSource {
         self
     }
 
-    /// Length in samples at 8 kHz.
+    /// Length in samples at [`RATE`].
     pub fn len(&self) -> usize {
         self.samples.len()
     }
@@ -319,7 +321,7 @@ mod tests {
     }
 
     #[test]
-    fn wav_any_rate_and_channels_becomes_8k_mono() {
+    fn wav_any_rate_and_channels_becomes_16k_mono() {
         // 16 kHz stereo, 16-bit: left 440 Hz, right silent → mono at half amplitude.
         let spec = hound::WavSpec {
             channels: 2,
@@ -335,23 +337,23 @@ mod tests {
             }
         });
         let mut src = WavSource::from_bytes(&bytes).unwrap();
-        assert_eq!(src.len(), 8000);
-        let peak = src.samples()[400..7600]
+        assert_eq!(src.len(), 16000, "16 kHz passes through");
+        let peak = src.samples()[400..15600]
             .iter()
             .map(|s| s.unsigned_abs())
             .max()
             .unwrap();
         assert!((7700..=8300).contains(&peak), "peak {peak}");
         // Reads go past the end as silence.
-        let mut frame = [1i16; 160];
+        let mut frame = [1i16; 320];
         for _ in 0..51 {
             src.read(&mut frame);
         }
         assert!(frame.iter().all(|&s| s == 0));
-        // 32-bit float mono at 8 kHz passes through; 24-bit int works too.
+        // 32-bit float mono at 16 kHz passes through; 24-bit int works too.
         let spec = hound::WavSpec {
             channels: 1,
-            sample_rate: 8000,
+            sample_rate: 16000,
             bits_per_sample: 32,
             sample_format: hound::SampleFormat::Float,
         };
@@ -375,27 +377,27 @@ mod tests {
             }
         });
         let src = WavSource::from_bytes(&bytes).unwrap();
-        assert_eq!(src.len(), 8000);
-        assert!(src.samples()[100..7900]
+        assert_eq!(src.len(), 16000);
+        assert!(src.samples()[100..15900]
             .iter()
             .all(|&s| (s - 4096).abs() <= 2));
         // Looping.
         let mut l = WavSource::from_bytes(&bytes).unwrap().looping(true);
-        let mut big = vec![0i16; 20_000];
+        let mut big = vec![0i16; 40_000];
         l.read(&mut big);
-        assert!(big[19_000] != 0);
+        assert!(big[39_000] != 0);
         assert!(WavSource::from_bytes(b"not a wav").is_err());
     }
 
     #[test]
     fn tone_and_silence() {
         let mut t = ToneSource::new(1000.0, 10_000.0);
-        let mut f = [0i16; 8];
+        let mut f = [0i16; 16];
         t.read(&mut f);
-        // 1 kHz at 8 kHz: 8 samples per period.
+        // 1 kHz at 16 kHz: 16 samples per period.
         assert_eq!(f[0], 0);
-        assert_eq!(f[2], 10_000);
-        assert_eq!(f[6], -10_000);
+        assert_eq!(f[4], 10_000);
+        assert_eq!(f[12], -10_000);
         let mut s = Silence;
         let mut f = [5i16; 4];
         s.read(&mut f);

@@ -54,6 +54,9 @@ pub struct ClientConfig {
     pub client_cert: Option<(PathBuf, PathBuf)>,
     /// When to offer SRTP (SDES keys): for `sips:` SRSs by default.
     pub srtp: siprec_core::src::SrtpOffer,
+    /// Codecs offered, in preference order (default PCMU, PCMA; G.722 and Opus are sent
+    /// too when an SRS picks them).
+    pub codecs: Vec<siprec_sdp::Format>,
     /// DNS server for RFC 3263 resolution (`None`: the system's).
     pub dns_server: Option<SocketAddr>,
     /// A resolver of your own; `None` uses the RFC 3263 DNS resolver of [`crate::resolve`]
@@ -74,6 +77,7 @@ impl Default for ClientConfig {
             ca_file: None,
             client_cert: None,
             srtp: siprec_core::src::SrtpOffer::Sips,
+            codecs: vec![siprec_sdp::Format::pcmu(), siprec_sdp::Format::pcma()],
             dns_server: None,
             resolver: None,
         }
@@ -177,6 +181,9 @@ impl Recorder {
         core_cfg.target_timeout = config.target_timeout;
         core_cfg.request_timeout = config.request_timeout;
         core_cfg.srtp = config.srtp;
+        if !config.codecs.is_empty() {
+            core_cfg.codecs = config.codecs.clone();
+        }
         let core = SrcCore::new(core_cfg, call, Instant::now(), SystemTime::now())?;
         let resolver: Arc<dyn SrsResolver> = match config.resolver.clone() {
             Some(r) => r,

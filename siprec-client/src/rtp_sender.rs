@@ -1,11 +1,13 @@
 //! The RTP sender: the call's two legs, in real time, to every SRS that records them.
 //!
-//! One task per call ticks every 20 ms. Each tick pulls 160 samples per leg from the
-//! [`MediaSource`]s (always: the call goes on), encodes them in µ-law and A-law once, and
-//! sends one packet per (recording session, leg) that is sending. Every stream has its own
-//! SSRC, sequence number and timestamp; the timestamp advances by 160 on every tick, paused
-//! or not, so an SRS places the audio after a pause where it belongs (RFC 3550 §5.1); the
-//! first packet and the first after a pause carry the marker bit.
+//! One task per call ticks every 20 ms. Each tick pulls 320 samples (16 kHz) per leg from the
+//! [`MediaSource`]s (always: the call goes on), encodes them once per codec in use (PCMU,
+//! PCMA, G.722, Opus: one encoder per leg and codec, G.711 resampled to 8 kHz), and sends one
+//! packet per (recording session, leg) that is sending, SRTP-protected when negotiated.
+//! Every stream has its own SSRC, sequence number and timestamp; the timestamp advances by
+//! 20 ms of the codec's RTP clock on every tick (160 for G.711 and G.722, 960 for Opus),
+//! paused or not, so an SRS places the audio after a pause where it belongs (RFC 3550 §5.1);
+//! the first packet and the first after a pause carry the marker bit.
 //!
 //! The per-packet path does not allocate: buffers live in the task, plan changes arrive
 //! between ticks on a channel ([`MediaCommand`]).
@@ -15,39 +17,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use siprec_core::src::{MediaPlan, RsId};
-use siprec_rtp::{g711, RtpHeader};
+use siprec_rtp::{Codec, Encoder, RtpHeader};
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 use tracing::debug;
 
 use crate::media::MediaSource;
 
-/// Samples per packet (20 ms at 8 kHz).
-pub const FRAME: usize = 160;
+/// Samples per leg and tick (20 ms at the sources' 16 kHz).
+pub const FRAME: usize = (crate::media::RATE / 50) as usize;
+/// Largest encoded payload.
+const MAX_PAYLOAD: usize = 1200;
 /// Packet interval.
 pub const PTIME: Duration = Duration::from_millis(20);
-
-/// G.711 flavours we send.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum G711 {
-    /// µ-law (PCMU).
-    Ulaw,
-    /// A-law (PCMA).
-    Alaw,
-}
-
-impl G711 {
-    /// From an SDP encoding name (`PCMU`, `PCMA`, any case).
-    pub fn from_encoding(name: &str) -> Option<G711> {
-        if name.eq_ignore_ascii_case("PCMU") {
-            Some(G711::Ulaw)
-        } else if name.eq_ignore_ascii_case("PCMA") {
-            Some(G711::Alaw)
-        } else {
-            None
-        }
-    }
-}
 
 /// What the recorder's control side tells the sender.
 #[derive(Debug)]
@@ -91,7 +73,7 @@ struct Stream {
     leg: usize,
     dest: SocketAddr,
     pt: u8,
-    codec: G711,
+    codec: Codec,
     ssrc: u32,
     seq: u16,
     ts: u32,
@@ -123,11 +105,20 @@ pub struct RtpSender {
     sockets: [Arc<UdpSocket>; 2],
     streams: Vec<Stream>,
     pcm: [[i16; FRAME]; 2],
-    ulaw: [[u8; FRAME]; 2],
-    alaw: [[u8; FRAME]; 2],
-    packet: [u8; 12 + FRAME],
+    /// Per leg: one encoder per codec in use and this tick's payload from it.
+    encoded: [Vec<Encoded>; 2],
+    packet: [u8; 12 + MAX_PAYLOAD],
     /// The protected packet (RTP plus the authentication tag).
-    protected: [u8; 12 + FRAME + 16],
+    protected: [u8; 12 + MAX_PAYLOAD + 16],
+}
+
+/// One leg's encoder for one codec, and its payload for the current tick.
+#[derive(Debug)]
+struct Encoded {
+    codec: Codec,
+    encoder: Encoder,
+    payload: [u8; MAX_PAYLOAD],
+    len: usize,
 }
 
 impl RtpSender {
@@ -138,10 +129,9 @@ impl RtpSender {
             sockets,
             streams: Vec::with_capacity(2 * siprec_core::src::MAX_SERVERS),
             pcm: [[0; FRAME]; 2],
-            ulaw: [[0; FRAME]; 2],
-            alaw: [[0; FRAME]; 2],
-            packet: [0; 12 + FRAME],
-            protected: [0; 12 + FRAME + 16],
+            encoded: [Vec::new(), Vec::new()],
+            packet: [0; 12 + MAX_PAYLOAD],
+            protected: [0; 12 + MAX_PAYLOAD + 16],
         }
     }
 
@@ -152,7 +142,11 @@ impl RtpSender {
                     let existing = self.streams.iter().position(|s| s.rs == rs && s.leg == leg);
                     let codec = media
                         .as_ref()
-                        .and_then(|m| G711::from_encoding(&m.format.encoding));
+                        .map(|m| Codec::from_encoding(&m.format.encoding))
+                        .filter(|c| c.is_audio());
+                    if let Some(c) = codec {
+                        self.ensure_encoder(leg, c);
+                    }
                     match (media, codec, existing) {
                         (Some(m), Some(codec), Some(i)) => {
                             if let Some(s) = self.streams.get_mut(i) {
@@ -210,6 +204,26 @@ impl RtpSender {
         }
     }
 
+    /// Makes sure leg `leg` has an encoder for `codec` (allocated when a plan first uses it,
+    /// never on the per-packet path).
+    fn ensure_encoder(&mut self, leg: usize, codec: Codec) {
+        let Some(list) = self.encoded.get_mut(leg) else {
+            return;
+        };
+        if list.iter().any(|e| e.codec == codec) {
+            return;
+        }
+        match Encoder::with_input_rate(codec, crate::media::RATE) {
+            Ok(encoder) => list.push(Encoded {
+                codec,
+                encoder,
+                payload: [0; MAX_PAYLOAD],
+                len: 0,
+            }),
+            Err(e) => debug!(?codec, error = %e, "no encoder"),
+        }
+    }
+
     /// One 20 ms tick: pull both legs, send to every sending stream.
     async fn tick(&mut self) {
         for leg in 0..2 {
@@ -217,27 +231,21 @@ impl RtpSender {
                 src.read(pcm);
             }
         }
-        let need_u = self
-            .streams
-            .iter()
-            .any(|s| s.sending && s.codec == G711::Ulaw);
-        let need_a = self
-            .streams
-            .iter()
-            .any(|s| s.sending && s.codec == G711::Alaw);
-        for leg in 0..2 {
-            let (Some(pcm), Some(u), Some(a)) = (
-                self.pcm.get(leg),
-                self.ulaw.get_mut(leg),
-                self.alaw.get_mut(leg),
-            ) else {
+        // Encode each leg once per codec some sending stream uses.
+        for (leg, list) in self.encoded.iter_mut().enumerate() {
+            let Some(pcm) = self.pcm.get(leg) else {
                 continue;
             };
-            if need_u {
-                g711::encode_ulaw_into(pcm, u);
-            }
-            if need_a {
-                g711::encode_alaw_into(pcm, a);
+            for e in list.iter_mut() {
+                let used = self
+                    .streams
+                    .iter()
+                    .any(|s| s.sending && s.leg == leg && s.codec == e.codec);
+                e.len = if used {
+                    e.encoder.encode(pcm, &mut e.payload)
+                } else {
+                    0
+                };
             }
         }
         for s in self.streams.iter_mut() {
@@ -249,10 +257,11 @@ impl RtpSender {
                     timestamp: s.ts,
                     ssrc: s.ssrc,
                 };
-                let payload = match s.codec {
-                    G711::Ulaw => self.ulaw.get(s.leg),
-                    G711::Alaw => self.alaw.get(s.leg),
-                };
+                let payload = self.encoded.get(s.leg).and_then(|list| {
+                    list.iter()
+                        .find(|e| e.codec == s.codec && e.len > 0)
+                        .map(|e| &e.payload[..e.len])
+                });
                 if let (Some(payload), Some(sock)) = (payload, self.sockets.get(s.leg)) {
                     if let Ok(n) = siprec_rtp::write(&header, payload, &mut self.packet) {
                         let bytes = match (&mut s.srtp, self.packet.get(..n)) {
@@ -277,7 +286,7 @@ impl RtpSender {
                 s.packets += 1;
             }
             // The RTP clock runs while paused too.
-            s.ts = s.ts.wrapping_add(FRAME as u32);
+            s.ts = s.ts.wrapping_add(siprec_rtp::rtp_clock_rate(s.codec) / 50);
         }
     }
 

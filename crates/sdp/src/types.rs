@@ -92,6 +92,38 @@ impl Format {
         Format::new(8, "PCMA", 8000)
     }
 
+    /// G.722, static payload type 9: `G722/8000` although the audio is 16 kHz (RFC 3551
+    /// §4.5.2).
+    pub fn g722() -> Format {
+        Format::new(9, "G722", 8000)
+    }
+
+    /// Opus on a dynamic payload type: `opus/48000/2` as RFC 7587 §7 requires (the stream may
+    /// still be mono).
+    pub fn opus(payload_type: u8) -> Format {
+        Format {
+            channels: 2,
+            ..Format::new(payload_type, "opus", 48000)
+        }
+    }
+
+    /// The format an SRC offers for a codec name (`PCMU`, `PCMA`, `G722`, `opus` on payload
+    /// type 111), if known.
+    pub fn for_codec(name: &str) -> Option<Format> {
+        let n = name.trim();
+        if n.eq_ignore_ascii_case("PCMU") {
+            Some(Format::pcmu())
+        } else if n.eq_ignore_ascii_case("PCMA") {
+            Some(Format::pcma())
+        } else if n.eq_ignore_ascii_case("G722") {
+            Some(Format::g722())
+        } else if n.eq_ignore_ascii_case("opus") {
+            Some(Format::opus(111))
+        } else {
+            None
+        }
+    }
+
     /// RFC 4733 telephone-event at 8 kHz on a dynamic payload type, with `fmtp` `0-16`.
     pub fn telephone_event(payload_type: u8) -> Format {
         Format {
