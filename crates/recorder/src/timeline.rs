@@ -129,7 +129,20 @@ pub struct StreamTimelineStats {
     /// Samples cut off because a single packet reached further ahead than the ring holds
     /// ([`RING_HEADROOM`] past its arrival position); dropped.
     pub oversize_dropped_samples: u64,
+    /// Times the stream was shifted to follow its sender's clock drift (see
+    /// [`DRIFT_WINDOW`]).
+    pub drift_corrections: u32,
 }
+
+/// Over each window of this length, a stream's smallest lag (arrival position minus
+/// timestamp position) is taken as its clock offset; when it exceeds [`DRIFT_STEP`] either
+/// way the stream's anchor moves by that much (a sender whose clock runs fast or slow stays
+/// within a few tens of milliseconds of the other channel over hours, instead of drifting
+/// until a re-anchor at `max_skew`). The smallest lag ignores jitter: the least-delayed
+/// packet of the window shows the true offset.
+pub const DRIFT_WINDOW: Duration = Duration::from_secs(2);
+/// The offset beyond which a stream is shifted to follow its sender's clock.
+pub const DRIFT_STEP: Duration = Duration::from_millis(10);
 
 /// What [`Timeline::finish`] reports.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -197,6 +210,10 @@ struct StreamState {
     need_anchor: bool,
     /// Since when every packet was entirely late.
     late_since: Option<Instant>,
+    /// Smallest lag (arrival position minus timestamp position) in the current drift
+    /// window, and when the window started.
+    lag_min: i64,
+    lag_since: Option<Instant>,
     stats: StreamTimelineStats,
 }
 
@@ -287,6 +304,8 @@ impl Timeline {
             prev_ssrc: None,
             need_anchor: false,
             late_since: None,
+            lag_min: i64::MAX,
+            lag_since: None,
             stats: StreamTimelineStats::default(),
         });
         id
@@ -342,6 +361,7 @@ impl Timeline {
         let sample_rate = self.config.sample_rate;
         let jitter_window = self.config.jitter_window;
         let skew = self.skew_samples;
+        let drift_step = samples_in(DRIFT_STEP, sample_rate);
 
         let Some(st) = self.streams.get_mut(stream.0) else {
             return Err(Error::UnknownStream);
@@ -405,9 +425,21 @@ impl Timeline {
                     if ext > a.ref_ext {
                         a.ref_ext = ext;
                         a.ref_ts = rtp_timestamp;
-                        st.anchor = Some(a);
                     }
                     pos = p;
+                    // Drift: follow the sender's clock by the window's smallest lag.
+                    st.lag_min = st.lag_min.min(now_pos.saturating_sub(p));
+                    let since = *st.lag_since.get_or_insert(now);
+                    if now.saturating_duration_since(since) >= DRIFT_WINDOW {
+                        if st.lag_min.unsigned_abs() > drift_step {
+                            a.pos = a.pos.saturating_add(st.lag_min);
+                            pos = p.saturating_add(st.lag_min);
+                            st.stats.drift_corrections += 1;
+                        }
+                        st.lag_min = i64::MAX;
+                        st.lag_since = Some(now);
+                    }
+                    st.anchor = Some(a);
                     None
                 }
             }
@@ -430,6 +462,8 @@ impl Timeline {
             }
             st.ssrc = ssrc;
             st.need_anchor = false;
+            st.lag_min = i64::MAX;
+            st.lag_since = None;
             st.anchor = Some(Anchor {
                 pos: now_pos,
                 ref_ts: rtp_timestamp,

@@ -886,3 +886,78 @@ fn wav_left_by_a_killed_process_is_repaired() {
     assert_eq!(samples.len() as u64, 2 * frames);
     assert!(samples.chunks(2).all(|f| f == [L, R]));
 }
+
+/// Two senders whose clocks drift apart (one 0.1 % fast, one 0.1 % slow: ten times what
+/// real crystals do) with 0-20 ms of jitter: after an hour of virtual time the channels are
+/// still within 2 × [`DRIFT_STEP`] (plus what one window drifts) of each other and of real
+/// time, where without drift tracking they would be 7.2 s apart (re-anchored only at
+/// `max_skew`, so up to a second off).
+#[test]
+fn sender_clock_drift_keeps_channels_aligned() {
+    let t0 = Instant::now();
+    let (mut tl, out) = mem_timeline_with(
+        t0,
+        TimelineConfig {
+            jitter_window: Duration::from_millis(60),
+            ..TimelineConfig::default()
+        },
+    );
+    let l = tl.add_stream(0, 8000);
+    let r = tl.add_stream(1, 8000);
+    let secs = 3600u64;
+    // Packet i of a sender whose clock runs at `rate` × real time is sent at i × 20 ms / rate.
+    let sent = |i: u64, rate: f64| t0 + Duration::from_secs_f64(i as f64 * 0.020 / rate);
+    // A click at 3590 s of real time on both channels, the rest quiet.
+    let click = Duration::from_secs(3590);
+    let mut streams = [(l, 1.001f64, 0u64, 11u32), (r, 0.999f64, 0u64, 22u32)];
+    loop {
+        // The next packet in real time, from either sender.
+        let (k, next) = streams
+            .iter()
+            .enumerate()
+            .map(|(k, (_, rate, i, _))| (k, sent(*i, *rate)))
+            .min_by_key(|(_, t)| *t)
+            .unwrap();
+        if next > t0 + Duration::from_secs(secs) {
+            break;
+        }
+        let (id, _, i, ssrc) = &mut streams[k];
+        let jitter = Duration::from_millis((*i * 7919) % 21);
+        let v = if next.saturating_duration_since(t0) >= click
+            && next.saturating_duration_since(t0) < click + Duration::from_millis(20)
+        {
+            5000
+        } else {
+            0
+        };
+        tl.push(next + jitter, *id, *ssrc, (160 * *i) as u32, &[v; PKT])
+            .unwrap();
+        *i += 1;
+    }
+    let stats = tl.finish(t0 + Duration::from_secs(secs + 1)).unwrap();
+    assert!(
+        stats.streams.iter().all(|s| s.drift_corrections > 10),
+        "{stats:?}"
+    );
+    let frames = out.interleaved();
+    let onset = |ch: usize| {
+        frames
+            .iter()
+            .skip(ch)
+            .step_by(2)
+            .position(|&x| x == 5000)
+            .expect("click recorded")
+    };
+    let (a, b) = (onset(0), onset(1));
+    let apart_ms = a.abs_diff(b) as f64 / 8.0;
+    assert!(
+        apart_ms <= 25.0,
+        "channels {apart_ms} ms apart ({a} vs {b})"
+    );
+    // And both sit where the click happened in real time, within the jitter window.
+    let at = 3590 * 8000;
+    assert!(
+        a.abs_diff(at) <= 480 && b.abs_diff(at) <= 480,
+        "{a} {b} vs {at}"
+    );
+}
