@@ -126,6 +126,60 @@ impl Leg {
         Ok(())
     }
 
+    /// The RTP packet of frame `k` of this leg's stream (20 ms each from the leg's current
+    /// sequence number, timestamp and tone phase), without advancing the leg: for senders
+    /// that emit frames out of order or not at all (a simulated network). From frame
+    /// `ssrc_change_from` on the packets carry another SSRC and a new timestamp base;
+    /// `audible(k)` false sends silence.
+    pub fn frame_packet(
+        &mut self,
+        k: u64,
+        ssrc_change_from: Option<u64>,
+        audible: impl Fn(u64) -> bool,
+    ) -> anyhow::Result<Vec<u8>> {
+        let codec = codec_of(self.pt);
+        let rate = audio_rate(codec);
+        let n = (rate / 50) as usize;
+        let offset = self.sample + k * n as u64;
+        let pcm = if audible(k) {
+            audio::tone(self.freq, rate, offset, n, 8000.0)
+        } else {
+            vec![0; n]
+        };
+        let mut payload = [0u8; 1500];
+        let len = self.encoder.encode(&pcm, &mut payload);
+        let changed = ssrc_change_from.is_some_and(|c| k >= c);
+        let step = siprec_rtp::rtp_clock_rate(codec) / 50;
+        let header = siprec_rtp::RtpHeader {
+            marker: k == 0,
+            payload_type: self.pt,
+            sequence: self.seq.wrapping_add(k as u16),
+            timestamp: if changed {
+                0x4000_0000u32.wrapping_add(step.wrapping_mul(k as u32))
+            } else {
+                self.ts.wrapping_add(step.wrapping_mul(k as u32))
+            },
+            ssrc: if changed {
+                self.ssrc ^ 0x00ff_ff00
+            } else {
+                self.ssrc
+            },
+        };
+        let mut buf = vec![0u8; 1600];
+        let len = siprec_rtp::write(&header, &payload[..len], &mut buf)
+            .map_err(|e| anyhow!("rtp write: {e}"))?;
+        buf.truncate(len);
+        Ok(buf)
+    }
+
+    /// Sends bytes from this leg's RTP socket to the SRS.
+    pub async fn send_bytes(&self, bytes: &[u8]) -> anyhow::Result<()> {
+        if let Some(dest) = self.dest {
+            self.sock.send_to(bytes, dest).await?;
+        }
+        Ok(())
+    }
+
     /// Advances the RTP clock without sending (a sender that keeps its clock during a pause).
     pub fn skip(&mut self, d: Duration) {
         let codec = codec_of(self.pt);
