@@ -77,6 +77,18 @@ impl Leg {
         self.send_frame_with(true).await
     }
 
+    /// Switches this leg to another payload type (0 PCMU, 8 PCMA, 9 G.722, 111 Opus): the
+    /// next offer names it and the next frames use it; the RTP clock goes on (a codec change
+    /// by re-INVITE).
+    pub fn set_payload_type(&mut self, pt: u8) -> anyhow::Result<()> {
+        let codec = codec_of(pt);
+        self.encoder = siprec_rtp::Encoder::with_input_rate(codec, audio_rate(codec))?;
+        let old_rate = audio_rate(codec_of(self.pt));
+        self.sample = self.sample * u64::from(audio_rate(codec)) / u64::from(old_rate);
+        self.pt = pt;
+        Ok(())
+    }
+
     /// Makes this leg send SRTP with a fresh key (`a=crypto` in the next offer).
     pub fn enable_srtp(&mut self, suite: siprec_rtp::srtp::SrtpSuite) -> anyhow::Result<()> {
         let key = siprec_rtp::srtp::SdesKey::new(1, suite, rand::random());

@@ -205,3 +205,66 @@ async fn the_client_sends_g722_and_opus() {
     client_sends(siprec_sdp::Format::g722(), "37700-37799").await;
     client_sends(siprec_sdp::Format::opus(111), "37800-37899").await;
 }
+
+/// A codec change by re-INVITE mid-call (PCMU → G.722 on the caller's leg): the recording
+/// (8 kHz, chosen at the start) carries the tone before and after, and recording.json lists
+/// both codecs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn codec_change_by_reinvite_mid_call() {
+    let dir = tempfile::tempdir().unwrap();
+    let srs = server(dir.path(), "37900-37999", 0).await;
+    let mut published = srs.subscribe();
+    let udp = srs.local_addrs()[0].addr;
+    let mut src = TestSrc::new(TestTransport::Udp, udp, (0, 1000.0), (8, 700.0))
+        .await
+        .unwrap();
+    let offer = src.offer("sendonly");
+    let md = src.metadata(None);
+    assert_eq!(
+        src.invite(&offer, Some(&md))
+            .await
+            .unwrap()
+            .status_code
+            .code(),
+        200
+    );
+    src.stream(Duration::from_secs(1)).await.unwrap();
+    src.legs[0].set_payload_type(9).unwrap();
+    let offer = src.offer("sendonly");
+    let r = src.invite(&offer, None).await.unwrap();
+    assert_eq!(r.status_code.code(), 200);
+    assert!(String::from_utf8_lossy(&r.body).contains("G722/8000"));
+    src.stream(Duration::from_secs(1)).await.unwrap();
+    assert_eq!(
+        src.send_in_dialog("BYE", None, None)
+            .await
+            .unwrap()
+            .status_code
+            .code(),
+        200
+    );
+    let rec = tokio::time::timeout(Duration::from_secs(10), published.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(rec.manifest.streams[0].codecs, ["PCMU/8000", "G722/8000"]);
+    let (spec, samples) = read_wav(&srs, &rec.folder).await.unwrap();
+    assert_eq!(spec.sample_rate, 8000, "the rate chosen at the start stays");
+    let (l, r) = deinterleave(&samples);
+    assert_tone_at(&l[1600..6400], 8000, 1000.0, &[700.0, 2000.0], "left, PCMU");
+    assert_tone_at(
+        &l[10400..15200],
+        8000,
+        1000.0,
+        &[700.0, 2000.0],
+        "left, G.722",
+    );
+    assert_tone_at(
+        &r[10400..15200],
+        8000,
+        700.0,
+        &[1000.0],
+        "right, PCMA throughout",
+    );
+    srs.shutdown().await.unwrap();
+}
