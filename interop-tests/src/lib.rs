@@ -54,6 +54,16 @@ pub async fn start_srs(dir: &std::path::Path, rtp_base: u16) -> anyhow::Result<s
     srs_server::Server::start(cfg.validate()?).await
 }
 
+/// The next recording the server publishes (panics after 10 s).
+pub async fn next_recording(
+    published: &mut tokio::sync::broadcast::Receiver<srs_server::PublishedRecording>,
+) -> srs_server::PublishedRecording {
+    tokio::time::timeout(std::time::Duration::from_secs(10), published.recv())
+        .await
+        .expect("a recording published within 10 s")
+        .expect("the server is running")
+}
+
 /// Reads a WAV from the server's store.
 pub async fn read_wav(
     server: &srs_server::Server,

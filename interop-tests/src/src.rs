@@ -557,6 +557,28 @@ impl TestSrc {
         Ok(resp)
     }
 
+    /// Starts the recording session: an offer with every leg `sendonly` and a complete
+    /// metadata document (with `recording_id`); panics unless the SRS answers 200.
+    pub async fn start(&mut self, recording_id: Option<&str>) -> rsip::Response {
+        let offer = self.offer("sendonly");
+        let md = self.metadata(recording_id);
+        let r = self
+            .invite(&offer, Some(&md))
+            .await
+            .expect("INVITE answered");
+        assert_eq!(r.status_code.code(), 200, "{r}");
+        r
+    }
+
+    /// Ends the recording session with BYE; panics unless the SRS answers 200.
+    pub async fn hang_up(&mut self) {
+        let r = self
+            .send_in_dialog("BYE", None, None)
+            .await
+            .expect("BYE answered");
+        assert_eq!(r.status_code.code(), 200, "{r}");
+    }
+
     /// Sends a non-INVITE request in the dialog (BYE, UPDATE, OPTIONS…) and waits for its answer.
     pub async fn send_in_dialog(
         &mut self,

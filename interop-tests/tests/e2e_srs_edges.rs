@@ -58,10 +58,7 @@ async fn media_timeout_ends_the_session_with_a_bye_from_the_srs() {
     assert_eq!(bye.method, Method::Bye);
     let waited = started.elapsed();
     assert!(waited >= Duration::from_millis(900), "BYE after {waited:?}");
-    let rec = tokio::time::timeout(Duration::from_secs(10), published.recv())
-        .await
-        .unwrap()
-        .unwrap();
+    let rec = interop_tests::next_recording(&mut published).await;
     assert_eq!(rec.manifest.ended_by, "media-timeout");
     assert_eq!(rec.manifest.recording_key_source, "session_id");
     // A silent call still gets a file of the right length, all silence.
@@ -88,16 +85,7 @@ async fn no_media_timeout_while_paused() {
     )
     .await
     .unwrap();
-    let offer = src.offer("sendonly");
-    let md = src.metadata(Some("paused-call"));
-    assert_eq!(
-        src.invite(&offer, Some(&md))
-            .await
-            .unwrap()
-            .status_code
-            .code(),
-        200
-    );
+    src.start(Some("paused-call")).await;
     src.stream(Duration::from_millis(400)).await.unwrap();
     let off = src.offer("inactive");
     assert_eq!(
@@ -114,18 +102,8 @@ async fn no_media_timeout_while_paused() {
     let on = src.offer("sendonly");
     assert_eq!(src.invite(&on, None).await.unwrap().status_code.code(), 200);
     src.stream(Duration::from_millis(400)).await.unwrap();
-    assert_eq!(
-        src.send_in_dialog("BYE", None, None)
-            .await
-            .unwrap()
-            .status_code
-            .code(),
-        200
-    );
-    let rec = tokio::time::timeout(Duration::from_secs(10), published.recv())
-        .await
-        .unwrap()
-        .unwrap();
+    src.hang_up().await;
+    let rec = interop_tests::next_recording(&mut published).await;
     assert_eq!(rec.manifest.ended_by, "bye-from-src");
     assert_eq!(rec.manifest.pauses.len(), 1);
     let p = &rec.manifest.pauses[0];
@@ -143,16 +121,7 @@ async fn hostile_input_gets_answers_while_a_call_keeps_recording() {
     let mut src = TestSrc::new(TestTransport::Udp, udp, (0, 440.0), (8, 880.0))
         .await
         .unwrap();
-    let offer = src.offer("sendonly");
-    let md = src.metadata(Some("victim"));
-    assert_eq!(
-        src.invite(&offer, Some(&md))
-            .await
-            .unwrap()
-            .status_code
-            .code(),
-        200
-    );
+    src.start(Some("victim")).await;
 
     let attacker = tokio::spawn(async move {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -278,14 +247,7 @@ async fn hostile_input_gets_answers_while_a_call_keeps_recording() {
     }
     src.stream(Duration::from_secs(1)).await.unwrap();
     let (answers, tcp_closed) = attacker.await.unwrap();
-    assert_eq!(
-        src.send_in_dialog("BYE", None, None)
-            .await
-            .unwrap()
-            .status_code
-            .code(),
-        200
-    );
+    src.hang_up().await;
 
     let status = |name: &str| -> String {
         let a = answers.iter().find(|(n, _)| *n == name).unwrap();
@@ -319,10 +281,7 @@ async fn hostile_input_gets_answers_while_a_call_keeps_recording() {
 
     // The victim call is intact; the DTD call (never BYE'd) is not needed for this check.
     let rec = loop {
-        let r = tokio::time::timeout(Duration::from_secs(10), published.recv())
-            .await
-            .unwrap()
-            .unwrap();
+        let r = interop_tests::next_recording(&mut published).await;
         if r.manifest.recording_id.as_deref() == Some("victim") {
             break r;
         }
@@ -390,16 +349,7 @@ async fn without_latching_rtp_comes_only_from_the_sdp_address() {
     )
     .await
     .unwrap();
-    let offer = src.offer("sendonly");
-    let md = src.metadata(Some("no-latching"));
-    assert_eq!(
-        src.invite(&offer, Some(&md))
-            .await
-            .unwrap()
-            .status_code
-            .code(),
-        200
-    );
+    src.start(Some("no-latching")).await;
     // The stranger (127.0.0.2) sends first: without latching it cannot take the stream.
     let stranger = tokio::net::UdpSocket::bind("127.0.0.2:0").await.unwrap();
     let dest = src.legs[0].dest.unwrap();
@@ -416,18 +366,8 @@ async fn without_latching_rtp_comes_only_from_the_sdp_address() {
         stranger.send_to(&pkt[..n], dest).await.unwrap();
     }
     src.stream(Duration::from_millis(500)).await.unwrap();
-    assert_eq!(
-        src.send_in_dialog("BYE", None, None)
-            .await
-            .unwrap()
-            .status_code
-            .code(),
-        200
-    );
-    let rec = tokio::time::timeout(Duration::from_secs(10), published.recv())
-        .await
-        .unwrap()
-        .unwrap();
+    src.hang_up().await;
+    let rec = interop_tests::next_recording(&mut published).await;
     let s = &rec.manifest.streams[0];
     assert_eq!((s.packets_received, s.packets_foreign), (25, 10), "{s:?}");
     assert_eq!(rec.manifest.streams[1].packets_foreign, 0);

@@ -37,27 +37,18 @@ async fn loss_jitter_and_an_ssrc_change_keep_the_channels_aligned() {
     let mut src = TestSrc::new(TestTransport::Udp, udp, (0, 440.0), (0, 880.0))
         .await
         .unwrap();
-    let offer = src.offer("sendonly");
-    let md = src.metadata(Some("netem"));
-    assert_eq!(
-        src.invite(&offer, Some(&md))
-            .await
-            .unwrap()
-            .status_code
-            .code(),
-        200
-    );
+    src.start(Some("netem")).await;
 
     // The network: 1 % of packets lost (never an onset frame), 0-30 ms of delay each, so
     // packets overtake each other; leg 1 changes SSRC and timestamp base at frame 100 (2 s).
     let frames = 250u64;
     let mut schedule = Vec::new();
     let mut lost = [0u32; 2];
-    for leg in 0..2usize {
+    for (leg, lost) in lost.iter_mut().enumerate() {
         for k in 0..frames {
             let drop = (k * 37 + leg as u64 * 11) % 100 == 3 && k != 25 && k != 160;
             if drop {
-                lost[leg] += 1;
+                *lost += 1;
                 continue;
             }
             let jitter = Duration::from_millis((k * 7 + leg as u64 * 13) % 31);
@@ -72,18 +63,8 @@ async fn loss_jitter_and_an_ssrc_change_keep_the_channels_aligned() {
         tokio::time::sleep_until(start + *t).await;
         src.legs[*leg].send_bytes(pkt).await.unwrap();
     }
-    assert_eq!(
-        src.send_in_dialog("BYE", None, None)
-            .await
-            .unwrap()
-            .status_code
-            .code(),
-        200
-    );
-    let rec = tokio::time::timeout(Duration::from_secs(10), published.recv())
-        .await
-        .unwrap()
-        .unwrap();
+    src.hang_up().await;
+    let rec = interop_tests::next_recording(&mut published).await;
     let m = &rec.manifest;
     assert_eq!(m.streams[0].ssrc_changes, 1, "{:?}", m.streams[0]);
     for (s, l) in m.streams.iter().zip(lost) {

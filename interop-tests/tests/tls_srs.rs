@@ -196,29 +196,10 @@ async fn mutual_tls_requires_a_client_certificate_from_the_ca() {
     )
     .await
     .unwrap();
-    let offer = src.offer("sendonly");
-    let md = src.metadata(Some("mtls-call"));
-    assert_eq!(
-        src.invite(&offer, Some(&md))
-            .await
-            .unwrap()
-            .status_code
-            .code(),
-        200
-    );
+    src.start(Some("mtls-call")).await;
     src.stream(Duration::from_millis(500)).await.unwrap();
-    assert_eq!(
-        src.send_in_dialog("BYE", None, None)
-            .await
-            .unwrap()
-            .status_code
-            .code(),
-        200
-    );
-    let rec = tokio::time::timeout(Duration::from_secs(10), published.recv())
-        .await
-        .unwrap()
-        .unwrap();
+    src.hang_up().await;
+    let rec = interop_tests::next_recording(&mut published).await;
     assert_eq!(rec.manifest.recording_id.as_deref(), Some("mtls-call"));
     assert!(rec
         .manifest
@@ -308,18 +289,8 @@ async fn srtp_over_tls_is_decrypted_and_bad_tags_are_counted() {
         src.legs[0].send_corrupt_frame().await.unwrap();
     }
     src.stream(Duration::from_millis(1000)).await.unwrap();
-    assert_eq!(
-        src.send_in_dialog("BYE", None, None)
-            .await
-            .unwrap()
-            .status_code
-            .code(),
-        200
-    );
-    let rec = tokio::time::timeout(Duration::from_secs(10), published.recv())
-        .await
-        .unwrap()
-        .unwrap();
+    src.hang_up().await;
+    let rec = interop_tests::next_recording(&mut published).await;
     let m = &rec.manifest;
     assert!(m.streams.iter().all(|s| s.srtp), "{:?}", m.streams);
     assert_eq!(m.streams[0].packets_auth_failed, 5, "{:?}", m.streams[0]);

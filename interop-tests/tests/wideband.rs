@@ -44,18 +44,8 @@ async fn record(
     let r = src.invite(&offer, Some(&md)).await.unwrap();
     assert_eq!(r.status_code.code(), 200);
     src.stream(Duration::from_secs(secs)).await.unwrap();
-    assert_eq!(
-        src.send_in_dialog("BYE", None, None)
-            .await
-            .unwrap()
-            .status_code
-            .code(),
-        200
-    );
-    let rec = tokio::time::timeout(Duration::from_secs(10), published.recv())
-        .await
-        .unwrap()
-        .unwrap();
+    src.hang_up().await;
+    let rec = interop_tests::next_recording(&mut published).await;
     let (spec, samples) = read_wav(srs, &rec.folder).await.unwrap();
     assert_eq!(spec.channels, 2);
     assert_eq!(rec.manifest.sample_rate, spec.sample_rate);
@@ -170,10 +160,7 @@ async fn client_sends(codec: siprec_sdp::Format, rtp: &str) {
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(rec.stop().await.unwrap().reply, Reply::Stopped);
     rec.close().await.unwrap();
-    let got = tokio::time::timeout(Duration::from_secs(10), published.recv())
-        .await
-        .unwrap()
-        .unwrap();
+    let got = interop_tests::next_recording(&mut published).await;
     let (spec, samples) = read_wav(&srs, &got.folder).await.unwrap();
     assert_eq!(spec.sample_rate, 16000, "{name}: wideband recording");
     let (l, r) = deinterleave(&samples);
@@ -218,16 +205,7 @@ async fn codec_change_by_reinvite_mid_call() {
     let mut src = TestSrc::new(TestTransport::Udp, udp, (0, 1000.0), (8, 700.0))
         .await
         .unwrap();
-    let offer = src.offer("sendonly");
-    let md = src.metadata(None);
-    assert_eq!(
-        src.invite(&offer, Some(&md))
-            .await
-            .unwrap()
-            .status_code
-            .code(),
-        200
-    );
+    src.start(None).await;
     src.stream(Duration::from_secs(1)).await.unwrap();
     src.legs[0].set_payload_type(9).unwrap();
     let offer = src.offer("sendonly");
@@ -235,18 +213,8 @@ async fn codec_change_by_reinvite_mid_call() {
     assert_eq!(r.status_code.code(), 200);
     assert!(String::from_utf8_lossy(&r.body).contains("G722/8000"));
     src.stream(Duration::from_secs(1)).await.unwrap();
-    assert_eq!(
-        src.send_in_dialog("BYE", None, None)
-            .await
-            .unwrap()
-            .status_code
-            .code(),
-        200
-    );
-    let rec = tokio::time::timeout(Duration::from_secs(10), published.recv())
-        .await
-        .unwrap()
-        .unwrap();
+    src.hang_up().await;
+    let rec = interop_tests::next_recording(&mut published).await;
     assert_eq!(rec.manifest.streams[0].codecs, ["PCMU/8000", "G722/8000"]);
     let (spec, samples) = read_wav(&srs, &rec.folder).await.unwrap();
     assert_eq!(spec.sample_rate, 8000, "the rate chosen at the start stays");

@@ -100,15 +100,9 @@ pub struct CheckArgs {
     /// Also write the report as JUnit XML to this file.
     #[arg(long, value_name = "FILE")]
     pub junit: Option<PathBuf>,
-    /// CA file (PEM) to verify a sips: SRS (default: the system roots).
-    #[arg(long, value_name = "FILE")]
-    pub ca: Option<PathBuf>,
-    /// Client certificate (PEM chain) for an SRS that requires mutual TLS; needs --tls-key.
-    #[arg(long, value_name = "FILE", requires = "tls_key")]
-    pub tls_cert: Option<PathBuf>,
-    /// Private key (PEM) of --tls-cert.
-    #[arg(long, value_name = "FILE", requires = "tls_cert")]
-    pub tls_key: Option<PathBuf>,
+    /// TLS settings.
+    #[command(flatten)]
+    pub tls: TlsArgs,
     /// Sessions opened at once by the parallel check.
     #[arg(long, value_name = "N", default_value_t = 10)]
     pub sessions: usize,
@@ -137,8 +131,8 @@ pub async fn check(
     let cfg = crate::check::CheckConfig {
         uri: args.uri.clone(),
         sessions: args.sessions,
-        ca: args.ca.clone(),
-        client_cert: args.tls_cert.clone().zip(args.tls_key.clone()),
+        ca: args.tls.ca.clone(),
+        client_cert: args.tls.client_cert(),
         dns: args.dns,
         local_ip: args.local_ip,
         timeout: args.timeout,
@@ -168,6 +162,27 @@ pub async fn check(
             .map_err(|e| Error::Usage(format!("cannot write {}: {e}", path.display())))?;
     }
     Ok(report)
+}
+
+/// TLS arguments of `record` and `check`.
+#[derive(Debug, Clone, Args)]
+pub struct TlsArgs {
+    /// CA file (PEM) to verify sips: SRSs (default: the system roots).
+    #[arg(long, value_name = "FILE")]
+    pub ca: Option<PathBuf>,
+    /// Client certificate (PEM chain) for SRSs that require mutual TLS; needs --tls-key.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// Private key (PEM) of --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+}
+
+impl TlsArgs {
+    /// `--tls-cert` and `--tls-key` together.
+    pub fn client_cert(&self) -> Option<(PathBuf, PathBuf)> {
+        self.tls_cert.clone().zip(self.tls_key.clone())
+    }
 }
 
 /// Arguments of `record`.
@@ -200,15 +215,9 @@ pub struct RecordArgs {
     /// Print JSON lines instead of text.
     #[arg(long)]
     pub json: bool,
-    /// CA file (PEM) to verify sips: SRSs (default: the system roots).
-    #[arg(long, value_name = "FILE")]
-    pub ca: Option<PathBuf>,
-    /// Client certificate (PEM chain) for SRSs that require mutual TLS; needs --tls-key.
-    #[arg(long, value_name = "FILE", requires = "tls_key")]
-    pub tls_cert: Option<PathBuf>,
-    /// Private key (PEM) of --tls-cert.
-    #[arg(long, value_name = "FILE", requires = "tls_cert")]
-    pub tls_key: Option<PathBuf>,
+    /// TLS settings.
+    #[command(flatten)]
+    pub tls: TlsArgs,
     /// When to offer SRTP (RTP/SAVP with an SDES key): sips (for sips: SRSs), always, never.
     #[arg(long, value_name = "WHEN", default_value = "sips", value_parser = ["sips", "always", "never"])]
     pub srtp: String,
@@ -475,8 +484,8 @@ pub async fn record(args: RecordArgs, out: Box<dyn Write + Send>) -> Result<Summ
         local_ip,
         sip_port: args.sip_port,
         start_timeout: args.start_timeout,
-        ca_file: args.ca.clone(),
-        client_cert: args.tls_cert.clone().zip(args.tls_key.clone()),
+        ca_file: args.tls.ca.clone(),
+        client_cert: args.tls.client_cert(),
         dns_server: args.dns,
         codecs: args
             .codecs

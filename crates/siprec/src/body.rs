@@ -32,6 +32,28 @@ pub enum BodyError {
     Malformed(String),
 }
 
+/// A recording-session body (RFC 7866 §6.1.1): `multipart/mixed` with the SDP part
+/// (`Content-Disposition: session;handling=required`) and the metadata part
+/// (`application/rs-metadata+xml`, `Content-Disposition: recording-session`). Returns the
+/// `Content-Type` value (with a fresh boundary) and the body.
+pub fn recording_session_body(sdp: &str, metadata: &str) -> (String, Vec<u8>) {
+    let mut mp = multipart::Multipart::new(multipart::new_boundary());
+    mp.push(
+        "application/sdp",
+        vec![(
+            "Content-Disposition".into(),
+            "session;handling=required".into(),
+        )],
+        sdp.as_bytes().to_vec(),
+    );
+    mp.push(
+        METADATA_TYPES[0],
+        vec![("Content-Disposition".into(), "recording-session".into())],
+        metadata.as_bytes().to_vec(),
+    );
+    (mp.content_type_value(), mp.to_bytes())
+}
+
 /// Splits a body by its `Content-Type` value. An empty body gives an empty [`RsBody`].
 pub fn split(content_type: Option<&str>, body: &[u8]) -> Result<RsBody, BodyError> {
     let mut out = RsBody::default();

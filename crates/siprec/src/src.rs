@@ -81,7 +81,7 @@ use siprec_sip::message::{
     self, header_tokens, header_value, header_values, make_response, new_branch, new_call_id,
     new_tag, parse_params, split_list, tag_of, uri_of,
 };
-use siprec_sip::multipart::{new_boundary, Multipart};
+
 use siprec_sip::rsip::headers::UntypedHeader;
 use siprec_sip::rsip::{self, Header, Method, Request, Response, SipMessage};
 use siprec_sip::transaction::{
@@ -2201,21 +2201,7 @@ impl SrcCore {
     }
 
     fn multipart(sdp: &str, metadata: &str) -> (String, Vec<u8>) {
-        let mut mp = Multipart::new(new_boundary());
-        mp.push(
-            "application/sdp",
-            vec![(
-                "Content-Disposition".into(),
-                "session;handling=required".into(),
-            )],
-            sdp.as_bytes().to_vec(),
-        );
-        mp.push(
-            "application/rs-metadata+xml",
-            vec![("Content-Disposition".into(), "recording-session".into())],
-            metadata.as_bytes().to_vec(),
-        );
-        (mp.content_type_value(), mp.to_bytes())
+        crate::body::recording_session_body(sdp, metadata)
     }
 
     fn contact_for(&self, local: SocketAddr, transport: Transport) -> String {

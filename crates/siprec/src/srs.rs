@@ -340,13 +340,22 @@ impl SrsCore {
         }
     }
 
-    /// The size of a metadata part over the limit, if it is.
-    fn metadata_too_large(&self, parts: &body::RsBody) -> Option<usize> {
-        parts
-            .metadata
-            .as_ref()
-            .map(Vec::len)
-            .filter(|n| *n > self.config.max_metadata_bytes)
+    /// Answers `413` when the metadata part is over the limit (RFC 3261 §21.4.11); `true`
+    /// when it did.
+    fn refused_metadata_size(
+        &mut self,
+        now: Instant,
+        key: &ServerKey,
+        req: &rsip::Request,
+        parts: &body::RsBody,
+    ) -> bool {
+        let max = self.config.max_metadata_bytes;
+        let Some(n) = parts.metadata.as_ref().map(Vec::len).filter(|n| *n > max) else {
+            return false;
+        };
+        let reason = format!("Request Entity Too Large (metadata of {n} bytes, at most {max})");
+        self.simple(now, key, req, 413, &reason, vec![]);
+        true
     }
 
     /// Sessions not yet ended.
@@ -655,12 +664,7 @@ impl SrsCore {
                 return;
             }
         };
-        if let Some(n) = self.metadata_too_large(&parts) {
-            let reason = format!(
-                "Request Entity Too Large (metadata of {n} bytes, at most {})",
-                self.config.max_metadata_bytes
-            );
-            self.simple(now, &key, &req, 413, &reason, vec![]);
+        if self.refused_metadata_size(now, &key, &req, &parts) {
             return;
         }
         let Some(sdp_bytes) = parts.sdp else {
@@ -982,12 +986,7 @@ impl SrsCore {
                 return;
             }
         };
-        if let Some(n) = self.metadata_too_large(&parts) {
-            let reason = format!(
-                "Request Entity Too Large (metadata of {n} bytes, at most {})",
-                self.config.max_metadata_bytes
-            );
-            self.simple(now, &key, &req, 413, &reason, vec![]);
+        if self.refused_metadata_size(now, &key, &req, &parts) {
             return;
         }
         let Some(s) = self.sessions.get_mut(&id) else {

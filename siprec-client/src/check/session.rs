@@ -9,7 +9,7 @@ use rs_metadata::{CallMetadata, CallParty, DataMode, ParticipantStreamAssoc, Rec
 use siprec_sdp::{Direction, Format, OfferBuilder, OfferStream, SessionDescription};
 use siprec_sip::dialog::Dialog;
 use siprec_sip::message::{header_value, new_branch, new_call_id, new_tag};
-use siprec_sip::multipart::{new_boundary, Multipart};
+use siprec_sip::multipart::new_boundary;
 use siprec_sip::rsip::{self, prelude::UntypedHeader, Method, Request, Response};
 use siprec_sip::transaction::Transport;
 use tokio::net::UdpSocket;
@@ -214,21 +214,7 @@ impl RsSession {
 
     /// `multipart/mixed` of SDP and metadata, as RFC 7866 §6.1.1 describes.
     pub fn multipart(sdp: &str, metadata: &str) -> (String, Vec<u8>) {
-        let mut mp = Multipart::new(new_boundary());
-        mp.push(
-            "application/sdp",
-            vec![(
-                "Content-Disposition".into(),
-                "session;handling=required".into(),
-            )],
-            sdp.as_bytes().to_vec(),
-        );
-        mp.push(
-            "application/rs-metadata+xml",
-            vec![("Content-Disposition".into(), "recording-session".into())],
-            metadata.as_bytes().to_vec(),
-        );
-        (mp.content_type_value(), mp.to_bytes())
+        siprec_core::body::recording_session_body(sdp, metadata)
     }
 
     /// The initial INVITE of this session.
