@@ -27,6 +27,9 @@ pub enum TestTransport {
 #[derive(Debug)]
 pub struct Leg {
     encoder: siprec_rtp::Encoder,
+    /// Further payload types offered on this leg's m-line after `pt` (a sender may switch to
+    /// them without a new offer).
+    pub also_offer: Vec<u8>,
     /// SRTP: our key (offered in `a=crypto`) and its context.
     srtp: Option<(siprec_rtp::srtp::SdesKey, siprec_rtp::srtp::SrtpSender)>,
     sock: UdpSocket,
@@ -50,6 +53,7 @@ impl Leg {
         Ok(Leg {
             encoder: siprec_rtp::Encoder::with_input_rate(codec, audio_rate(codec))?,
             srtp: None,
+            also_offer: Vec::new(),
             sock: UdpSocket::bind("127.0.0.1:0").await?,
             dest: None,
             ssrc,
@@ -347,12 +351,18 @@ impl TestSrc {
                 Some((key, _)) => ("RTP/SAVP", format!("a=crypto:{}\r\n", key.to_attribute())),
                 None => ("RTP/AVP", String::new()),
             };
+            let pts: Vec<u8> = std::iter::once(leg.pt)
+                .chain(leg.also_offer.iter().copied())
+                .collect();
+            let list: Vec<String> = pts.iter().map(u8::to_string).collect();
+            let maps: String = pts
+                .iter()
+                .map(|pt| format!("a=rtpmap:{pt} {}\r\n", rtpmap_of(*pt)))
+                .collect();
             s.push_str(&format!(
-                "m=audio {} {proto} {} 101\r\na=rtpmap:{} {}\r\na=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\na=ptime:20\r\na=label:{}\r\n{crypto}a={}\r\n",
+                "m=audio {} {proto} {} 101\r\n{maps}a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\na=ptime:20\r\na=label:{}\r\n{crypto}a={}\r\n",
                 leg.port(),
-                leg.pt,
-                leg.pt,
-                rtpmap_of(leg.pt),
+                list.join(" "),
                 i + 1,
                 direction
             ));

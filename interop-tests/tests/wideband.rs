@@ -236,3 +236,36 @@ async fn codec_change_by_reinvite_mid_call() {
     );
     srs.shutdown().await.unwrap();
 }
+
+/// A payload-type switch within the answered set (PCMU → PCMA, no new offer): the tone goes
+/// on and recording.json lists both codecs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn payload_type_switch_within_the_answered_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let srs = server(dir.path(), "38000-38099", 0).await;
+    let mut published = srs.subscribe();
+    let udp = srs.local_addrs()[0].addr;
+    let mut src = TestSrc::new(TestTransport::Udp, udp, (0, 1000.0), (0, 700.0))
+        .await
+        .unwrap();
+    src.legs[0].also_offer = vec![8];
+    let r = src.start(None).await;
+    let answer = String::from_utf8_lossy(&r.body).to_string();
+    assert!(
+        answer.contains("RTP/AVP 0 8 101"),
+        "both answered: {answer}"
+    );
+    src.stream(Duration::from_millis(600)).await.unwrap();
+    src.legs[0].set_payload_type(8).unwrap();
+    src.stream(Duration::from_millis(600)).await.unwrap();
+    src.hang_up().await;
+    let rec = interop_tests::next_recording(&mut published).await;
+    let s = &rec.manifest.streams[0];
+    assert_eq!(s.codecs, ["PCMU/8000", "PCMA/8000"], "{s:?}");
+    assert_eq!((s.packets_received, s.packets_lost), (60, 0), "{s:?}");
+    let (_, samples) = read_wav(&srs, &rec.folder).await.unwrap();
+    let (l, _) = deinterleave(&samples);
+    assert_tone_at(&l[1600..4000], 8000, 1000.0, &[700.0], "left, PCMU");
+    assert_tone_at(&l[5600..8800], 8000, 1000.0, &[700.0], "left, PCMA");
+    srs.shutdown().await.unwrap();
+}

@@ -44,6 +44,16 @@ const PCM_BUF: usize = 8192;
 /// How often the timeline advances and the media timeout is checked.
 pub const TICK: Duration = Duration::from_millis(100);
 
+/// The decoder of one payload type.
+#[derive(Debug)]
+struct PtDecoder {
+    pt: u8,
+    decoder: Decoder,
+    /// `ENCODING/CLOCK`, listed in the manifest once the payload type is used.
+    name: String,
+    listed: bool,
+}
+
 /// Per m-line receive state.
 #[derive(Debug)]
 struct StreamRx {
@@ -52,8 +62,9 @@ struct StreamRx {
     channel: Option<u8>,
     timeline: Option<StreamId>,
     tracker: SequenceTracker,
-    decoder: Option<Decoder>,
-    audio_pt: Option<u8>,
+    /// One decoder per answered audio payload type (the sender may switch among them).
+    decoders: Vec<PtDecoder>,
+    /// Codecs used, in order (`PCMU/8000`, …).
     codecs: Vec<String>,
     local_port: Option<u16>,
     receiver: Option<JoinHandle<()>>,
@@ -157,22 +168,27 @@ impl RecState {
         }
         self.last_activity = now;
         let h = pkt.header;
-        if Some(h.payload_type) != rx.audio_pt {
+        let Some(dec) = rx.decoders.iter_mut().find(|d| d.pt == h.payload_type) else {
             // telephone-event, comfort noise, or a payload type we did not negotiate:
             // the timeline fills silence.
             let _ = rx.tracker.on_packet(h.ssrc, h.sequence);
             return;
-        }
+        };
         match rx.tracker.on_packet(h.ssrc, h.sequence) {
             Verdict::Duplicate | Verdict::TooOld => return,
             _ => {}
         }
-        let (Some(dec), Some(sid), Some(tl)) =
-            (rx.decoder.as_mut(), rx.timeline, self.timeline.as_mut())
-        else {
+        if !dec.listed {
+            // Once per payload type and plan: a switch within the answered set.
+            dec.listed = true;
+            if !rx.codecs.contains(&dec.name) {
+                rx.codecs.push(dec.name.clone());
+            }
+        }
+        let (Some(sid), Some(tl)) = (rx.timeline, self.timeline.as_mut()) else {
             return;
         };
-        let n = dec.decode(pkt.payload, pcm);
+        let n = dec.decoder.decode(pkt.payload, pcm);
         if n == 0 {
             return;
         }
@@ -329,8 +345,7 @@ impl Recording {
                         channel: p.channel,
                         timeline: None,
                         tracker: SequenceTracker::new(),
-                        decoder: None,
-                        audio_pt: None,
+                        decoders: Vec::new(),
                         codecs: Vec::new(),
                         local_port: None,
                         receiver: None,
@@ -359,16 +374,28 @@ impl Recording {
                 rx.source = None;
             }
             if let Some(f) = &p.format {
-                let codec = Codec::from_encoding(&f.encoding);
                 let name = format!("{}/{}", f.encoding, f.clock_rate);
                 if !rx.codecs.contains(&name) {
                     rx.codecs.push(name);
                 }
-                rx.audio_pt = Some(f.payload_type);
-                rx.decoder = Some(
-                    Decoder::with_output_rate(codec, g.sample_rate)
+                let formats = if p.formats.is_empty() {
+                    std::slice::from_ref(f)
+                } else {
+                    &p.formats[..]
+                };
+                rx.decoders = formats
+                    .iter()
+                    .map(|f| PtDecoder {
+                        pt: f.payload_type,
+                        decoder: Decoder::with_output_rate(
+                            Codec::from_encoding(&f.encoding),
+                            g.sample_rate,
+                        )
                         .unwrap_or_else(|_| Decoder::new(Codec::Other)),
-                );
+                        name: format!("{}/{}", f.encoding, f.clock_rate),
+                        listed: false,
+                    })
+                    .collect();
                 if let (Some(tl), Some(sid)) = (g.timeline.as_mut(), rx.timeline) {
                     tl.set_stream_clock_rate(sid, f.clock_rate);
                 }

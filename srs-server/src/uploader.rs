@@ -104,6 +104,11 @@ impl Job {
             };
             match attempt {
                 Ok(done) => {
+                    // The spool entry goes first: once "recording stored" is logged, counted
+                    // or announced, the spool no longer holds it.
+                    if let Err(e) = ready.entry.remove() {
+                        warn!(error = %e, spool = %ready.entry.dir.display(), "cannot remove published spool entry");
+                    }
                     let left = self.pending.fetch_sub(1, Ordering::SeqCst) - 1;
                     if self.storage_down.swap(false, Ordering::SeqCst) {
                         info!(pending_uploads = left, "storage is back; uploading");
@@ -116,9 +121,6 @@ impl Job {
                         stored = %done.location,
                         "recording stored"
                     );
-                    if let Err(e) = ready.entry.remove() {
-                        warn!(error = %e, spool = %ready.entry.dir.display(), "cannot remove published spool entry");
-                    }
                     let _ = self.published.send(done);
                     return;
                 }

@@ -102,8 +102,12 @@ pub struct AnsweredMedia {
     /// The direction we answered: `RecvOnly` (we record), `Inactive` (paused / deferred, and
     /// for declined m-lines).
     pub direction: Direction,
-    /// The codec we chose (accepted m-lines only).
+    /// The codec we chose (accepted m-lines only): the first of the offer's that we take.
     pub format: Option<Format>,
+    /// Every audio codec we answered on this m-line, `format` first: the offer's acceptable
+    /// codecs with the same RTP clock rate, so the sender may switch among them by payload
+    /// type (RFC 3264 §6.1) without a new offer.
+    pub formats: Vec<Format>,
     /// Payload type of RFC 4733 telephone-event we accepted alongside, if offered.
     pub telephone_event_pt: Option<u8>,
     /// Payload type of comfort noise (`CN`) we accepted alongside, if offered.
@@ -117,8 +121,8 @@ pub struct AnsweredMedia {
     /// Why the m-line was declined (one of the [`decline`] texts).
     pub reason: Option<&'static str>,
     /// True when the stream is SRTP (`RTP/SAVP`): the media must be decrypted with the
-    /// offer's SDES keys ([`MediaDescription::crypto`]). The answer does not carry our own
-    /// `a=crypto` line yet.
+    /// offer's SDES key the caller chose; the answer carries our own `a=crypto`
+    /// ([`AnswerConfig::local_crypto`]).
     pub srtp: bool,
 }
 
@@ -126,6 +130,8 @@ pub struct AnsweredMedia {
 #[derive(Debug, Clone)]
 struct Choice {
     format: Format,
+    /// Further acceptable audio codecs with the same clock rate, in offer order.
+    also: Vec<Format>,
     telephone_event: Option<Format>,
     comfort_noise: Option<Format>,
 }
@@ -161,6 +167,13 @@ fn choose(m: &MediaDescription, config: &AnswerConfig) -> Result<Choice, &'stati
     let same_clock = |f: &&Format| f.clock_rate == format.clock_rate;
     Ok(Choice {
         format: format.clone(),
+        also: m
+            .formats
+            .iter()
+            .filter(|f| *f != format && is_audio_codec(&f.encoding) && config.accepts(f))
+            .filter(same_clock)
+            .cloned()
+            .collect(),
         telephone_event: m
             .formats
             .iter()
@@ -290,6 +303,7 @@ pub fn answer(
                     accepted: false,
                     direction: Direction::Inactive,
                     format: None,
+                    formats: Vec::new(),
                     telephone_event_pt: None,
                     comfort_noise_pt: None,
                     label: m.label.clone(),
@@ -338,6 +352,7 @@ fn write_accepted(
         Direction::Inactive
     };
     let formats: Vec<&Format> = std::iter::once(&choice.format)
+        .chain(choice.also.iter())
         .chain(choice.telephone_event.as_ref())
         .chain(choice.comfort_noise.as_ref())
         .collect();
@@ -373,6 +388,10 @@ fn write_accepted(
         accepted: true,
         direction,
         format: Some(choice.format.clone()),
+        formats: std::iter::once(&choice.format)
+            .chain(choice.also.iter())
+            .cloned()
+            .collect(),
         telephone_event_pt: choice.telephone_event.as_ref().map(|f| f.payload_type),
         comfort_noise_pt: choice.comfort_noise.as_ref().map(|f| f.payload_type),
         label: m.label.clone(),
@@ -416,15 +435,17 @@ o=srs 1000 1 IN IP4 192.0.2.10\r\n\
 s=-\r\n\
 c=IN IP4 192.0.2.10\r\n\
 t=0 0\r\n\
-m=audio 20000 RTP/AVP 0 101\r\n\
+m=audio 20000 RTP/AVP 0 8 101\r\n\
 a=rtpmap:0 PCMU/8000\r\n\
+a=rtpmap:8 PCMA/8000\r\n\
 a=rtpmap:101 telephone-event/8000\r\n\
 a=fmtp:101 0-16\r\n\
 a=label:1\r\n\
 a=ptime:20\r\n\
 a=recvonly\r\n\
-m=audio 20002 RTP/AVP 0 101\r\n\
+m=audio 20002 RTP/AVP 0 8 101\r\n\
 a=rtpmap:0 PCMU/8000\r\n\
+a=rtpmap:8 PCMA/8000\r\n\
 a=rtpmap:101 telephone-event/8000\r\n\
 a=fmtp:101 0-16\r\n\
 a=label:2\r\n\
@@ -432,6 +453,10 @@ a=ptime:20\r\n\
 a=recvonly\r\n";
         assert_eq!(text, expected);
         assert_eq!(media.len(), 2);
+        // PCMA is answered too: the sender may switch to it by payload type.
+        assert!(media
+            .iter()
+            .all(|m| m.formats == [Format::pcmu(), Format::pcma()]));
         for (i, m) in media.iter().enumerate() {
             assert_eq!(m.index, i);
             assert!(m.accepted && m.reason.is_none() && !m.srtp);
@@ -551,8 +576,8 @@ a=recvonly\r\n";
         assert!(media
             .iter()
             .all(|m| m.accepted && m.direction == Direction::Inactive));
-        assert!(text.contains("m=audio 20000 RTP/AVP 0 101\r\n"));
-        assert!(text.contains("m=audio 20002 RTP/AVP 0 101\r\n"));
+        assert!(text.contains("m=audio 20000 RTP/AVP 0 8 101\r\n"));
+        assert!(text.contains("m=audio 20002 RTP/AVP 0 8 101\r\n"));
         assert_eq!(text.matches("a=inactive\r\n").count(), 2);
         assert!(!text.contains("recvonly"));
     }

@@ -145,8 +145,11 @@ pub struct StreamPlan {
     pub local_port: Option<u16>,
     /// Where the SRC said it sends from (its `c=`/`m=`), if known.
     pub remote: Option<SocketAddr>,
-    /// The negotiated audio codec.
+    /// The negotiated audio codec (the first answered).
     pub format: Option<Format>,
+    /// Every audio codec answered on the m-line, `format` first: the sender may switch among
+    /// them by payload type.
+    pub formats: Vec<Format>,
     /// RFC 4733 telephone-event payload type, if negotiated.
     pub telephone_event_pt: Option<u8>,
     /// RFC 3389 comfort-noise payload type, if offered.
@@ -1215,6 +1218,7 @@ fn plans(
             },
             remote: m.remote,
             format: m.format.clone(),
+            formats: m.formats.clone(),
             telephone_event_pt: m.telephone_event_pt,
             comfort_noise_pt: m.comfort_noise_pt,
             receiving: m.accepted && m.direction == siprec_sdp::Direction::RecvOnly,
