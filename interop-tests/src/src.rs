@@ -81,6 +81,11 @@ impl Leg {
         self.send_frame_with(true).await
     }
 
+    /// Sets the next RTP sequence number (to put a wrap where a test wants it).
+    pub fn set_sequence(&mut self, seq: u16) {
+        self.seq = seq;
+    }
+
     /// Switches this leg to another payload type (0 PCMU, 8 PCMA, 9 G.722, 111 Opus): the
     /// next offer names it and the next frames use it; the RTP clock goes on (a codec change
     /// by re-INVITE).

@@ -284,10 +284,24 @@ async fn srtp_over_tls_is_decrypted_and_bad_tags_are_counted() {
         answer.contains("a=crypto:1 AES_CM_128_HMAC_SHA1_32 inline:"),
         "{answer}"
     );
+    // The caller's sequence numbers wrap 36 packets in; a pause and a resume (re-INVITEs
+    // with the same keys) follow: the SRS must keep its SRTP context (rollover counter),
+    // or every packet after the resume fails authentication.
+    src.legs[0].set_sequence(65_500);
     src.stream(Duration::from_millis(1000)).await.unwrap();
     for _ in 0..5 {
         src.legs[0].send_corrupt_frame().await.unwrap();
     }
+    let paused = src.offer("inactive");
+    assert_eq!(
+        src.invite(&paused, None).await.unwrap().status_code.code(),
+        200
+    );
+    let resumed = src.offer("sendonly");
+    assert_eq!(
+        src.invite(&resumed, None).await.unwrap().status_code.code(),
+        200
+    );
     src.stream(Duration::from_millis(1000)).await.unwrap();
     src.hang_up().await;
     let rec = interop_tests::next_recording(&mut published).await;

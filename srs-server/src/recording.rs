@@ -76,6 +76,9 @@ struct StreamRx {
     foreign: u64,
     /// SRTP: the SRC's key, decrypting what it sends.
     srtp: Option<siprec_rtp::srtp::SrtpReceiver>,
+    /// The key `srtp` was made with: a re-INVITE with the same key keeps the context (its
+    /// rollover counter and replay window must survive a pause, RFC 3711 §3.3.1).
+    srtp_key: Option<siprec_rtp::srtp::SdesKey>,
     /// SRTP packets that failed authentication (or replays), dropped.
     auth_failed: u64,
 }
@@ -353,6 +356,7 @@ impl Recording {
                         source: None,
                         foreign: 0,
                         srtp: None,
+                        srtp_key: None,
                         auth_failed: 0,
                     });
                     let last = g.streams.len() - 1;
@@ -360,12 +364,18 @@ impl Recording {
                 }
             };
             // A (new) SRTP key from the offer: a new receive context.
-            match &p.srtp {
-                Some(key) => match siprec_rtp::srtp::SrtpReceiver::new(key) {
-                    Ok(r) => rx.srtp = Some(r),
-                    Err(e) => warn!(error = %e, "SRTP context"),
-                },
-                None => rx.srtp = None,
+            if p.srtp != rx.srtp_key {
+                rx.srtp = match &p.srtp {
+                    Some(key) => match siprec_rtp::srtp::SrtpReceiver::new(key) {
+                        Ok(r) => Some(r),
+                        Err(e) => {
+                            warn!(error = %e, "SRTP context");
+                            None
+                        }
+                    },
+                    None => None,
+                };
+                rx.srtp_key = p.srtp.clone();
             }
             let expected = p.remote.map(|a| a.ip()).filter(|ip| !ip.is_unspecified());
             if expected.is_some() && expected != rx.expected_ip {
