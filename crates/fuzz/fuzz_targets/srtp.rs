@@ -23,12 +23,18 @@ fuzz_target!(|data: &[u8]| {
         assert!(n <= data.len());
     }
     // A valid RTP packet made of the input round-trips through protect/unprotect.
-    if data.len() >= 12 && data.len() <= 1500 && siprec_rtp::parse(data).is_ok() && data[0] & 0x30 == 0 {
+    if data.len() >= 12
+        && data.len() <= 1500
+        && siprec_rtp::parse(data).is_ok()
+        && data[0] & 0x30 == 0
+    {
         let mut tx = SrtpSender::new(&key).unwrap();
         let mut rx = SrtpReceiver::new(&key).unwrap();
         let mut wire = [0u8; 2048];
         if let Ok(n) = tx.protect(data, &mut wire) {
-            let m = rx.unprotect(&wire[..n], &mut out).expect("own packet authenticates");
+            let m = rx
+                .unprotect(&wire[..n], &mut out)
+                .expect("own packet authenticates");
             assert_eq!(&out[..m], data);
         }
     }

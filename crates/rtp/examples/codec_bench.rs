@@ -46,7 +46,10 @@ fn main() {
     }
     report("RTP parse", t, PACKETS);
 
-    for suite in [SrtpSuite::AesCm128HmacSha1_80, SrtpSuite::AesCm128HmacSha1_32] {
+    for suite in [
+        SrtpSuite::AesCm128HmacSha1_80,
+        SrtpSuite::AesCm128HmacSha1_32,
+    ] {
         let key = SdesKey::new(1, suite, [3; 30]);
         let mut tx = SrtpSender::new(&key).unwrap();
         let wire: Vec<Vec<u8>> = packets
