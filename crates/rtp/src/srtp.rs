@@ -189,9 +189,30 @@ impl SdesKey {
     }
 }
 
+/// `true` when `packet` starts with an RTP version 2 header (fixed part, CSRCs, extension)
+/// that leaves room for a `tag_len`-byte authentication tag. `webrtc-srtp` parses the header
+/// itself and panics on some malformed ones, so nothing else reaches it.
+fn header_fits(packet: &[u8], tag_len: usize) -> bool {
+    let Some(&b0) = packet.first() else {
+        return false;
+    };
+    if b0 >> 6 != 2 || packet.len() < 12 + tag_len {
+        return false;
+    }
+    let mut len = 12 + 4 * usize::from(b0 & 0x0f);
+    if b0 & 0x10 != 0 {
+        let Some(ext) = packet.get(len..len + 4) else {
+            return false;
+        };
+        len += 4 + 4 * usize::from(u16::from_be_bytes([ext[2], ext[3]]));
+    }
+    len + tag_len <= packet.len()
+}
+
 /// Unprotects the SRTP packets of one stream.
 pub struct SrtpReceiver {
     ctx: Context,
+    tag_len: usize,
 }
 
 impl std::fmt::Debug for SrtpReceiver {
@@ -205,6 +226,7 @@ impl SrtpReceiver {
     pub fn new(key: &SdesKey) -> Result<SrtpReceiver, Error> {
         Ok(SrtpReceiver {
             ctx: key.context(true)?,
+            tag_len: key.suite.tag_len(),
         })
     }
 
@@ -217,7 +239,15 @@ impl SrtpReceiver {
     /// (`webrtc-srtp` returns a freshly allocated buffer per packet; it is copied into `out`
     /// so callers stay allocation-free once a crate with in-place decryption replaces it.)
     pub fn unprotect(&mut self, packet: &[u8], out: &mut [u8]) -> Result<usize, Error> {
-        let plain = self.ctx.decrypt_rtp(packet).map_err(|_| Error::SrtpAuth)?;
+        if !header_fits(packet, self.tag_len) {
+            return Err(Error::SrtpAuth);
+        }
+        // Belt and braces: a panic in the third-party code must not take the stream down.
+        let ctx = &mut self.ctx;
+        let plain =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| ctx.decrypt_rtp(packet)))
+                .map_err(|_| Error::SrtpAuth)?
+                .map_err(|_| Error::SrtpAuth)?;
         let dst = out.get_mut(..plain.len()).ok_or(Error::BufferTooSmall {
             needed: plain.len(),
             available: 0,
@@ -248,9 +278,12 @@ impl SrtpSender {
 
     /// Encrypts and authenticates the RTP packet `rtp` into `out`; returns the length.
     pub fn protect(&mut self, rtp: &[u8], out: &mut [u8]) -> Result<usize, Error> {
-        let wire = self
-            .ctx
-            .encrypt_rtp(rtp)
+        if !header_fits(rtp, 0) {
+            return Err(Error::Sdes("not an RTP packet"));
+        }
+        let ctx = &mut self.ctx;
+        let wire = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| ctx.encrypt_rtp(rtp)))
+            .map_err(|_| Error::Sdes("the packet cannot be protected"))?
             .map_err(|_| Error::Sdes("the packet cannot be protected"))?;
         let dst = out.get_mut(..wire.len()).ok_or(Error::BufferTooSmall {
             needed: wire.len(),
@@ -271,6 +304,27 @@ mod tests {
         p.extend_from_slice(&[0, 0, 0, 42]);
         p.extend_from_slice(&[0x55; 160]);
         p
+    }
+
+    /// Found by the `srtp` fuzz target: a version-0 header with padding, an extension and
+    /// CSRCs made `webrtc-srtp` panic ("advance out of bounds").
+    #[test]
+    fn malformed_headers_are_refused_not_panicked_on() {
+        let crash = [
+            0x32, 0x38, 0x32, 0x13, 0x00, 0x00, 0x02, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+            0x00, 0x13, 0x00, 0x00, 0x02, 0x00, 0x10, 0x00, 0x00, 0x02, 0x00, 0x00, 0x00, 0x00,
+            0x00, 0x00, 0x28, 0x13, 0x00, 0x00, 0x00, 0x00, 0x01, 0x7e, 0x38, 0x2e,
+        ];
+        let key = SdesKey::new(1, SrtpSuite::AesCm128HmacSha1_80, [1; 30]);
+        let mut rx = SrtpReceiver::new(&key).unwrap();
+        let mut out = [0u8; 256];
+        assert_eq!(rx.unprotect(&crash, &mut out), Err(Error::SrtpAuth));
+        // The same header as version 2: its extension runs past the end.
+        let mut v2 = crash;
+        v2[0] = 0x80 | (crash[0] & 0x3f);
+        assert_eq!(rx.unprotect(&v2, &mut out), Err(Error::SrtpAuth));
+        let mut tx = SrtpSender::new(&key).unwrap();
+        assert!(tx.protect(&crash, &mut out).is_err());
     }
 
     #[test]
