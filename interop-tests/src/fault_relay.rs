@@ -29,6 +29,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::task::JoinSet;
 
+use crate::netem::{add_stream, Netem, NetemStats};
+use crate::src::answer_ports;
+
 /// The one rule a relay breaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Fault {
@@ -66,6 +69,8 @@ struct State {
     initial: HashSet<(String, u32)>,
     /// re-INVITEs the relay answered 500 itself.
     refused: HashSet<(String, u32)>,
+    /// With a network shim: its schedule, counters and forwarding tasks.
+    netem: Option<(Netem, Arc<NetemStats>, JoinSet<()>)>,
 }
 
 /// A running relay; stops when dropped.
@@ -76,6 +81,7 @@ pub struct FaultRelay {
     /// The relay's TCP address (same port as `udp`).
     pub tcp: SocketAddr,
     tasks: JoinSet<()>,
+    state: Arc<Mutex<State>>,
 }
 
 impl FaultRelay {
@@ -85,6 +91,32 @@ impl FaultRelay {
         srs_udp: SocketAddr,
         srs_tcp: SocketAddr,
         fault: Fault,
+    ) -> anyhow::Result<FaultRelay> {
+        Self::start_with(srs_udp, srs_tcp, fault, State::default()).await
+    }
+
+    /// A transparent relay whose answers send every stream's RTP through a network shim
+    /// ([`Netem`]): each `m=audio` port of a 2xx to an initial INVITE is replaced by a shim
+    /// socket that forwards to the SRS's port with `netem`'s loss, jitter and lateness.
+    pub async fn start_with_netem(
+        srs_udp: SocketAddr,
+        srs_tcp: SocketAddr,
+        netem: Netem,
+    ) -> anyhow::Result<(FaultRelay, Arc<NetemStats>)> {
+        let stats = Arc::new(NetemStats::default());
+        let state = State {
+            netem: Some((netem, stats.clone(), JoinSet::new())),
+            ..State::default()
+        };
+        let relay = Self::start_with(srs_udp, srs_tcp, Fault::None, state).await?;
+        Ok((relay, stats))
+    }
+
+    async fn start_with(
+        srs_udp: SocketAddr,
+        srs_tcp: SocketAddr,
+        fault: Fault,
+        state: State,
     ) -> anyhow::Result<FaultRelay> {
         // UDP and TCP on the same port number, like a real SRS.
         let (udp, tcp) = loop {
@@ -96,14 +128,15 @@ impl FaultRelay {
         };
         let udp_addr = udp.local_addr()?;
         let tcp_addr = tcp.local_addr()?;
-        let state = Arc::new(Mutex::new(State::default()));
+        let state = Arc::new(Mutex::new(state));
         let mut tasks = JoinSet::new();
         tasks.spawn(udp_loop(Arc::new(udp), srs_udp, fault, state.clone()));
-        tasks.spawn(tcp_loop(tcp, srs_tcp, fault, state));
+        tasks.spawn(tcp_loop(tcp, srs_tcp, fault, state.clone()));
         Ok(FaultRelay {
             udp: udp_addr,
             tcp: tcp_addr,
             tasks,
+            state,
         })
     }
 }
@@ -111,6 +144,11 @@ impl FaultRelay {
 impl Drop for FaultRelay {
     fn drop(&mut self) {
         self.tasks.abort_all();
+        if let Ok(mut s) = self.state.lock() {
+            if let Some((_, _, shims)) = s.netem.as_mut() {
+                shims.abort_all();
+            }
+        }
     }
 }
 
@@ -161,6 +199,33 @@ fn from_server(bytes: &[u8], fault: Fault, state: &Mutex<State>) -> Vec<u8> {
                     .lock()
                     .is_ok_and(|s| s.initial.contains(&(id.clone(), *n)))
         });
+    if initial_invite_2xx {
+        if let Ok(mut s) = state.lock() {
+            if let Some((netem, stats, shims)) = s.netem.as_mut() {
+                let body = String::from_utf8_lossy(&resp.body).to_string();
+                let dests = answer_ports(&body);
+                let mut next = dests.into_iter();
+                let lines: Vec<String> = body
+                    .split("\r\n")
+                    .map(|l| match l.strip_prefix("m=audio ") {
+                        Some(rest) => match next.next().flatten() {
+                            Some(dest) => match add_stream(*netem, dest, stats, shims) {
+                                Ok(port) => {
+                                    let tail = rest.split_once(' ').map(|(_, t)| t).unwrap_or("");
+                                    format!("m=audio {port} {tail}")
+                                }
+                                Err(_) => l.to_string(),
+                            },
+                            None => l.to_string(),
+                        },
+                        None => l.to_string(),
+                    })
+                    .collect();
+                resp.body = lines.join("\r\n").into_bytes();
+                return print_message(&SipMessage::Response(resp));
+            }
+        }
+    }
     match fault {
         Fault::SendRecv if initial_invite_2xx => {
             let body = String::from_utf8_lossy(&resp.body).replace("a=recvonly", "a=sendrecv");

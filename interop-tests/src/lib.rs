@@ -8,12 +8,14 @@
 //! - [`dns`]: a private dnsmasq on loopback serving SRV/NAPTR/A records for resolver tests.
 //! - [`tls`]: a CA and server certificate made with rcgen for TLS tests.
 //! - [`fault_relay`]: seeded faulty SRSs (a relay in front of srs-server breaking one rule)
-//!   for testing `siprec-client check`.
+//!   for testing `siprec-client check`; with [`netem`], a lossy, jittery network for the RTP
+//!   between an SRC and srs-server.
 
 pub mod audio;
 pub mod dns;
 pub mod fault_relay;
 pub mod garage;
+pub mod netem;
 pub mod pcap;
 pub mod process;
 pub mod src;

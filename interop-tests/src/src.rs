@@ -45,6 +45,9 @@ pub struct Leg {
     sample: u64,
     /// Packets sent.
     pub sent: u64,
+    /// While set, each frame is a comfort-noise packet (RFC 3389, payload type 13, a noise
+    /// level of -40 dBov) instead of the tone; the RTP clock goes on as for audio.
+    pub comfort_noise: bool,
 }
 
 impl Leg {
@@ -63,6 +66,7 @@ impl Leg {
             freq,
             sample: 0,
             sent: 0,
+            comfort_noise: false,
         })
     }
 
@@ -115,12 +119,17 @@ impl Leg {
         let n = (rate / 50) as usize;
         let pcm = audio::tone(self.freq, rate, self.sample, n, 8000.0);
         let mut payload = [0u8; 1500];
-        let len = self.encoder.encode(&pcm, &mut payload);
+        let len = if self.comfort_noise {
+            payload[0] = 40; // RFC 3389 §3.1: noise level in -dBov
+            1
+        } else {
+            self.encoder.encode(&pcm, &mut payload)
+        };
         let payload = &payload[..len];
         let mut buf = [0u8; 1600];
         let header = siprec_rtp::RtpHeader {
             marker: self.sent == 0,
-            payload_type: self.pt,
+            payload_type: if self.comfort_noise { 13 } else { self.pt },
             sequence: self.seq,
             timestamp: self.ts,
             ssrc: self.ssrc,
@@ -235,6 +244,7 @@ fn rtpmap_of(pt: u8) -> &'static str {
         8 => "PCMA/8000",
         9 => "G722/8000",
         111 => "opus/48000/2",
+        13 => "CN/8000",
         _ => "PCMU/8000",
     }
 }

@@ -1,12 +1,19 @@
-//! A simulated network between the SRC and srs-server (the sender schedules every packet
-//! itself): 1 % loss and 0-30 ms of jitter on both legs, and an SSRC change with a new
-//! timestamp base on one leg mid-call. The two channels stay aligned within 20 ms: tone
-//! onsets sent at the same instant on both legs land within 160 samples of each other, at
-//! the start and again after the SSRC change.
+//! A lossy, jittery network between the SRC and srs-server.
+//!
+//! 1. The test SRC schedules every packet itself: 1 % loss and 0-30 ms of jitter on both
+//!    legs, and an SSRC change with a new timestamp base on one leg mid-call.
+//! 2. siprec-client's `Recorder` sends through a network shim (a relay in front of
+//!    srs-server that routes each stream's RTP through a [`Netem`] socket): 1 % loss, 0-30 ms
+//!    of jitter and 1 % of the packets 200 ms late (beyond the 60 ms jitter window).
+//!
+//! In both the two channels stay aligned within 20 ms: tone onsets sent at the same instant
+//! on both legs land within 160 samples of each other.
 
 use std::time::Duration;
 
 use interop_tests::audio::deinterleave;
+use interop_tests::fault_relay::FaultRelay;
+use interop_tests::netem::Netem;
 use interop_tests::{read_wav, start_srs, TestSrc, TestTransport};
 use siprec_sip::transaction::Transport;
 
@@ -85,5 +92,108 @@ async fn loss_jitter_and_an_ssrc_change_keep_the_channels_aligned() {
             "{what}: channels {apart_ms} ms apart ({a} vs {b})"
         );
     }
+    srs.shutdown().await.unwrap();
+}
+
+/// 300 ms of a tone at the start of every second, silence for the rest (16 kHz source).
+#[derive(Debug)]
+struct Bursts {
+    tone: siprec_client::ToneSource,
+    pos: u64,
+}
+
+impl siprec_client::MediaSource for Bursts {
+    fn read(&mut self, out: &mut [i16]) {
+        self.tone.read(out);
+        for s in out.iter_mut() {
+            if self.pos % 16_000 >= 4_800 {
+                *s = 0;
+            }
+            self.pos += 1;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_client_through_a_lossy_jittery_network_keeps_the_channels_aligned() {
+    use siprec_client::{CallContext, ClientConfig, Recorder, Reply, ToneSource};
+    let dir = tempfile::tempdir().unwrap();
+    let srs = start_srs(dir.path(), 22600).await.unwrap();
+    let mut published = srs.subscribe();
+    let addr = |t| {
+        srs.local_addrs()
+            .iter()
+            .find(|l| l.transport == t)
+            .unwrap()
+            .addr
+    };
+    let netem = Netem::lossy_jittery();
+    let (relay, shim) =
+        FaultRelay::start_with_netem(addr(Transport::Udp), addr(Transport::Tcp), netem)
+            .await
+            .unwrap();
+    let bursts = |freq| Bursts {
+        tone: ToneSource::new(freq, 8000.0),
+        pos: 0,
+    };
+    let rec = Recorder::new(
+        ClientConfig::default(),
+        CallContext::example(),
+        Box::new(bursts(440.0)),
+        Box::new(bursts(880.0)),
+    )
+    .await
+    .unwrap();
+    let out = rec
+        .start(
+            &format!("sip:{};transport=udp", relay.udp),
+            Some("netem-client"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(out.reply, Reply::Started, "{out:?}");
+    // The call's length (the recorder sends in real time), not a wait for an event.
+    tokio::time::sleep(Duration::from_millis(5200)).await;
+    assert_eq!(rec.stop().await.unwrap().reply, Reply::Stopped);
+    rec.close().await.unwrap();
+    let got = interop_tests::next_recording(&mut published).await;
+    let m = &got.manifest;
+    assert_eq!(m.streams.len(), 2);
+    for (i, s) in m.streams.iter().enumerate() {
+        let (through, dropped, late) = shim.stream(i).expect("the shim carried the stream");
+        eprintln!("stream {i}: shim {through} in, {dropped} dropped, {late} late; srs {s:?}");
+        assert!(through > 240, "about 5 s of packets: {through}");
+        assert!(
+            dropped >= 2 && late >= 2,
+            "the schedule hit the stream: {dropped} {late}"
+        );
+        // The shim still holds the last packet or two (up to 30 ms) when the BYE ends the
+        // session.
+        let forwarded = through - dropped;
+        assert!(
+            (forwarded - 2..=forwarded).contains(&s.packets_received),
+            "{forwarded} forwarded: {s:?}"
+        );
+        assert_eq!(s.packets_lost, dropped, "{s:?}");
+        assert_eq!(s.packets_late, late, "late beyond the jitter window: {s:?}");
+        assert!(
+            s.packets_reordered > 0,
+            "the jitter reorders packets: {s:?}"
+        );
+    }
+    let (_, samples) = read_wav(&srs, &got.folder).await.unwrap();
+    let (l, r) = deinterleave(&samples);
+    // Onsets of the bursts after the first 2 s drift window (the first packet's own delay
+    // anchors each stream; the timeline then follows each sender's least-delayed packets).
+    for from in [2500 * 8usize, 3500 * 8] {
+        let (a, b) = (onset(&l, from), onset(&r, from));
+        let apart_ms = a.abs_diff(b) as f64 / 8.0;
+        eprintln!("burst after {} ms: channels {apart_ms} ms apart", from / 8);
+        assert!(
+            apart_ms <= 20.0,
+            "channels {apart_ms} ms apart ({a} vs {b})"
+        );
+    }
+    drop(relay);
     srs.shutdown().await.unwrap();
 }

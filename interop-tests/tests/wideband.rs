@@ -1,6 +1,7 @@
-//! Wideband codecs end to end: a test SRC sends G.722 and Opus to srs-server, which records
-//! at 16 kHz (any wideband stream) and keeps the content above 4 kHz; a narrowband stream in
-//! the same call is resampled; a configured 8 kHz recording still gets the in-band tone.
+//! Codecs end to end: a test SRC sends G.722 and Opus to srs-server, which records at 16 kHz
+//! (any wideband stream) and keeps the content above 4 kHz; a narrowband stream in the same
+//! call is resampled; configured 8 kHz and 48 kHz recordings still get the tones; comfort
+//! noise (RFC 3389) is recorded as silence.
 
 use std::time::Duration;
 
@@ -267,5 +268,77 @@ async fn payload_type_switch_within_the_answered_set() {
     let (l, _) = deinterleave(&samples);
     assert_tone_at(&l[1600..4000], 8000, 1000.0, &[700.0], "left, PCMU");
     assert_tone_at(&l[5600..8800], 8000, 1000.0, &[700.0], "left, PCMA");
+    srs.shutdown().await.unwrap();
+}
+
+/// recording_rate = 48000: Opus (7 kHz) and PCMU (440 Hz) are both brought to 48 kHz.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forced_48_khz_rate() {
+    let dir = tempfile::tempdir().unwrap();
+    let srs = server(dir.path(), "38600-38699", 48000).await;
+    let (rate, l, r, m) = record(&srs, (111, 7000.0), (0, 440.0), 1).await;
+    assert_eq!(rate, 48000);
+    let secs = l.len() as f64 / 48000.0;
+    assert!((secs - 1.0).abs() < 0.25, "duration {secs:.3} s");
+    assert_tone_at(
+        &l[9600..38400],
+        rate,
+        7000.0,
+        &[440.0, 3500.0, 14000.0],
+        "left (Opus at 48 kHz)",
+    );
+    assert_tone_at(
+        &r[9600..38400],
+        rate,
+        440.0,
+        &[7000.0, 880.0],
+        "right (PCMU at 48 kHz)",
+    );
+    assert_eq!(m.sample_rate, 48000);
+    srs.shutdown().await.unwrap();
+}
+
+/// RFC 3389 comfort noise in the middle of a stream is silence in the file, the tone before
+/// and after it stays where it was sent, and both channels keep the call's length.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn comfort_noise_is_recorded_as_silence() {
+    let dir = tempfile::tempdir().unwrap();
+    let srs = server(dir.path(), "38700-38799", 0).await;
+    let mut published = srs.subscribe();
+    let udp = srs.local_addrs()[0].addr;
+    let mut src = TestSrc::new(TestTransport::Udp, udp, (0, 1000.0), (0, 700.0))
+        .await
+        .unwrap();
+    src.legs[0].also_offer = vec![13];
+    let r = src.start(None).await;
+    let answer = String::from_utf8_lossy(&r.body).to_string();
+    assert!(
+        answer.contains("a=rtpmap:13 CN/8000"),
+        "CN answered: {answer}"
+    );
+    src.stream(Duration::from_millis(600)).await.unwrap();
+    src.legs[0].comfort_noise = true;
+    src.stream(Duration::from_millis(600)).await.unwrap();
+    src.legs[0].comfort_noise = false;
+    src.stream(Duration::from_millis(600)).await.unwrap();
+    src.hang_up().await;
+    let rec = interop_tests::next_recording(&mut published).await;
+    let s = &rec.manifest.streams[0];
+    assert_eq!((s.packets_received, s.packets_lost), (90, 0), "{s:?}");
+    assert_eq!(
+        s.codecs,
+        ["PCMU/8000"],
+        "CN is not a codec of the file: {s:?}"
+    );
+    let (_, samples) = read_wav(&srs, &rec.folder).await.unwrap();
+    let (l, r) = deinterleave(&samples);
+    assert_eq!(l.len(), r.len());
+    assert_tone_at(&l[800..4000], 8000, 1000.0, &[700.0], "left before CN");
+    // 4800..9600 is comfort noise; allow 20 ms of arrival jitter at each edge.
+    let quiet = &l[4800 + 160..9600 - 160];
+    let peak = quiet.iter().map(|x| x.unsigned_abs()).max().unwrap_or(0);
+    assert_eq!(peak, 0, "comfort noise is silence");
+    assert_tone_at(&l[10_400..13_600], 8000, 1000.0, &[700.0], "left after CN");
+    assert_tone_at(&r[5600..8800], 8000, 700.0, &[1000.0], "right all along");
     srs.shutdown().await.unwrap();
 }

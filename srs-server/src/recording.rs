@@ -516,7 +516,7 @@ impl Recording {
                 let late = s
                     .timeline
                     .and_then(|sid| stats.and_then(|st| st.streams.get(sid.0)))
-                    .map(|x| x.late_dropped_samples)
+                    .map(|x| x.late_dropped_packets)
                     .unwrap_or(0);
                 StreamInfo {
                     index: s.index,
@@ -531,8 +531,7 @@ impl Recording {
                     packets_lost: t.lost,
                     packets_duplicated: t.duplicated,
                     packets_reordered: t.reordered,
-                    // The timeline counts samples; report whole 20 ms packets' worth.
-                    packets_late: late / 160,
+                    packets_late: late,
                     ssrc_changes: t.ssrc_changes,
                     packets_foreign: s.foreign,
                     srtp: s.srtp.is_some(),

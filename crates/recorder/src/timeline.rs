@@ -118,6 +118,10 @@ pub struct StreamTimelineStats {
     /// Samples that arrived for positions already written to the file (late beyond the
     /// jitter window), plus stragglers of a previous SSRC; dropped.
     pub late_dropped_samples: u64,
+    /// Packets dropped whole for being late (their every sample is in
+    /// `late_dropped_samples`); a packet cut at the written edge is placed in part and not
+    /// counted here.
+    pub late_dropped_packets: u64,
     /// Times the stream was re-anchored at its arrival position (SSRC change, resume after
     /// pause, clock-rate change, timestamp jump, too far ahead, persistently late). The first
     /// anchor is not counted.
@@ -384,6 +388,7 @@ impl Timeline {
                     if old == ssrc && now.saturating_duration_since(at) <= jitter_window {
                         // A straggler from before the SSRC change: it belongs to the past.
                         st.stats.late_dropped_samples += n;
+                        st.stats.late_dropped_packets += 1;
                         return Ok(());
                     }
                 }
@@ -418,6 +423,7 @@ impl Timeline {
                         _ => {
                             st.late_since.get_or_insert(now);
                             st.stats.late_dropped_samples += n;
+                            st.stats.late_dropped_packets += 1;
                             return Ok(());
                         }
                     }

@@ -251,6 +251,10 @@ fn late_beyond_window_is_dropped_and_counted() {
     assert_run(&left, 1680, 8000, L);
     let s = stats.streams[0];
     assert_eq!(s.late_dropped_samples, 160 + 80);
+    assert_eq!(
+        s.late_dropped_packets, 1,
+        "the half-late packet is placed in part"
+    );
     assert_eq!(s.samples_placed, 48 * 160 + 80);
     assert_eq!(s.reanchors, 0);
 }
@@ -503,6 +507,7 @@ fn persistently_late_stream_reanchors_after_one_window() {
     assert_run(&left, 10_400, 24_000, L);
     assert_eq!(stats.streams[0].reanchors, 1);
     assert_eq!(stats.streams[0].late_dropped_samples, 15 * 160);
+    assert_eq!(stats.streams[0].late_dropped_packets, 15);
 }
 
 #[test]
