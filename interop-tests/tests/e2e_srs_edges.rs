@@ -127,14 +127,53 @@ async fn hostile_input_gets_answers_while_a_call_keeps_recording() {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let sock = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
         let mut answers = Vec::new();
+        // Sends `bytes` and returns the first final (non-1xx) response, if one comes.
         let ask = |bytes: Vec<u8>| {
             let sock = &sock;
             async move {
                 sock.send_to(&bytes, udp).await.unwrap();
                 let mut buf = vec![0u8; 65536];
-                match tokio::time::timeout(Duration::from_secs(2), sock.recv_from(&mut buf)).await {
-                    Ok(Ok((n, _))) => Some(String::from_utf8_lossy(&buf[..n]).to_string()),
-                    _ => None,
+                let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+                loop {
+                    match tokio::time::timeout_at(deadline, sock.recv_from(&mut buf)).await {
+                        Ok(Ok((n, _))) => {
+                            let text = String::from_utf8_lossy(&buf[..n]).to_string();
+                            if !text.starts_with("SIP/2.0 1") {
+                                return Some(text);
+                            }
+                        }
+                        _ => return None,
+                    }
+                }
+            }
+        };
+        // Sends `bytes`, then a well-formed OPTIONS; returns the status lines of every final
+        // response that came before the OPTIONS' own answer (the answers to `bytes`: the
+        // server handles one socket's datagrams in order), or None if the OPTIONS was not
+        // answered (the server stopped answering).
+        let ask_then_probe = |bytes: Vec<u8>, probe: String| {
+            let sock = &sock;
+            async move {
+                sock.send_to(&bytes, udp).await.unwrap();
+                let probe_id = format!("Call-ID: probe-{}\r\n", rand_u32());
+                let probe = probe.replacen("Call-ID: ", &format!("{probe_id}X-Was: "), 1);
+                sock.send_to(probe.as_bytes(), udp).await.unwrap();
+                let mut before = Vec::new();
+                let mut buf = vec![0u8; 65536];
+                loop {
+                    let got =
+                        tokio::time::timeout(Duration::from_secs(5), sock.recv_from(&mut buf));
+                    let Ok(Ok((n, _))) = got.await else {
+                        return None;
+                    };
+                    let text = String::from_utf8_lossy(&buf[..n]).to_string();
+                    let status = text.lines().next().unwrap_or("").to_string();
+                    if text.contains(&probe_id) {
+                        return Some((status, before));
+                    }
+                    if !status.starts_with("SIP/2.0 1") {
+                        before.push(status);
+                    }
                 }
             }
         };
@@ -191,24 +230,39 @@ async fn hostile_input_gets_answers_while_a_call_keeps_recording() {
             .into_bytes())
             .await,
         ));
-        // A request cut off in the middle of its headers: 400 or nothing, no crash.
+        // Each of these gets a 4xx or nothing, and the server still answers the OPTIONS sent
+        // right after it.
         let cut = head("OPTIONS", "", 0);
-        sock.send_to(&cut.as_bytes()[..cut.len() / 2], udp)
-            .await
-            .unwrap();
-        // Pure garbage and non-UTF-8: no answer, no crash.
-        sock.send_to(b"\xff\xfe\x00garbage", udp).await.unwrap();
-        sock.send_to(&vec![b'A'; 60_000], udp).await.unwrap();
-        // 10,000 headers over UDP → refused.
         let mut many = head("OPTIONS", "", 0);
         many.truncate(many.len() - "Content-Length: 0\r\n\r\n".len());
         for i in 0..10_000 {
             many.push_str(&format!("X-{i}: y\r\n"));
         }
         many.push_str("Content-Length: 0\r\n\r\n");
-        sock.send_to(&many.as_bytes()[..many.len().min(65_000)], udp)
-            .await
-            .unwrap();
+        let mut binary = head("OPTIONS", "X-Bin: \u{1}\r\n", 0).into_bytes();
+        let at = binary.iter().position(|&b| b == 1).unwrap();
+        binary.splice(at..=at, [0xff, 0xfe, 0xc3]);
+        let cases: Vec<(&str, Vec<u8>)> = vec![
+            // A request cut off in the middle of its headers.
+            ("truncated", cut.as_bytes()[..cut.len() / 2].to_vec()),
+            // Pure garbage, starting with bytes that are not UTF-8.
+            ("garbage", b"\xff\xfe\x00garbage".to_vec()),
+            // A 60 KB datagram of nothing SIP.
+            ("60 KB", vec![b'A'; 60_000]),
+            // 10,000 headers over UDP.
+            (
+                "10,000 headers",
+                many.as_bytes()[..many.len().min(65_000)].to_vec(),
+            ),
+            // A well-framed request with a header value that is not UTF-8.
+            ("non-UTF-8 header", binary),
+        ];
+        let expected_400 = ["10,000 headers", "non-UTF-8 header"];
+        let mut outcomes = Vec::new();
+        for (name, bytes) in cases {
+            let got = ask_then_probe(bytes, head("OPTIONS", "", 0)).await;
+            outcomes.push((name, got, expected_400.contains(&name)));
+        }
         // TCP: headers that never end (over 64 KiB) → the connection is closed.
         let mut c = tokio::net::TcpStream::connect(tcp).await.unwrap();
         let junk = format!(
@@ -221,7 +275,7 @@ async fn hostile_input_gets_answers_while_a_call_keeps_recording() {
             tokio::time::timeout(Duration::from_secs(5), c.read(&mut buf)).await,
             Ok(Ok(0)) | Ok(Err(_))
         );
-        (answers, closed)
+        (answers, outcomes, closed)
     });
 
     src.stream(Duration::from_secs(1)).await.unwrap();
@@ -246,7 +300,7 @@ async fn hostile_input_gets_answers_while_a_call_keeps_recording() {
         }
     }
     src.stream(Duration::from_secs(1)).await.unwrap();
-    let (answers, tcp_closed) = attacker.await.unwrap();
+    let (answers, outcomes, tcp_closed) = attacker.await.unwrap();
     src.hang_up().await;
 
     let status = |name: &str| -> String {
@@ -265,18 +319,34 @@ async fn hostile_input_gets_answers_while_a_call_keeps_recording() {
         "{}",
         status("unknown dialog")
     );
-    let deep = status("deep metadata");
+    // Both calls are accepted; their documents are refused by the parser and kept as received
+    // (checked in recording.json below).
     assert!(
-        deep.starts_with("SIP/2.0 100")
-            || deep.starts_with("SIP/2.0 200")
-            || deep.starts_with("SIP/2.0 413"),
-        "{deep}"
+        status("deep metadata").starts_with("SIP/2.0 200"),
+        "{}",
+        status("deep metadata")
     );
-    let dtd = status("dtd metadata");
     assert!(
-        dtd.starts_with("SIP/2.0 100") || dtd.starts_with("SIP/2.0 200"),
-        "{dtd}"
+        status("dtd metadata").starts_with("SIP/2.0 200"),
+        "{}",
+        status("dtd metadata")
     );
+    for (name, got, want_400) in &outcomes {
+        eprintln!("{name}: {got:?}");
+        let (probe, before) = got
+            .as_ref()
+            .unwrap_or_else(|| panic!("after {name}: the server stopped answering"));
+        assert!(probe.starts_with("SIP/2.0 200"), "after {name}: {probe}");
+        assert!(
+            before.iter().all(|s| s.starts_with("SIP/2.0 4")),
+            "{name}: 4xx or nothing, got {before:?}"
+        );
+        if *want_400 {
+            // Every header a response needs is there: the problem is named in a 400.
+            assert_eq!(before.len(), 1, "{name}: {before:?}");
+            assert!(before[0].starts_with("SIP/2.0 400"), "{name}: {before:?}");
+        }
+    }
     assert!(tcp_closed, "oversized TCP headers close the connection");
 
     // The victim call is intact; the DTD call (never BYE'd) is not needed for this check.
@@ -305,6 +375,22 @@ async fn hostile_input_gets_answers_while_a_call_keeps_recording() {
         assert!(!entry.to_string_lossy().contains("/../"), "{entry:?}");
     }
     assert!(!dir.path().join("x").exists());
+    // The DTD and the deeply nested documents are listed as metadata errors of their calls.
+    let errors: Vec<String> = walk(&root)
+        .iter()
+        .filter(|p| p.ends_with("recording.json"))
+        .flat_map(|p| {
+            let m: siprec_storage::Manifest =
+                serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap();
+            m.metadata_errors
+        })
+        .collect();
+    for want in ["DOCTYPE / DTD", "nests elements deeper"] {
+        assert!(
+            errors.iter().any(|e| e.contains(want)),
+            "{want} in {errors:?}"
+        );
+    }
 }
 
 fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {

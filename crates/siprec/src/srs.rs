@@ -1247,8 +1247,10 @@ fn is_paused(offer: &SessionDescription, media: &[AnsweredMedia]) -> bool {
 
 /// Builds a 400 for bytes rsip could not parse, when the headers a response needs can be found
 /// (RFC 3261 §8.1.3.1 needs Via, From, To, Call-ID, CSeq). Responses are never answered.
+/// Bytes that are not UTF-8 elsewhere in the message (a header value, the body) do not stop
+/// the answer; in one of those five headers they do (they would be echoed).
 fn raw_bad_request(bytes: &[u8], why: &str) -> Option<Vec<u8>> {
-    let text = std::str::from_utf8(bytes.get(..bytes.len().min(8192))?).ok()?;
+    let text = String::from_utf8_lossy(bytes.get(..bytes.len().min(8192))?);
     let mut lines = text.split("\r\n");
     let first = lines.next()?;
     if first.starts_with("SIP/") || !first.ends_with("SIP/2.0") {
@@ -1272,6 +1274,9 @@ fn raw_bad_request(bytes: &[u8], why: &str) -> Option<Vec<u8>> {
             "cseq" => 4,
             _ => continue,
         };
+        if value.contains(char::REPLACEMENT_CHARACTER) {
+            return None;
+        }
         have[idx] = true;
         let canonical = ["Via", "From", "To", "Call-ID", "CSeq"][idx];
         out.push_str(&format!("{canonical}: {}\r\n", value.trim()));

@@ -485,6 +485,20 @@ fn unparseable_request_gets_400_when_it_can_be_answered() {
     assert_eq!(r.status_code.code(), 400);
     h.send(b"\x00\x01garbage that is not SIP at all");
     assert!(h.transmits().is_empty(), "nothing to answer");
+    // A header value that is not UTF-8: still answered, with the reason.
+    let binary = b"OPTIONS sip:srs@192.0.2.10 SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bK2\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:srs@c>\r\nCall-ID: y\r\nCSeq: 1 OPTIONS\r\nX-Bin: \xff\xfe\r\nContent-Length: 0\r\n\r\n";
+    h.send(binary);
+    let r = h.final_response();
+    assert_eq!(r.status_code.code(), 400);
+    let warning = message::header_value(&r.headers, "Warning").unwrap_or_default();
+    assert!(warning.contains("UTF-8"), "{warning}");
+    // Not UTF-8 in the Call-ID: it cannot be echoed, so nothing is sent.
+    let in_call_id = b"OPTIONS sip:srs@192.0.2.10 SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bK3\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:srs@c>\r\nCall-ID: \xff\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n";
+    h.send(in_call_id);
+    assert!(
+        h.transmits().is_empty(),
+        "a Call-ID that is not UTF-8 is not echoed"
+    );
 }
 
 #[test]
