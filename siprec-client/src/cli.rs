@@ -221,6 +221,9 @@ pub struct RecordArgs {
     /// When to offer SRTP (RTP/SAVP with an SDES key): sips (for sips: SRSs), always, never.
     #[arg(long, value_name = "WHEN", default_value = "sips", value_parser = ["sips", "always", "never"])]
     pub srtp: String,
+    /// SRTP suite offered: 80 (AES_CM_128_HMAC_SHA1_80) or 32 (AES_CM_128_HMAC_SHA1_32).
+    #[arg(long, value_name = "BITS", default_value = "80", value_parser = ["80", "32"])]
+    pub srtp_suite: String,
     /// Codecs offered, in preference order: PCMU, PCMA, G722, opus (comma-separated).
     #[arg(
         long,
@@ -502,6 +505,11 @@ pub async fn record(args: RecordArgs, out: Box<dyn Write + Send>) -> Result<Summ
             "always" => siprec_core::src::SrtpOffer::Always,
             "never" => siprec_core::src::SrtpOffer::Never,
             _ => siprec_core::src::SrtpOffer::Sips,
+        },
+        srtp_suite: if args.srtp_suite == "32" {
+            siprec_rtp::srtp::SrtpSuite::AesCm128HmacSha1_32
+        } else {
+            siprec_rtp::srtp::SrtpSuite::AesCm128HmacSha1_80
         },
         ..ClientConfig::default()
     };

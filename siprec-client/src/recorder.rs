@@ -54,6 +54,8 @@ pub struct ClientConfig {
     pub client_cert: Option<(PathBuf, PathBuf)>,
     /// When to offer SRTP (SDES keys): for `sips:` SRSs by default.
     pub srtp: siprec_core::src::SrtpOffer,
+    /// The SRTP suite offered: `AES_CM_128_HMAC_SHA1_80` by default, or `_32`.
+    pub srtp_suite: siprec_rtp::srtp::SrtpSuite,
     /// Codecs offered, in preference order (default PCMU, PCMA; G.722 and Opus are sent
     /// too when an SRS picks them).
     pub codecs: Vec<siprec_sdp::Format>,
@@ -77,6 +79,7 @@ impl Default for ClientConfig {
             ca_file: None,
             client_cert: None,
             srtp: siprec_core::src::SrtpOffer::Sips,
+            srtp_suite: siprec_rtp::srtp::SrtpSuite::AesCm128HmacSha1_80,
             codecs: vec![siprec_sdp::Format::pcmu(), siprec_sdp::Format::pcma()],
             dns_server: None,
             resolver: None,
@@ -181,6 +184,7 @@ impl Recorder {
         core_cfg.target_timeout = config.target_timeout;
         core_cfg.request_timeout = config.request_timeout;
         core_cfg.srtp = config.srtp;
+        core_cfg.srtp_suite = config.srtp_suite;
         if !config.codecs.is_empty() {
             core_cfg.codecs = config.codecs.clone();
         }

@@ -897,6 +897,9 @@ pub struct SrcConfig {
     /// When to offer SRTP (`RTP/SAVP` with an SDES `a=crypto` key, RFC 4568): by default for
     /// `sips:` SRSs only.
     pub srtp: SrtpOffer,
+    /// The SRTP crypto suite offered (one `a=crypto` line per m-line, tag 1). Default
+    /// `AES_CM_128_HMAC_SHA1_80` (RFC 4568 §6.2.1); `_32` saves 6 bytes per packet.
+    pub srtp_suite: siprec_rtp::srtp::SrtpSuite,
 }
 
 /// When an SRC offers SRTP.
@@ -912,15 +915,9 @@ pub enum SrtpOffer {
     Always,
 }
 
-/// Two fresh SRTP keys (caller and callee legs), AES_CM_128_HMAC_SHA1_80.
-fn new_srtp_keys() -> [siprec_rtp::srtp::SdesKey; 2] {
-    [(); 2].map(|_| {
-        siprec_rtp::srtp::SdesKey::new(
-            1,
-            siprec_rtp::srtp::SrtpSuite::AesCm128HmacSha1_80,
-            rand::random(),
-        )
-    })
+/// Two fresh SRTP keys (caller and callee legs) of `suite`, tag 1.
+fn new_srtp_keys(suite: siprec_rtp::srtp::SrtpSuite) -> [siprec_rtp::srtp::SdesKey; 2] {
+    [(); 2].map(|_| siprec_rtp::srtp::SdesKey::new(1, suite, rand::random()))
 }
 
 /// RFC 3261 §18.1.1: above this size (path MTU unknown) a request must not go over UDP.
@@ -946,6 +943,7 @@ impl SrcConfig {
             max_redirects: 3,
             large_requests_over_tcp: true,
             srtp: SrtpOffer::Sips,
+            srtp_suite: siprec_rtp::srtp::SrtpSuite::AesCm128HmacSha1_80,
         }
     }
 
@@ -1616,8 +1614,8 @@ impl SrcCore {
                 uri: uri.clone(),
             });
             let srtp_keys = match self.config.srtp {
-                SrtpOffer::Always => Some(new_srtp_keys()),
-                SrtpOffer::Sips if uri.secure => Some(new_srtp_keys()),
+                SrtpOffer::Always => Some(new_srtp_keys(self.config.srtp_suite)),
+                SrtpOffer::Sips if uri.secure => Some(new_srtp_keys(self.config.srtp_suite)),
                 _ => None,
             };
             self.rss.push(Rs {
@@ -3862,6 +3860,10 @@ mod tests {
         scheduled: Vec<(Instant, ServerKey, Response)>,
         pending_invites: Vec<(ServerKey, Request)>,
         version: u64,
+        /// How SRTP offers are answered: `None` declined (the SRS cannot decrypt),
+        /// `Some(true)` accepted with a key of the same tag and suite, `Some(false)` answered
+        /// `RTP/AVP` (a broken SRS that would take the audio in clear).
+        srtp: Option<bool>,
     }
 
     impl FakeSrs {
@@ -3882,6 +3884,7 @@ mod tests {
                 scheduled: Vec::new(),
                 pending_invites: Vec::new(),
                 version: 1,
+                srtp: None,
             }
         }
 
@@ -3904,9 +3907,25 @@ mod tests {
         fn answer(&mut self, req: &Request) -> Option<String> {
             let ct = header_values(&req.headers, "Content-Type");
             let parts = body::split(ct.first().map(String::as_str), &req.body).ok()?;
-            let offer = siprec_sdp::parse(&parts.sdp?).ok()?;
+            let mut sdp = String::from_utf8(parts.sdp?).ok()?;
+            if self.srtp == Some(false) {
+                sdp = sdp.replace("RTP/SAVP", "RTP/AVP");
+            }
+            let offer = siprec_sdp::parse(sdp.as_bytes()).ok()?;
             self.version += 1;
-            let cfg = AnswerConfig::new(self.addr.ip(), 7, self.version);
+            let mut cfg = AnswerConfig::new(self.addr.ip(), 7, self.version);
+            if self.srtp == Some(true) {
+                cfg.srtp = true;
+                cfg.local_crypto = offer
+                    .media
+                    .iter()
+                    .map(|m| {
+                        siprec_rtp::srtp::SdesKey::choose(&m.crypto).map(|k| {
+                            siprec_rtp::srtp::SdesKey::new(k.tag, k.suite, [7; 30]).to_attribute()
+                        })
+                    })
+                    .collect();
+            }
             let ports: Vec<Option<u16>> = (0..offer.media.len())
                 .map(|i| Some(30000 + 2 * i as u16 + self.addr.port() % 100 * 10))
                 .collect();
@@ -4567,6 +4586,79 @@ mod tests {
         assert!(xml.contains(">inbound</direction>"));
         // The SRS got its ACK.
         assert_eq!(net.srs[0].acks.len(), 1);
+    }
+
+    /// The SDP part of the first INVITE `srs` received.
+    fn offer_of(srs: &FakeSrs) -> String {
+        let inv = &srs.received[0];
+        let ct = header_value(&inv.headers, "Content-Type").unwrap();
+        let mp = siprec_sip::multipart::parse(&ct, &inv.body).unwrap();
+        String::from_utf8(mp.part_by_type("application/sdp").unwrap().body.clone()).unwrap()
+    }
+
+    #[test]
+    fn srtp_is_offered_as_configured_and_never_sent_in_clear() {
+        use siprec_rtp::srtp::SrtpSuite;
+        // Default (sips only): a sip: SRS gets plain RTP.
+        let mut net = Net::new(vec![FakeSrs::new(A, InviteMode::Accept)]);
+        net.start(&list(&[A]), None);
+        let offer = offer_of(&net.srs[0]);
+        assert!(
+            offer.contains("RTP/AVP 0 8") && !offer.contains("a=crypto"),
+            "{offer}"
+        );
+
+        // Always, with the 32-bit tag: one a=crypto per m-line; an SRS that takes SRTP gets
+        // packets protected with our key of that suite.
+        let mut cfg = config();
+        cfg.srtp = SrtpOffer::Always;
+        cfg.srtp_suite = SrtpSuite::AesCm128HmacSha1_32;
+        let mut srs = FakeSrs::new(A, InviteMode::Accept);
+        srs.srtp = Some(true);
+        let mut net = Net::with_config(vec![srs], cfg.clone());
+        let op = net.start(&list(&[A]), None);
+        let out = net.outcome(op).unwrap();
+        assert_eq!(out.reply, Reply::Started);
+        let offer = offer_of(&net.srs[0]);
+        assert_eq!(offer.matches("RTP/SAVP 0 8").count(), 2, "{offer}");
+        assert_eq!(
+            offer
+                .matches("a=crypto:1 AES_CM_128_HMAC_SHA1_32 inline:")
+                .count(),
+            2,
+            "{offer}"
+        );
+        let plan = net.plans(out.srs[0].rs).pop().expect("a media plan");
+        assert!(plan.sending);
+        for leg in &plan.legs {
+            let key = leg
+                .as_ref()
+                .and_then(|l| l.srtp.as_ref())
+                .expect("SRTP leg");
+            assert_eq!(key.suite, SrtpSuite::AesCm128HmacSha1_32);
+            assert!(offer.contains(&key.to_attribute()), "our own key is used");
+        }
+
+        // An SRS that answers RTP/AVP to the SRTP offer: nothing is sent in clear.
+        let mut srs = FakeSrs::new(A, InviteMode::Accept);
+        srs.srtp = Some(false);
+        let mut net = Net::with_config(vec![srs], cfg.clone());
+        let op = net.start(&list(&[A]), None);
+        let rs = net.outcome(op).unwrap().srs[0].rs;
+        let plans = net.plans(rs);
+        assert!(!plans.is_empty());
+        assert!(
+            plans
+                .iter()
+                .all(|p| p.legs.iter().all(Option::is_none) && !p.sending),
+            "{plans:?}"
+        );
+
+        // Never: plain RTP whatever the URI.
+        cfg.srtp = SrtpOffer::Never;
+        let mut net = Net::with_config(vec![FakeSrs::new(A, InviteMode::Accept)], cfg);
+        net.start(&list(&[A]), None);
+        assert!(!offer_of(&net.srs[0]).contains("RTP/SAVP"));
     }
 
     fn print_message_of(r: &Request) -> Vec<u8> {
