@@ -53,6 +53,12 @@ pub enum Fault {
     NoContact,
     /// The 2xx to an initial INVITE names a closed UDP port for the first stream.
     ClosedRtpPort,
+    /// The ACK for the 2xx to an initial INVITE is dropped (the SRS keeps retransmitting
+    /// its 2xx, as if it ignored the ACK).
+    DropAck,
+    /// The 2xx to an initial INVITE lists the m-lines in reverse order (labels and ports
+    /// with them).
+    SwappedMlines,
 }
 
 /// What to do with a message from the client.
@@ -177,7 +183,19 @@ fn from_client(bytes: &[u8], fault: Fault, state: &Mutex<State>) -> Action {
             return Action::Reply(print_message(&SipMessage::Response(resp)));
         }
         // The ACK for the relay's own 500 stays with the relay.
-        Method::Ack if key.is_some_and(|k| state.lock().is_ok_and(|s| s.refused.contains(&k))) => {
+        Method::Ack
+            if key
+                .as_ref()
+                .is_some_and(|k| state.lock().is_ok_and(|s| s.refused.contains(k))) =>
+        {
+            return Action::Drop;
+        }
+        Method::Ack
+            if fault == Fault::DropAck
+                && key
+                    .as_ref()
+                    .is_some_and(|k| state.lock().is_ok_and(|s| s.initial.contains(k))) =>
+        {
             return Action::Drop;
         }
         Method::Bye if fault == Fault::IgnoreBye => return Action::Drop,
@@ -241,6 +259,21 @@ fn from_server(bytes: &[u8], fault: Fault, state: &Mutex<State>) -> Vec<u8> {
             resp.body.clear();
             resp.headers
                 .retain(|h| !matches!(h, rsip::Header::ContentType(_)));
+        }
+        Fault::SwappedMlines if initial_invite_2xx => {
+            let body = String::from_utf8_lossy(&resp.body).to_string();
+            let mut blocks: Vec<&str> = body.split("\r\nm=").collect();
+            if blocks.len() > 2 {
+                let session = blocks.remove(0);
+                blocks.reverse();
+                let mut out = session.to_string();
+                for b in &blocks {
+                    out.push_str("\r\nm=");
+                    out.push_str(b.trim_end_matches("\r\n"));
+                }
+                out.push_str("\r\n");
+                resp.body = out.into_bytes();
+            }
         }
         Fault::NoContact => {
             resp.headers

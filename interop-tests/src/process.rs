@@ -12,6 +12,12 @@ use tokio::sync::mpsc;
 
 /// The srs-server binary of this workspace's target directory (built if missing).
 pub fn srs_server_bin() -> anyhow::Result<PathBuf> {
+    workspace_bin("srs-server")
+}
+
+/// A binary (`srs-server`, `siprec-client`, ...) of this workspace's target directory, built
+/// if missing.
+pub fn workspace_bin(name: &str) -> anyhow::Result<PathBuf> {
     // Test executables live in target/<profile>/deps; binaries in target/<profile>.
     let exe = std::env::current_exe()?;
     let profile_dir = exe
@@ -25,17 +31,17 @@ pub fn srs_server_bin() -> anyhow::Result<PathBuf> {
         })
         .ok_or_else(|| anyhow!("cannot tell the target directory from {}", exe.display()))?
         .to_path_buf();
-    let bin = profile_dir.join("srs-server");
+    let bin = profile_dir.join(name);
     if !bin.is_file() {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let mut cmd = std::process::Command::new(cargo);
         // Whole-workspace feature resolution, as `cargo test --workspace` has: only the
         // binary is linked, no dependency is rebuilt with other features.
-        cmd.args(["build", "--workspace", "--bin", "srs-server"]);
+        cmd.args(["build", "--workspace", "--bin", name]);
         if profile_dir.ends_with("release") {
             cmd.arg("--release");
         }
-        let st = cmd.status().context("building srs-server")?;
+        let st = cmd.status().with_context(|| format!("building {name}"))?;
         if !st.success() || !bin.is_file() {
             bail!("cannot build {}", bin.display());
         }

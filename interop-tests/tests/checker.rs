@@ -133,7 +133,7 @@ async fn srs_server_passes_every_check_and_the_cli_reports_it() {
         text.lines()
             .next()
             .unwrap()
-            .ends_with("22 passed, 0 failed, 0 warnings, 1 skipped"),
+            .ends_with("23 passed, 0 failed, 0 warnings, 1 skipped"),
         "{text}"
     );
     srs.shutdown().await.unwrap();
@@ -152,12 +152,14 @@ async fn each_seeded_fault_is_flagged_exactly() {
         (Fault::DropUpdate, &["metadata-update", "partial-metadata"]),
         (Fault::NoContact, &["contact"]),
         (Fault::ClosedRtpPort, &["audio"]),
+        (Fault::DropAck, &["ack"]),
+        (Fault::SwappedMlines, &["answer-mlines"]),
     ];
     let dir = tempfile::tempdir().unwrap();
     let mut runs = Vec::new();
     for (i, (fault, expected)) in cases.iter().enumerate() {
         let d = dir.path().join(format!("{i}"));
-        let rtp = 20000 + 200 * i as u16;
+        let rtp = 40000 + 200 * i as u16;
         runs.push(async move {
             let srs = start_srs(&d, rtp).await;
             let relay = FaultRelay::start(
@@ -237,5 +239,57 @@ async fn sips_uri_is_checked_over_tls() {
     let r = run(&cfg, |_, _, _| {}).await.unwrap();
     assert_eq!(r.failed(), ["tls"]);
     assert_eq!(r.count(Status::Skip), r.checks.len() - 1);
+    srs.shutdown().await.unwrap();
+}
+
+/// The binary's exit status: 0 when every check passes, 1 on a FAIL, 2 when the check
+/// cannot run (here: a URI that is not a SIP URI).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_exits_0_1_or_2() {
+    let bin = interop_tests::process::workspace_bin("siprec-client").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let srs = start_srs(dir.path(), 42600).await;
+    let relay = FaultRelay::start(
+        addr(&srs, Transport::Udp),
+        addr(&srs, Transport::Tcp),
+        Fault::NoContact,
+    )
+    .await
+    .unwrap();
+    let exit = |uri: String| {
+        let bin = bin.clone();
+        async move {
+            let out = tokio::process::Command::new(&bin)
+                .args([
+                    "check",
+                    &uri,
+                    "--sessions",
+                    "1",
+                    "--audio",
+                    "1s",
+                    "--timeout",
+                    "2s",
+                ])
+                .args(["--local-ip", "127.0.0.1"])
+                .output()
+                .await
+                .unwrap();
+            let text = String::from_utf8_lossy(&out.stdout).to_string();
+            (
+                out.status.code(),
+                text,
+                String::from_utf8_lossy(&out.stderr).to_string(),
+            )
+        }
+    };
+    let (code, text, _) = exit(format!("sip:{}", addr(&srs, Transport::Udp))).await;
+    assert_eq!(code, Some(0), "{text}");
+    let (code, text, _) = exit(format!("sip:{}", relay.udp)).await;
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("FAIL  contact"), "{text}");
+    let (code, _, err) = exit("https://srs.example.com".into()).await;
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("https://"), "names the problem: {err}");
+    drop(relay);
     srs.shutdown().await.unwrap();
 }

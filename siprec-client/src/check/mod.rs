@@ -33,7 +33,7 @@ use std::time::Duration;
 
 use siprec_core::src::{Host, SrsUri};
 use siprec_sdp::{Direction, SessionDescription};
-use siprec_sip::message::{header_value, new_branch, new_call_id, new_tag};
+use siprec_sip::message::{call_id, cseq, header_value, new_branch, new_call_id, new_tag};
 use siprec_sip::rsip::Method;
 use siprec_sip::transaction::{Peer, Transport};
 use siprec_sip_tokio::TlsClient;
@@ -200,6 +200,11 @@ pub const CHECKS: &[(&str, &str, &str)] = &[
         "audio",
         "RFC 7866 §8",
         "RTP taken: no ICMP unreachable, no BYE",
+    ),
+    (
+        "ack",
+        "RFC 3261 §13.3.1.4",
+        "ACK taken: the 2xx is not retransmitted after it",
     ),
     (
         "pause",
@@ -530,6 +535,7 @@ async fn main_session<F: FnMut(usize, usize, &str)>(
         "answer-ports",
         "contact",
         "audio",
+        "ack",
         "pause",
         "resume",
         "session-refresh",
@@ -630,6 +636,28 @@ async fn main_session<F: FnMut(usize, usize, &str)>(
         None => run.skip("audio", "no SDP answer: no address to send RTP to"),
     }
 
+    // The audio check took a second or more: an SRS that missed our ACK has retransmitted
+    // its 2xx by now (T1 = 500 ms).
+    run.begin("ack");
+    let invite_key = s
+        .invite
+        .as_ref()
+        .and_then(|r| call_id(&r.headers).zip(cseq(&r.headers).map(|(n, _)| n)));
+    match invite_key {
+        Some((call, n)) => match probe.retransmitted_after_ack(&call, n) {
+            0 => run.pass("ack", "no 2xx retransmission after the ACK"),
+            k => run.fail(
+                "ack",
+                "no copy of the 2xx once the ACK has arrived",
+                format!(
+                    "the 2xx was sent {k} more time(s) more than {} ms after our ACK",
+                    probe::ACK_CROSSING.as_millis()
+                ),
+            ),
+        },
+        None => run.skip("ack", "no INVITE"),
+    }
+
     // Pause and resume (RFC 7866 §8.1.2): every stream inactive, then sendonly again.
     let wait = ctx.cfg.timeout;
     for (id, dir, want) in [
@@ -698,7 +726,26 @@ fn judge_answer<F: FnMut(usize, usize, &str)>(
     run.begin("answer-mlines");
     let kinds =
         |sd: &SessionDescription| sd.media.iter().map(|m| m.media.clone()).collect::<Vec<_>>();
-    if kinds(offer) == kinds(answer) {
+    // RFC 4574 labels, where the answer repeats them, must stay on their m-lines.
+    let moved: Vec<String> = offer
+        .media
+        .iter()
+        .zip(&answer.media)
+        .filter_map(|(o, a)| match (&o.label, &a.label) {
+            (Some(x), Some(y)) if x != y => Some(format!(
+                "m-line {}: a=label:{y} (offered a=label:{x})",
+                a.index + 1
+            )),
+            _ => None,
+        })
+        .collect();
+    if kinds(offer) == kinds(answer) && !moved.is_empty() {
+        run.fail(
+            "answer-mlines",
+            format!("the offer's m-lines in its order in the {what} (labels in place)"),
+            moved.join("; "),
+        );
+    } else if kinds(offer) == kinds(answer) {
         run.pass(
             "answer-mlines",
             format!("{} m-lines, same order as the offer", answer.media.len()),

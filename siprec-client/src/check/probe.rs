@@ -24,6 +24,10 @@ use tokio::sync::mpsc;
 
 use crate::Error;
 
+/// A copy of a 2xx arriving this soon after our ACK may have crossed it on the wire; later
+/// ones mean the ACK was not taken (the first retransmission is due T1 = 500 ms after the 2xx).
+pub const ACK_CROSSING: Duration = Duration::from_millis(200);
+
 /// What came back for one request.
 #[derive(Debug, Clone, Default)]
 pub struct Exchange {
@@ -80,6 +84,9 @@ pub struct Probe {
     timed_out: Vec<ClientKey>,
     /// ACKs sent for 2xx responses, by (Call-ID, CSeq number): re-sent when the 2xx is.
     acks: HashMap<(String, u32), Request>,
+    /// When each of those ACKs was first sent, and how many copies of its 2xx came more
+    /// than [`ACK_CROSSING`] after it (the SRS did not take the ACK).
+    ack_times: HashMap<(String, u32), (std::time::Instant, u32)>,
     /// Transport errors on send.
     send_errors: Vec<String>,
     /// Longest a send may take (a TCP or TLS connect to a host that drops SYNs).
@@ -146,6 +153,7 @@ impl Probe {
             by_key: HashMap::new(),
             timed_out: Vec::new(),
             acks: HashMap::new(),
+            ack_times: HashMap::new(),
             send_errors: Vec::new(),
             send_timeout: Duration::from_secs(5),
         })
@@ -209,7 +217,10 @@ impl Probe {
     pub async fn ack(&mut self, ack: Request) {
         if let Some(id) = call_id(&ack.headers) {
             if let Some((n, _)) = cseq(&ack.headers) {
-                self.acks.insert((id, n), ack.clone());
+                self.acks.insert((id.clone(), n), ack.clone());
+                self.ack_times
+                    .entry((id, n))
+                    .or_insert((std::time::Instant::now(), 0));
             }
         }
         self.layer.send_request(Instant::now(), self.target, ack);
@@ -352,8 +363,22 @@ impl Probe {
         self.flush().await;
     }
 
+    /// Copies of the 2xx to INVITE (`call`, `cseq`) that came more than [`ACK_CROSSING`]
+    /// after our ACK: an SRS that took the ACK stops retransmitting (RFC 3261 §13.3.1.4).
+    pub fn retransmitted_after_ack(&self, call: &str, cseq: u32) -> u32 {
+        self.ack_times
+            .get(&(call.to_string(), cseq))
+            .map(|(_, n)| *n)
+            .unwrap_or(0)
+    }
+
     fn resend_ack(&mut self, response: &Response) {
         let key = call_id(&response.headers).zip(cseq(&response.headers).map(|(n, _)| n));
+        if let Some((at, n)) = key.as_ref().and_then(|k| self.ack_times.get_mut(k)) {
+            if at.elapsed() > ACK_CROSSING {
+                *n += 1;
+            }
+        }
         if let Some(ack) = key.and_then(|k| self.acks.get(&k)).cloned() {
             self.layer
                 .send_stateless(self.target, SipMessage::Request(ack));
