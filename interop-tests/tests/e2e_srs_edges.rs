@@ -1,5 +1,6 @@
 //! End to end edge cases on a running srs-server: the media timeout (and its absence while
-//! paused), and hostile input arriving while another call records.
+//! paused), hostile input arriving while another call records, and the source allowlist on
+//! every transport.
 
 use std::time::{Duration, Instant};
 
@@ -457,5 +458,54 @@ async fn without_latching_rtp_comes_only_from_the_sdp_address() {
     let s = &rec.manifest.streams[0];
     assert_eq!((s.packets_received, s.packets_foreign), (25, 10), "{s:?}");
     assert_eq!(rec.manifest.streams[1].packets_foreign, 0);
+    srs.shutdown().await.unwrap();
+}
+
+/// `sip_allow` on a running server: a UDP request from outside gets `403` with the reason; a
+/// TCP connection from outside is closed at accept, before anything is read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sources_outside_sip_allow_get_403_over_udp_and_a_closed_connection_over_tcp() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = srs_server::Config {
+        listen: vec!["udp:127.0.0.1:0".into(), "tcp:127.0.0.1:0".into()],
+        rtp_ports: "31900-31999".into(),
+        storage: dir.path().join("recordings").display().to_string(),
+        spool: dir.path().join("spool"),
+        sip_allow: vec!["192.0.2.0/24".into()],
+        ..srs_server::Config::default()
+    };
+    let srs = srs_server::Server::start(cfg.validate().unwrap())
+        .await
+        .unwrap();
+    let options = |transport: &str| {
+        format!(
+            "OPTIONS sip:srs@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/{transport} 127.0.0.1:9;branch=z9hG4bK{}\r\nFrom: <sip:x@y>;tag=1\r\nTo: <sip:srs@127.0.0.1>\r\nCall-ID: allow-{}\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n",
+            rand_u32(),
+            rand_u32()
+        )
+    };
+    let sock = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    sock.send_to(options("UDP").as_bytes(), addr(&srs, Transport::Udp))
+        .await
+        .unwrap();
+    let mut buf = vec![0u8; 4096];
+    let (n, _) = tokio::time::timeout(Duration::from_secs(5), sock.recv_from(&mut buf))
+        .await
+        .expect("an answer")
+        .unwrap();
+    let text = String::from_utf8_lossy(&buf[..n]).to_string();
+    assert!(text.starts_with("SIP/2.0 403"), "{text}");
+
+    let mut c = tokio::net::TcpStream::connect(addr(&srs, Transport::Tcp))
+        .await
+        .unwrap();
+    let _ = c.write_all(options("TCP").as_bytes()).await;
+    let mut b = [0u8; 64];
+    let got = tokio::time::timeout(Duration::from_secs(5), c.read(&mut b)).await;
+    assert!(
+        matches!(got, Ok(Ok(0)) | Ok(Err(_))),
+        "closed without an answer: {got:?}"
+    );
     srs.shutdown().await.unwrap();
 }

@@ -21,6 +21,7 @@ use siprec_storage::S3Options;
 /// - `media_ip`: the listen address when it is specific, else the address the OS would use
 ///   to reach the SRC
 /// - `max_sessions`: 1000
+/// - `max_connections`: 10000 open TCP/TLS connections
 /// - `instance_id`: the host name
 /// - `tls_cert`, `tls_key`: none (required with a `tls:` listener)
 /// - `s3`: empty (an `s3://` storage takes its settings from the `AWS_*` environment)
@@ -54,6 +55,9 @@ pub struct Config {
     pub media_ip: Option<IpAddr>,
     /// Most concurrent recording sessions.
     pub max_sessions: usize,
+    /// Most TCP and TLS connections open at once (TLS handshakes included); beyond it new
+    /// connections are closed at accept.
+    pub max_connections: usize,
     /// Instance identifier written into recording.json.
     pub instance_id: Option<String>,
     /// PEM certificate chain (leaf first) of the `tls:` listeners.
@@ -123,6 +127,7 @@ impl Default for Config {
             media_timeout: 60,
             media_ip: None,
             max_sessions: 1000,
+            max_connections: siprec_sip_tokio::DEFAULT_MAX_CONNECTIONS,
             instance_id: None,
             tls_cert: None,
             tls_key: None,
@@ -185,6 +190,9 @@ pub enum ConfigError {
     /// max_sessions is zero.
     #[error("max-sessions must be at least 1")]
     MaxSessions,
+    /// max_connections is zero.
+    #[error("max-connections must be at least 1")]
+    MaxConnections,
     /// A timing or size setting is out of range.
     #[error("{name} = {value}: {expected}")]
     Range {
@@ -234,6 +242,8 @@ pub struct Validated {
     pub media_ip: Option<IpAddr>,
     /// Most concurrent sessions.
     pub max_sessions: usize,
+    /// Most open TCP/TLS connections.
+    pub max_connections: usize,
     /// Instance id.
     pub instance_id: String,
     /// Certificate and key of the `tls:` listeners (loaded whenever they are configured).
@@ -333,6 +343,9 @@ impl Config {
         }
         if self.max_sessions == 0 {
             return Err(ConfigError::MaxSessions);
+        }
+        if self.max_connections == 0 {
+            return Err(ConfigError::MaxConnections);
         }
         let range = |name, value: String, expected| ConfigError::Range {
             name,
@@ -447,6 +460,7 @@ impl Config {
             media_timeout: Duration::from_secs(self.media_timeout),
             media_ip: self.media_ip,
             max_sessions: self.max_sessions,
+            max_connections: self.max_connections,
             instance_id,
             tls,
             s3: self.s3.clone(),
@@ -486,6 +500,14 @@ mod tests {
         .validate()
         .unwrap();
         assert_eq!(v.sip_allow.len(), 3);
+        assert_eq!(v.max_connections, 10_000);
+        let e = Config {
+            max_connections: 0,
+            ..Config::default()
+        }
+        .validate()
+        .unwrap_err();
+        assert_eq!(e.to_string(), "max-connections must be at least 1");
         assert!(v.sip_allow[1].contains(&"192.0.2.7".parse::<IpAddr>().unwrap()));
         assert_eq!(v.max_metadata_bytes, 32 * 1024);
         assert!(v.rtp_latching);

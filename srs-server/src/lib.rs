@@ -33,7 +33,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use siprec_core::{EndReason, Event, SessionId, SrsConfig, SrsCore};
-use siprec_sip_tokio::{ListenAddr, SipTransports, TlsConfig};
+use siprec_sip_tokio::{AcceptConfig, ListenAddr, SipTransports, TlsConfig};
 use siprec_storage::{Manifest, Store};
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::task::JoinSet;
@@ -83,7 +83,14 @@ impl Server {
             server: cfg.tls.clone(),
             client: None,
         };
-        let (transports, inbound) = SipTransports::bind(&cfg.listen, tls).await?;
+        // sip_allow is enforced twice: TCP/TLS connections from elsewhere are closed at
+        // accept (no handshake, no buffer), and every message is checked in the SRS core
+        // (UDP, and 403 with a reason where an answer can be sent).
+        let accept = AcceptConfig {
+            allow: cfg.sip_allow.clone(),
+            max_connections: cfg.max_connections,
+        };
+        let (transports, inbound) = SipTransports::bind_with(&cfg.listen, tls, accept).await?;
         let local = transports.local_addrs();
         let media_ip = cfg.media_ip.unwrap_or_else(|| guess_media_ip(&cfg.listen));
         let pool = PortPool::new(media_ip, cfg.rtp_ports.0, cfg.rtp_ports.1);

@@ -14,7 +14,7 @@ use clap::Parser;
 #[command(name = "srs-server", version)]
 struct Cli {
     /// TOML configuration file (keys: listen, rtp_ports, storage, spool, media_timeout,
-    /// media_ip, max_sessions, instance_id, tls_cert, tls_key, tls_client_ca, sip_allow,
+    /// media_ip, max_sessions, max_connections, instance_id, tls_cert, tls_key, tls_client_ca, sip_allow,
     /// invite_rate, invite_burst, max_metadata_kb, rtp_latching, recording_rate, codecs, srtp,
     /// spool_max_mb, shutdown_grace,
     /// shutdown_upload_wait, upload_retry_max, jitter_ms, checkpoint_ms, media_clock_rate,
@@ -54,6 +54,10 @@ struct Cli {
     /// [default: 1000]
     #[arg(long, env = "SRS_MAX_SESSIONS", value_name = "N")]
     max_sessions: Option<usize>,
+    /// Most TCP/TLS connections open at once; beyond it new ones are closed at accept.
+    /// [default: 10000]
+    #[arg(long, env = "SRS_MAX_CONNECTIONS", value_name = "N")]
+    max_connections: Option<usize>,
     /// Instance id written into recording.json. [default: host name]
     #[arg(long, env = "SRS_INSTANCE_ID", value_name = "ID")]
     instance_id: Option<String>,
@@ -154,6 +158,9 @@ impl Cli {
         }
         if let Some(v) = self.max_sessions {
             c.max_sessions = v;
+        }
+        if let Some(v) = self.max_connections {
+            c.max_connections = v;
         }
         if self.instance_id.is_some() {
             c.instance_id = self.instance_id;

@@ -184,6 +184,91 @@ pub struct TlsConfig {
     pub client: Option<TlsClient>,
 }
 
+/// Who may open stream (TCP, TLS) connections to the listeners, and how many may be open.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AcceptConfig {
+    /// Networks whose hosts may connect; empty allows any. A connection from elsewhere is
+    /// closed as soon as it is accepted, before any TLS handshake or read.
+    pub allow: Vec<ipnet::IpNet>,
+    /// Most accepted connections open at once (TLS handshakes in progress count); beyond it a
+    /// new connection is closed at once. Default [`DEFAULT_MAX_CONNECTIONS`].
+    pub max_connections: usize,
+}
+
+/// Default [`AcceptConfig::max_connections`]: well under a default `ulimit -n` of 65536 once
+/// RTP sockets and spool files are counted, far above what a recorder's SRCs open.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
+
+impl Default for AcceptConfig {
+    fn default() -> Self {
+        AcceptConfig {
+            allow: Vec::new(),
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+        }
+    }
+}
+
+impl AcceptConfig {
+    fn allows(&self, ip: std::net::IpAddr) -> bool {
+        // An IPv4 peer on a dual-stack listener arrives as ::ffff:a.b.c.d.
+        let ip = match ip {
+            std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, std::net::IpAddr::V4),
+            v4 => v4,
+        };
+        self.allow.is_empty() || self.allow.iter().any(|n| n.contains(&ip))
+    }
+}
+
+/// Connections refused at accept, by reason (see [`SipTransports::refused_connections`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RefusedConnections {
+    /// From a source outside [`AcceptConfig::allow`].
+    pub not_allowed: u64,
+    /// Beyond [`AcceptConfig::max_connections`].
+    pub over_limit: u64,
+}
+
+/// Accept-side state shared by the acceptors: the policy, the open count, the refusals.
+#[derive(Debug, Default)]
+struct Gate {
+    config: AcceptConfig,
+    open: std::sync::atomic::AtomicUsize,
+    not_allowed: std::sync::atomic::AtomicU64,
+    over_limit: std::sync::atomic::AtomicU64,
+}
+
+/// One accepted connection's place in [`Gate::open`], given back when dropped.
+#[derive(Debug)]
+struct Slot(Arc<Gate>);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0
+            .open
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+impl Gate {
+    /// Admits a connection from `peer`, or counts why not.
+    fn admit(self: &Arc<Self>, peer: SocketAddr) -> Option<Slot> {
+        use std::sync::atomic::Ordering;
+        if !self.config.allows(peer.ip()) {
+            self.not_allowed.fetch_add(1, Ordering::Relaxed);
+            debug!(%peer, "connection refused: source not allowed");
+            return None;
+        }
+        let before = self.open.fetch_add(1, Ordering::Relaxed);
+        let slot = Slot(self.clone());
+        if before >= self.config.max_connections {
+            self.over_limit.fetch_add(1, Ordering::Relaxed);
+            debug!(%peer, open = before, "connection refused: too many open");
+            return None; // the slot's drop takes the count back
+        }
+        Some(slot)
+    }
+}
+
 /// An open stream connection: where to queue outgoing bytes, and its local address.
 #[derive(Debug, Clone)]
 struct Conn {
@@ -221,15 +306,30 @@ pub struct SipTransports {
     inbound: mpsc::Sender<Inbound>,
     tls_client: Arc<OnceCell<TlsClient>>,
     server_names: Arc<Mutex<HashMap<SocketAddr, ServerName<'static>>>>,
+    gate: Arc<Gate>,
 }
 
 impl SipTransports {
     /// Binds every listener and starts its reader tasks. A `tls:` listener needs
-    /// `tls.server`; an empty `listen` gives a client that only opens connections.
+    /// `tls.server`; an empty `listen` gives a client that only opens connections. Stream
+    /// connections are accepted from anyone, up to [`DEFAULT_MAX_CONNECTIONS`].
     pub async fn bind(
         listen: &[ListenAddr],
         tls: TlsConfig,
     ) -> Result<(SipTransports, mpsc::Receiver<Inbound>), Error> {
+        Self::bind_with(listen, tls, AcceptConfig::default()).await
+    }
+
+    /// [`SipTransports::bind`] with an accept policy for the TCP and TLS listeners.
+    pub async fn bind_with(
+        listen: &[ListenAddr],
+        tls: TlsConfig,
+        accept: AcceptConfig,
+    ) -> Result<(SipTransports, mpsc::Receiver<Inbound>), Error> {
+        let gate = Arc::new(Gate {
+            config: accept,
+            ..Gate::default()
+        });
         let (tx, rx) = mpsc::channel(INBOUND_QUEUE);
         let conns: ConnMap = Arc::default();
         let mut udp = Vec::new();
@@ -250,7 +350,12 @@ impl SipTransports {
                 Transport::Tcp => {
                     let lis = TcpListener::bind(l.addr).await.map_err(bind_err)?;
                     tcp_local.push(lis.local_addr().map_err(bind_err)?);
-                    conns.track(tokio::spawn(tcp_acceptor(lis, tx.clone(), conns.clone())));
+                    conns.track(tokio::spawn(tcp_acceptor(
+                        lis,
+                        tx.clone(),
+                        conns.clone(),
+                        gate.clone(),
+                    )));
                 }
                 Transport::Tls => {
                     let server = tls.server.as_ref().ok_or_else(|| Error::TlsConfig {
@@ -265,6 +370,7 @@ impl SipTransports {
                         acceptor,
                         tx.clone(),
                         conns.clone(),
+                        gate.clone(),
                     )));
                 }
             }
@@ -282,9 +388,19 @@ impl SipTransports {
                 inbound: tx,
                 tls_client,
                 server_names: Arc::default(),
+                gate,
             },
             rx,
         ))
+    }
+
+    /// Stream connections closed at accept so far, by reason.
+    pub fn refused_connections(&self) -> RefusedConnections {
+        use std::sync::atomic::Ordering;
+        RefusedConnections {
+            not_allowed: self.gate.not_allowed.load(Ordering::Relaxed),
+            over_limit: self.gate.over_limit.load(Ordering::Relaxed),
+        }
     }
 
     /// The bound addresses, in listen order per transport (ports resolved): UDP, then TCP,
@@ -376,6 +492,7 @@ impl SipTransports {
                             local,
                             self.inbound.clone(),
                             self.conns.clone(),
+                            None,
                         )
                     }
                 };
@@ -437,6 +554,7 @@ impl SipTransports {
             local,
             self.inbound.clone(),
             self.conns.clone(),
+            None,
         ))
     }
 }
@@ -483,10 +601,19 @@ async fn udp_reader(sock: Arc<UdpSocket>, tx: mpsc::Sender<Inbound>) {
     }
 }
 
-async fn tcp_acceptor(lis: TcpListener, tx: mpsc::Sender<Inbound>, conns: ConnMap) {
+async fn tcp_acceptor(
+    lis: TcpListener,
+    tx: mpsc::Sender<Inbound>,
+    conns: ConnMap,
+    gate: Arc<Gate>,
+) {
     loop {
         match lis.accept().await {
             Ok((stream, peer)) => {
+                let Some(slot) = gate.admit(peer) else {
+                    drop(stream);
+                    continue;
+                };
                 let _ = stream.set_nodelay(true);
                 let local = stream.local_addr().unwrap_or(peer);
                 spawn_connection(
@@ -496,6 +623,7 @@ async fn tcp_acceptor(lis: TcpListener, tx: mpsc::Sender<Inbound>, conns: ConnMa
                     local,
                     tx.clone(),
                     conns.clone(),
+                    Some(slot),
                 );
             }
             Err(e) => {
@@ -515,10 +643,15 @@ async fn tls_acceptor(
     acceptor: TlsAcceptor,
     tx: mpsc::Sender<Inbound>,
     conns: ConnMap,
+    gate: Arc<Gate>,
 ) {
     loop {
         match lis.accept().await {
             Ok((stream, peer)) => {
+                let Some(slot) = gate.admit(peer) else {
+                    drop(stream);
+                    continue;
+                };
                 let _ = stream.set_nodelay(true);
                 let local = stream.local_addr().unwrap_or(peer);
                 let (acceptor, tx, conns) = (acceptor.clone(), tx.clone(), conns.clone());
@@ -527,7 +660,15 @@ async fn tls_acceptor(
                     match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await
                     {
                         Ok(Ok(tls)) => {
-                            spawn_connection(tls, Transport::Tls, peer, local, tx, conns);
+                            spawn_connection(
+                                tls,
+                                Transport::Tls,
+                                peer,
+                                local,
+                                tx,
+                                conns,
+                                Some(slot),
+                            );
                         }
                         Ok(Err(e)) => debug!(%peer, error = %e, "tls handshake failed"),
                         Err(_) => debug!(%peer, "tls handshake timed out"),
@@ -546,7 +687,7 @@ async fn tls_acceptor(
 }
 
 /// Starts the reader and writer tasks of one stream connection (TCP or TLS) and registers
-/// it under `(transport, peer)`.
+/// it under `(transport, peer)`. An accepted connection holds its `slot` until it closes.
 fn spawn_connection<S>(
     stream: S,
     transport: Transport,
@@ -554,6 +695,7 @@ fn spawn_connection<S>(
     local: SocketAddr,
     tx: mpsc::Sender<Inbound>,
     conns: ConnMap,
+    slot: Option<Slot>,
 ) -> Conn
 where
     S: AsyncRead + AsyncWrite + Send + 'static,
@@ -586,6 +728,7 @@ where
     let reader_conns = conns.clone();
     let writer_handle = out_tx;
     let reader = tokio::spawn(async move {
+        let _slot = slot;
         let mut framer = StreamFramer::new(MAX_MESSAGE);
         let mut buf = vec![0u8; 16 * 1024];
         'conn: loop {
@@ -651,6 +794,69 @@ mod tests {
         // Every task held a sender of the inbound channel: it ends when all are gone.
         assert!(rx.recv().await.is_none());
         assert!(TcpStream::connect(tcp).await.is_err(), "listener closed");
+    }
+
+    /// Reads until the peer closes (true) or 2 s pass (false).
+    async fn closed_by_peer(c: &mut TcpStream) -> bool {
+        let mut b = [0u8; 64];
+        matches!(
+            tokio::time::timeout(Duration::from_secs(2), c.read(&mut b)).await,
+            Ok(Ok(0)) | Ok(Err(_))
+        )
+    }
+
+    #[tokio::test]
+    async fn connections_from_outside_the_allowlist_and_over_the_limit_are_closed_at_accept() {
+        let listen = ["tcp:127.0.0.1:0".parse().unwrap()];
+        let only_elsewhere = AcceptConfig {
+            allow: vec!["192.0.2.0/24".parse().unwrap()],
+            ..AcceptConfig::default()
+        };
+        let (t, mut rx) = SipTransports::bind_with(&listen, TlsConfig::default(), only_elsewhere)
+            .await
+            .unwrap();
+        let addr = t.local_addrs()[0].addr;
+        let mut c = TcpStream::connect(addr).await.unwrap();
+        let _ = c.write_all(OPTIONS).await;
+        assert!(closed_by_peer(&mut c).await, "closed at accept");
+        assert_eq!(t.refused_connections().not_allowed, 1);
+        assert!(rx.try_recv().is_err(), "nothing was read from it");
+        t.close();
+
+        let two = AcceptConfig {
+            allow: vec!["127.0.0.0/8".parse().unwrap()],
+            max_connections: 2,
+        };
+        let (t, mut rx) = SipTransports::bind_with(&listen, TlsConfig::default(), two)
+            .await
+            .unwrap();
+        let addr = t.local_addrs()[0].addr;
+        let mut a = TcpStream::connect(addr).await.unwrap();
+        let mut b = TcpStream::connect(addr).await.unwrap();
+        a.write_all(OPTIONS).await.unwrap();
+        b.write_all(OPTIONS).await.unwrap();
+        // Both are read (so both were accepted and hold their slots) ...
+        rx.recv().await.unwrap();
+        rx.recv().await.unwrap();
+        // ... and the third is closed at once.
+        let mut c = TcpStream::connect(addr).await.unwrap();
+        assert!(closed_by_peer(&mut c).await, "over the limit");
+        assert_eq!(t.refused_connections().over_limit, 1);
+        // A closed connection gives its slot back.
+        drop(a);
+        let mut d = loop {
+            let mut d = TcpStream::connect(addr).await.unwrap();
+            d.write_all(OPTIONS).await.unwrap();
+            match tokio::time::timeout(Duration::from_secs(2), rx.recv()).await {
+                Ok(Some(_)) => break d,
+                // The reader of `a` may not have seen its end yet: this one was refused.
+                _ => assert!(closed_by_peer(&mut d).await),
+            }
+        };
+        d.write_all(OPTIONS).await.unwrap();
+        assert!(rx.recv().await.is_some());
+        drop(b);
+        t.close();
     }
 
     #[test]

@@ -416,7 +416,11 @@ fn max_sessions_gets_503() {
     establish(&mut h);
     let second = second_call_invite();
     h.send(second.as_bytes());
-    assert_eq!(h.final_response().status_code.code(), 503);
+    let r = h.final_response();
+    assert_eq!(r.status_code.code(), 503);
+    // RFC 3261 §21.5.4: the SRC may retry (or fail over) after this many seconds.
+    let ra = message::header_value(&r.headers, "Retry-After");
+    assert_eq!(ra.as_deref(), Some("5"), "{r}");
 }
 
 #[test]
