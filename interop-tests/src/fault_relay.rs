@@ -59,12 +59,25 @@ pub enum Fault {
     /// The 2xx to an initial INVITE lists the m-lines in reverse order (labels and ports
     /// with them).
     SwappedMlines,
+    /// Not a fault: a slow SRS. Over UDP the relay answers an initial INVITE `100 Trying`
+    /// itself and passes it on only after [`SLOW_ANSWER`]; a CANCEL that comes meanwhile is
+    /// answered by the relay (`200` for the CANCEL, `487` for the INVITE, RFC 3261 §9.2) and
+    /// the INVITE never reaches the SRS.
+    SlowAnswer,
 }
+
+/// How long [`Fault::SlowAnswer`] holds an initial INVITE.
+pub const SLOW_ANSWER: std::time::Duration = std::time::Duration::from_millis(300);
 
 /// What to do with a message from the client.
 enum Action {
     Forward(Vec<u8>),
     Reply(Vec<u8>),
+    /// Answer with the first message now; forward the second after [`SLOW_ANSWER`] unless
+    /// the key has left [`State::held`] by then.
+    Hold(Vec<u8>, Vec<u8>, (String, u32)),
+    /// Several answers at once.
+    ReplyAll(Vec<Vec<u8>>),
     Drop,
 }
 
@@ -75,6 +88,10 @@ struct State {
     initial: HashSet<(String, u32)>,
     /// re-INVITEs the relay answered 500 itself.
     refused: HashSet<(String, u32)>,
+    /// Initial INVITEs [`Fault::SlowAnswer`] holds, with the request (to answer 487).
+    held: HashMap<(String, u32), rsip::Request>,
+    /// INVITEs the relay ended with 487 (their ACK stays with the relay).
+    cancelled: HashSet<(String, u32)>,
     /// With a network shim: its schedule, counters and forwarding tasks.
     netem: Option<(Netem, Arc<NetemStats>, JoinSet<()>)>,
 }
@@ -170,10 +187,45 @@ fn from_client(bytes: &[u8], fault: Fault, state: &Mutex<State>) -> Action {
         .unwrap_or(false);
     let key = call_id(&req.headers).zip(cseq(&req.headers).map(|(n, _)| n));
     match req.method {
+        Method::Invite if !to_tag && fault == Fault::SlowAnswer => {
+            if let (Some(k), Ok(mut s)) = (key, state.lock()) {
+                s.initial.insert(k.clone());
+                s.held.insert(k.clone(), req.clone());
+                let trying = make_response(req, 100, None, None);
+                return Action::Hold(
+                    print_message(&SipMessage::Response(trying)),
+                    bytes.to_vec(),
+                    k,
+                );
+            }
+        }
         Method::Invite if !to_tag => {
             if let (Some(k), Ok(mut s)) = (key, state.lock()) {
                 s.initial.insert(k);
             }
+        }
+        Method::Cancel if fault == Fault::SlowAnswer => {
+            let held = key.as_ref().and_then(|k| {
+                let mut s = state.lock().ok()?;
+                let invite = s.held.remove(k)?;
+                s.cancelled.insert(k.clone());
+                Some(invite)
+            });
+            if let Some(invite) = held {
+                let ok = make_response(req, 200, None, Some("relay"));
+                let terminated = make_response(&invite, 487, None, Some("relay"));
+                return Action::ReplyAll(vec![
+                    print_message(&SipMessage::Response(ok)),
+                    print_message(&SipMessage::Response(terminated)),
+                ]);
+            }
+        }
+        Method::Ack
+            if key
+                .as_ref()
+                .is_some_and(|k| state.lock().is_ok_and(|s| s.cancelled.contains(k))) =>
+        {
+            return Action::Drop;
         }
         Method::Invite if fault == Fault::Reinvite500 => {
             if let (Some(k), Ok(mut s)) = (key, state.lock()) {
@@ -338,6 +390,24 @@ async fn udp_loop(front: Arc<UdpSocket>, srs: SocketAddr, fault: Fault, state: A
             Action::Reply(b) => {
                 let _ = front.send_to(&b, client).await;
             }
+            Action::ReplyAll(v) => {
+                for b in v {
+                    let _ = front.send_to(&b, client).await;
+                }
+            }
+            Action::Hold(trying, b, key) => {
+                let _ = front.send_to(&trying, client).await;
+                let (up, state) = (up.clone(), state.clone());
+                tasks.spawn(async move {
+                    tokio::time::sleep(SLOW_ANSWER).await;
+                    let go = state
+                        .lock()
+                        .is_ok_and(|mut s| s.held.remove(&key).is_some());
+                    if go {
+                        let _ = up.send_to(&b, srs).await;
+                    }
+                });
+            }
             Action::Drop => {}
         }
     }
@@ -386,8 +456,22 @@ async fn tcp_loop(listener: TcpListener, srs: SocketAddr, fault: Fault, state: A
                                 break;
                             }
                         }
+                        // TCP is not slowed down: a held INVITE goes on at once.
+                        Action::Hold(_, b, key) => {
+                            if let Ok(mut s) = state.lock() {
+                                s.held.remove(&key);
+                            }
+                            if sw.write_all(&b).await.is_err() {
+                                break;
+                            }
+                        }
                         Action::Reply(b) => {
                             let _ = cw.lock().await.write_all(&b).await;
+                        }
+                        Action::ReplyAll(v) => {
+                            for b in v {
+                                let _ = cw.lock().await.write_all(&b).await;
+                            }
                         }
                         Action::Drop => {}
                     }

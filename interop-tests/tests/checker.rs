@@ -154,6 +154,8 @@ async fn each_seeded_fault_is_flagged_exactly() {
         (Fault::ClosedRtpPort, &["audio"]),
         (Fault::DropAck, &["ack"]),
         (Fault::SwappedMlines, &["answer-mlines"]),
+        // A slow SRS breaks nothing; the CANCEL then ends the INVITE with 487 (checked below).
+        (Fault::SlowAnswer, &[]),
     ];
     let dir = tempfile::tempdir().unwrap();
     let mut runs = Vec::new();
@@ -196,6 +198,10 @@ async fn each_seeded_fault_is_flagged_exactly() {
             "{fault:?}: {}",
             siprec_client::check::report::text(&r, false)
         );
+        if fault == Fault::SlowAnswer {
+            let c = r.get("cancel").unwrap();
+            assert!(c.seen.contains("INVITE ended 487"), "{c:?}");
+        }
         // Every failure says what was expected and what was seen.
         for c in r.checks.iter().filter(|c| c.status == Status::Fail) {
             assert!(c.expected.is_some() && !c.seen.is_empty(), "{c:?}");
