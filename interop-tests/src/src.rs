@@ -45,9 +45,14 @@ pub struct Leg {
     sample: u64,
     /// Packets sent.
     pub sent: u64,
-    /// While set, each frame is a comfort-noise packet (RFC 3389, payload type 13, a noise
-    /// level of -40 dBov) instead of the tone; the RTP clock goes on as for audio.
+    /// While set, the leg is in a silence period with discontinuous transmission: every
+    /// fifth frame is a comfort-noise packet (RFC 3389, payload type 13, a noise level of
+    /// -40 dBov), the others are not sent; the RTP clock goes on, the sequence number only
+    /// for packets sent, and the first audio packet afterwards carries the marker bit
+    /// (RFC 3551 §4.1: the start of a talkspurt).
     pub comfort_noise: bool,
+    /// Frames of the current comfort-noise period so far.
+    cn_frames: u64,
 }
 
 impl Leg {
@@ -67,6 +72,7 @@ impl Leg {
             sample: 0,
             sent: 0,
             comfort_noise: false,
+            cn_frames: 0,
         })
     }
 
@@ -118,6 +124,19 @@ impl Leg {
         let rate = audio_rate(codec);
         let n = (rate / 50) as usize;
         let pcm = audio::tone(self.freq, rate, self.sample, n, 8000.0);
+        let step = siprec_rtp::rtp_clock_rate(codec) / 50;
+        let talkspurt = !self.comfort_noise && self.cn_frames > 0;
+        if self.comfort_noise {
+            self.cn_frames += 1;
+            if self.cn_frames % 5 != 1 {
+                // DTX: nothing on the wire, the clock goes on.
+                self.ts = self.ts.wrapping_add(step);
+                self.sample += n as u64;
+                return Ok(());
+            }
+        } else {
+            self.cn_frames = 0;
+        }
         let mut payload = [0u8; 1500];
         let len = if self.comfort_noise {
             payload[0] = 40; // RFC 3389 §3.1: noise level in -dBov
@@ -128,7 +147,7 @@ impl Leg {
         let payload = &payload[..len];
         let mut buf = [0u8; 1600];
         let header = siprec_rtp::RtpHeader {
-            marker: self.sent == 0,
+            marker: self.sent == 0 || talkspurt,
             payload_type: if self.comfort_noise { 13 } else { self.pt },
             sequence: self.seq,
             timestamp: self.ts,
@@ -150,7 +169,7 @@ impl Leg {
             }
         }
         self.seq = self.seq.wrapping_add(1);
-        self.ts = self.ts.wrapping_add(siprec_rtp::rtp_clock_rate(codec) / 50);
+        self.ts = self.ts.wrapping_add(step);
         self.sample += n as u64;
         self.sent += 1;
         Ok(())

@@ -298,8 +298,10 @@ async fn a_forced_48_khz_rate() {
     srs.shutdown().await.unwrap();
 }
 
-/// RFC 3389 comfort noise in the middle of a stream is silence in the file, the tone before
-/// and after it stays where it was sent, and both channels keep the call's length.
+/// RFC 3389 comfort noise with discontinuous transmission in the middle of a stream (a CN
+/// packet every 100 ms, nothing else, then a talkspurt with the marker bit) is silence in the
+/// file; the tone after it lands where its timestamps say, and both channels keep the call's
+/// length.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn comfort_noise_is_recorded_as_silence() {
     let dir = tempfile::tempdir().unwrap();
@@ -324,7 +326,9 @@ async fn comfort_noise_is_recorded_as_silence() {
     src.hang_up().await;
     let rec = interop_tests::next_recording(&mut published).await;
     let s = &rec.manifest.streams[0];
-    assert_eq!((s.packets_received, s.packets_lost), (90, 0), "{s:?}");
+    // 30 + 6 CN packets + 30 on the left (the sequence numbers have no gap: DTX).
+    assert_eq!((s.packets_received, s.packets_lost), (66, 0), "{s:?}");
+    assert_eq!(rec.manifest.streams[1].packets_received, 90);
     assert_eq!(
         s.codecs,
         ["PCMU/8000"],
@@ -339,6 +343,14 @@ async fn comfort_noise_is_recorded_as_silence() {
     let peak = quiet.iter().map(|x| x.unsigned_abs()).max().unwrap_or(0);
     assert_eq!(peak, 0, "comfort noise is silence");
     assert_tone_at(&l[10_400..13_600], 8000, 1000.0, &[700.0], "left after CN");
+    // The talkspurt starts at 1.2 s (sample 9600) on the sender's clock: placed by its
+    // timestamp, within a packet of arrival jitter, not re-anchored late.
+    let back = 9600 - 160
+        + l[9600 - 160..]
+            .iter()
+            .position(|x| x.unsigned_abs() > 2000)
+            .unwrap();
+    assert!(back.abs_diff(9600) <= 160, "talkspurt at sample {back}");
     assert_tone_at(&r[5600..8800], 8000, 700.0, &[1000.0], "right all along");
     srs.shutdown().await.unwrap();
 }
