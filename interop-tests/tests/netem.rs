@@ -175,7 +175,12 @@ async fn the_client_through_a_lossy_jittery_network_keeps_the_channels_aligned()
             "{forwarded} forwarded: {s:?}"
         );
         assert_eq!(s.packets_lost, dropped, "{s:?}");
-        assert_eq!(s.packets_late, late, "late beyond the jitter window: {s:?}");
+        // Every packet the shim held back is late; a stall of this (shared) machine beyond
+        // the 60 ms window may make one or two more.
+        assert!(
+            (late..=late + 2).contains(&s.packets_late),
+            "{late} held back beyond the jitter window: {s:?}"
+        );
         assert!(
             s.packets_reordered > 0,
             "the jitter reorders packets: {s:?}"
