@@ -280,10 +280,7 @@ fn from_server(bytes: &[u8], fault: Fault, state: &Mutex<State>) -> Vec<u8> {
                     .map(|l| match l.strip_prefix("m=audio ") {
                         Some(rest) => match next.next().flatten() {
                             Some(dest) => match add_stream(*netem, dest, stats, shims) {
-                                Ok(port) => {
-                                    let tail = rest.split_once(' ').map(|(_, t)| t).unwrap_or("");
-                                    format!("m=audio {port} {tail}")
-                                }
+                                Ok(port) => audio_line_with_port(rest, port),
                                 Err(_) => l.to_string(),
                             },
                             None => l.to_string(),
@@ -343,8 +340,7 @@ fn from_server(bytes: &[u8], fault: Fault, state: &Mutex<State>) -> Vec<u8> {
                 .map(|l| match l.strip_prefix("m=audio ") {
                     Some(rest) if !done => {
                         done = true;
-                        let tail = rest.split_once(' ').map(|(_, t)| t).unwrap_or("");
-                        format!("m=audio {closed} {tail}")
+                        audio_line_with_port(rest, closed)
                     }
                     _ => l.to_string(),
                 })
@@ -354,6 +350,12 @@ fn from_server(bytes: &[u8], fault: Fault, state: &Mutex<State>) -> Vec<u8> {
         _ => return bytes.to_vec(),
     }
     print_message(&SipMessage::Response(resp))
+}
+
+/// An `m=audio` line (`rest`: what follows `m=audio `) with its port replaced by `port`.
+fn audio_line_with_port(rest: &str, port: u16) -> String {
+    let tail = rest.split_once(' ').map(|(_, t)| t).unwrap_or("");
+    format!("m=audio {port} {tail}")
 }
 
 async fn udp_loop(front: Arc<UdpSocket>, srs: SocketAddr, fault: Fault, state: Arc<Mutex<State>>) {
