@@ -204,9 +204,54 @@ fn header_fits(packet: &[u8], tag_len: usize) -> bool {
         let Some(ext) = packet.get(len..len + 4) else {
             return false;
         };
-        len += 4 + 4 * usize::from(u16::from_be_bytes([ext[2], ext[3]]));
+        let profile = u16::from_be_bytes([ext[0], ext[1]]);
+        let start = len + 4;
+        len = start + 4 * usize::from(u16::from_be_bytes([ext[2], ext[3]]));
+        let Some(block) = packet.get(start..len) else {
+            return false;
+        };
+        if !extension_elements_fit(profile, block) {
+            return false;
+        }
     }
     len + tag_len <= packet.len()
+}
+
+/// `true` when every RFC 8285 header-extension element of `block` ends inside it.
+///
+/// RFC 8285 §4.2 (one-byte form, profile `0xBEDE`: a 4-bit ID, a 4-bit length minus one, ID 15
+/// ends the walk) and §4.3 (two-byte form, profile `0x100`/appbits — `webrtc-srtp` only knows
+/// `0x1000`: an 8-bit ID, an 8-bit length); zero bytes are padding in both. `webrtc-srtp`
+/// copies each element without a bound check, so an element running past the block, or past
+/// the packet, would panic inside it. Other profiles are opaque (RFC 3550 §5.3.1).
+fn extension_elements_fit(profile: u16, block: &[u8]) -> bool {
+    let two_byte = match profile {
+        0xBEDE => false,
+        0x1000 => true,
+        _ => return true,
+    };
+    let mut at = 0;
+    while let Some(&b) = block.get(at) {
+        if b == 0 {
+            at += 1;
+            continue;
+        }
+        let (header, data) = if two_byte {
+            let Some(&l) = block.get(at + 1) else {
+                return false;
+            };
+            (2, usize::from(l))
+        } else if b >> 4 == 15 {
+            return true;
+        } else {
+            (1, usize::from(b & 0x0f) + 1)
+        };
+        at += header + data;
+        if at > block.len() {
+            return false;
+        }
+    }
+    true
 }
 
 /// Unprotects the SRTP packets of one stream.
@@ -318,13 +363,60 @@ mod tests {
         let key = SdesKey::new(1, SrtpSuite::AesCm128HmacSha1_80, [1; 30]);
         let mut rx = SrtpReceiver::new(&key).unwrap();
         let mut out = [0u8; 256];
+        assert!(!header_fits(&crash, 10));
         assert_eq!(rx.unprotect(&crash, &mut out), Err(Error::SrtpAuth));
         // The same header as version 2: its extension runs past the end.
         let mut v2 = crash;
         v2[0] = 0x80 | (crash[0] & 0x3f);
+        assert!(!header_fits(&v2, 10));
         assert_eq!(rx.unprotect(&v2, &mut out), Err(Error::SrtpAuth));
         let mut tx = SrtpSender::new(&key).unwrap();
         assert!(tx.protect(&crash, &mut out).is_err());
+    }
+
+    /// Found by the `srtp` fuzz target in CI: a two-byte (RFC 8285 §4.3) header-extension
+    /// element longer than its block made `webrtc-srtp` copy past the packet's end (a panic in
+    /// `bytes`), before any authentication.
+    #[test]
+    fn extension_elements_past_their_block_are_refused() {
+        let key = SdesKey::new(1, SrtpSuite::AesCm128HmacSha1_80, [1; 30]);
+        let mut rx = SrtpReceiver::new(&key).unwrap();
+        let mut out = [0u8; 256];
+        // The fuzzer's input, shortened: V=2 X=1, no CSRC, profile 0x1000, one word of
+        // extension holding an element that claims 20 bytes.
+        let mut p = vec![0x90, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 9];
+        p.extend_from_slice(&[0x10, 0x00, 0x00, 0x01, 20, 20, 20, 20]);
+        p.extend_from_slice(&[0; 14]);
+        // `unprotect` would also turn webrtc-srtp's panic into `SrtpAuth` (catch_unwind), but
+        // not in a `panic = "abort"` build such as the fuzzer's: the header check must refuse.
+        assert!(!header_fits(&p, 10));
+        assert_eq!(rx.unprotect(&p, &mut out), Err(Error::SrtpAuth));
+        // The same with the one-byte form: ID 1 claiming 16 bytes in a 4-byte block.
+        p[12..14].copy_from_slice(&[0xBE, 0xDE]);
+        p[16] = 0x1f;
+        assert!(!header_fits(&p, 10));
+        assert_eq!(rx.unprotect(&p, &mut out), Err(Error::SrtpAuth));
+        // The CI input itself (padding, four CSRCs, two-byte extension).
+        let ci: [u8; 122] = [
+            180, 96, 0, 0, 1, 0, 0, 0, 0, 0, 0, 161, 0, 0, 0, 0, 9, 0, 0, 0, 0, 0, 0, 0, 8, 0, 0,
+            0, 16, 0, 0, 20, 20, 20, 20, 20, 20, 20, 20, 20, 20, 20, 20, 20, 20, 20, 20, 20, 20,
+            20, 20, 20, 20, 20, 20, 20, 20, 20, 20, 20, 20, 20, 20, 83, 72, 122, 86, 109, 74, 120,
+            73, 103, 78, 113, 56, 73, 20, 20, 20, 20, 20, 20, 20, 20, 20, 20, 20, 20, 20, 20, 20,
+            20, 20, 20, 20, 20, 20, 105, 110, 108, 105, 50, 101, 58, 20, 0, 0, 105, 110, 108, 105,
+            110, 101, 20, 0, 0, 0, 0, 0, 0, 0, 0,
+        ];
+        assert!(!header_fits(&ci, 10));
+        assert_eq!(rx.unprotect(&ci, &mut out), Err(Error::SrtpAuth));
+        // Well-formed elements of both forms still pass the header check and then fail only
+        // on the (absent) tag.
+        let mut ok = vec![0x90, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 9];
+        ok.extend_from_slice(&[0xBE, 0xDE, 0x00, 0x01, 0x10, 0xAA, 0x00, 0x00]);
+        assert!(header_fits(&ok, 0));
+        ok[12..14].copy_from_slice(&[0x10, 0x00]);
+        ok[16..20].copy_from_slice(&[5, 2, 0xAA, 0xBB]);
+        assert!(header_fits(&ok, 0));
+        ok[17] = 3;
+        assert!(!header_fits(&ok, 0));
     }
 
     #[test]
