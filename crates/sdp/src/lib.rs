@@ -15,9 +15,11 @@
 //!   (one `m=audio` per stream with `a=label` and a direction), and
 //!   [`negotiated_format`] reads the codec the SRS picked out of its parsed answer.
 //!
-//! No I/O, no clock. SRTP keying (answering `a=crypto`) is not done yet: `RTP/SAVP` offers
-//! with keys are accepted and flagged ([`AnsweredMedia::srtp`]), their keys are in
-//! [`MediaDescription::crypto`].
+//! No I/O, no clock, no keys. SRTP (RFC 4568 SDES) is split: this crate carries the raw
+//! `a=crypto` values ([`MediaDescription::crypto`]), declines `RTP/SAVP` unless
+//! [`AnswerConfig::srtp`] is on (and `RTP/AVP` when [`AnswerConfig::require_srtp`] is), and
+//! writes the caller's own key from [`AnswerConfig::local_crypto`] into the answer; choosing an
+//! offered key and making ours (`siprec_rtp::srtp::SdesKey`) is the caller's job.
 //!
 //! # Call order
 //!
