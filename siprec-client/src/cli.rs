@@ -221,9 +221,16 @@ pub struct RecordArgs {
     /// When to offer SRTP (RTP/SAVP with an SDES key): sips (for sips: SRSs), always, never.
     #[arg(long, value_name = "WHEN", default_value = "sips", value_parser = ["sips", "always", "never"])]
     pub srtp: String,
-    /// SRTP suite offered: 80 (AES_CM_128_HMAC_SHA1_80) or 32 (AES_CM_128_HMAC_SHA1_32).
-    #[arg(long, value_name = "BITS", default_value = "80", value_parser = ["80", "32"])]
-    pub srtp_suite: String,
+    /// SRTP suites offered, in preference order: 80 (AES_CM_128_HMAC_SHA1_80), 32
+    /// (AES_CM_128_HMAC_SHA1_32), comma-separated; one a=crypto line each.
+    #[arg(
+        long,
+        value_name = "LIST",
+        default_value = "80,32",
+        value_delimiter = ',',
+        value_parser = ["80", "32"]
+    )]
+    pub srtp_suite: Vec<String>,
     /// Codecs offered, in preference order: PCMU, PCMA, G722, opus (comma-separated).
     #[arg(
         long,
@@ -506,11 +513,17 @@ pub async fn record(args: RecordArgs, out: Box<dyn Write + Send>) -> Result<Summ
             "never" => siprec_core::src::SrtpOffer::Never,
             _ => siprec_core::src::SrtpOffer::Sips,
         },
-        srtp_suite: if args.srtp_suite == "32" {
-            siprec_rtp::srtp::SrtpSuite::AesCm128HmacSha1_32
-        } else {
-            siprec_rtp::srtp::SrtpSuite::AesCm128HmacSha1_80
-        },
+        srtp_suites: args
+            .srtp_suite
+            .iter()
+            .map(|bits| {
+                if bits == "32" {
+                    siprec_rtp::srtp::SrtpSuite::AesCm128HmacSha1_32
+                } else {
+                    siprec_rtp::srtp::SrtpSuite::AesCm128HmacSha1_80
+                }
+            })
+            .collect(),
         ..ClientConfig::default()
     };
     let call = CallContext {
@@ -799,6 +812,24 @@ mod tests {
             assert!(help.contains(example), "{example} missing from --help");
         }
         assert!(Cli::try_parse_from(["siprec-client", "record"]).is_err());
+    }
+
+    #[test]
+    fn srtp_suites_default_to_both_and_take_a_list() {
+        let suites = |extra: &[&str]| {
+            let mut argv = vec!["siprec-client", "record", "--server", "sips:127.0.0.1"];
+            argv.extend_from_slice(extra);
+            match Cli::try_parse_from(argv).map(|c| c.command) {
+                Ok(Command::Record(a)) => Ok(a.srtp_suite),
+                Ok(_) => panic!("record expected"),
+                Err(e) => Err(e.to_string()),
+            }
+        };
+        assert_eq!(suites(&[]).unwrap(), ["80", "32"]);
+        assert_eq!(suites(&["--srtp-suite", "32"]).unwrap(), ["32"]);
+        assert_eq!(suites(&["--srtp-suite", "32,80"]).unwrap(), ["32", "80"]);
+        let err = suites(&["--srtp-suite", "80,64"]).unwrap_err();
+        assert!(err.contains("64") && err.contains("--srtp-suite"), "{err}");
     }
 
     #[test]

@@ -54,8 +54,9 @@ pub struct ClientConfig {
     pub client_cert: Option<(PathBuf, PathBuf)>,
     /// When to offer SRTP (SDES keys): for `sips:` SRSs by default.
     pub srtp: siprec_core::src::SrtpOffer,
-    /// The SRTP suite offered: `AES_CM_128_HMAC_SHA1_80` by default, or `_32`.
-    pub srtp_suite: siprec_rtp::srtp::SrtpSuite,
+    /// The SRTP suites offered, in preference order (one `a=crypto` line each, tags 1, 2, …):
+    /// `AES_CM_128_HMAC_SHA1_80` then `_32` by default.
+    pub srtp_suites: Vec<siprec_rtp::srtp::SrtpSuite>,
     /// Codecs offered, in preference order (default PCMU, PCMA; G.722 and Opus are sent
     /// too when an SRS picks them).
     pub codecs: Vec<siprec_sdp::Format>,
@@ -79,7 +80,10 @@ impl Default for ClientConfig {
             ca_file: None,
             client_cert: None,
             srtp: siprec_core::src::SrtpOffer::Sips,
-            srtp_suite: siprec_rtp::srtp::SrtpSuite::AesCm128HmacSha1_80,
+            srtp_suites: vec![
+                siprec_rtp::srtp::SrtpSuite::AesCm128HmacSha1_80,
+                siprec_rtp::srtp::SrtpSuite::AesCm128HmacSha1_32,
+            ],
             codecs: vec![siprec_sdp::Format::pcmu(), siprec_sdp::Format::pcma()],
             dns_server: None,
             resolver: None,
@@ -184,7 +188,7 @@ impl Recorder {
         core_cfg.target_timeout = config.target_timeout;
         core_cfg.request_timeout = config.request_timeout;
         core_cfg.srtp = config.srtp;
-        core_cfg.srtp_suite = config.srtp_suite;
+        core_cfg.srtp_suites.clone_from(&config.srtp_suites);
         if !config.codecs.is_empty() {
             core_cfg.codecs = config.codecs.clone();
         }

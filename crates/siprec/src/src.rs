@@ -897,9 +897,12 @@ pub struct SrcConfig {
     /// When to offer SRTP (`RTP/SAVP` with an SDES `a=crypto` key, RFC 4568): by default for
     /// `sips:` SRSs only.
     pub srtp: SrtpOffer,
-    /// The SRTP crypto suite offered (one `a=crypto` line per m-line, tag 1). Default
-    /// `AES_CM_128_HMAC_SHA1_80` (RFC 4568 §6.2.1); `_32` saves 6 bytes per packet.
-    pub srtp_suite: siprec_rtp::srtp::SrtpSuite,
+    /// The SRTP crypto suites offered, in preference order: one `a=crypto` line per suite on
+    /// each m-line, tags 1, 2, … (RFC 4568 §7.1.1: the SRS accepts one and answers with its
+    /// tag; we then send with our key of that tag). Default `[AES_CM_128_HMAC_SHA1_80,
+    /// AES_CM_128_HMAC_SHA1_32]` (RFC 4568 §6.2; `_32` saves 6 bytes per packet). Repeats are
+    /// ignored; an empty list offers `_80` alone.
+    pub srtp_suites: Vec<siprec_rtp::srtp::SrtpSuite>,
 }
 
 /// When an SRC offers SRTP.
@@ -915,9 +918,43 @@ pub enum SrtpOffer {
     Always,
 }
 
-/// Two fresh SRTP keys (caller and callee legs) of `suite`, tag 1.
-fn new_srtp_keys(suite: siprec_rtp::srtp::SrtpSuite) -> [siprec_rtp::srtp::SdesKey; 2] {
-    [(); 2].map(|_| siprec_rtp::srtp::SdesKey::new(1, suite, rand::random()))
+/// Our offered SRTP keys per leg (caller, callee): one fresh key per suite, tags 1, 2, … in
+/// the order of `suites` (repeats dropped; `_80` when empty).
+fn new_srtp_keys(suites: &[siprec_rtp::srtp::SrtpSuite]) -> [Vec<siprec_rtp::srtp::SdesKey>; 2] {
+    let mut distinct: Vec<siprec_rtp::srtp::SrtpSuite> = Vec::new();
+    for s in suites {
+        if !distinct.contains(s) {
+            distinct.push(*s);
+        }
+    }
+    if distinct.is_empty() {
+        distinct.push(siprec_rtp::srtp::SrtpSuite::AesCm128HmacSha1_80);
+    }
+    [(); 2].map(|_| {
+        (1..)
+            .zip(&distinct)
+            .map(|(tag, suite)| siprec_rtp::srtp::SdesKey::new(tag, *suite, rand::random()))
+            .collect()
+    })
+}
+
+/// Which of our offered `keys` the SRS accepted on one m-line of its `RTP/SAVP` answer.
+///
+/// RFC 4568 §7.1.2: the answer carries one `a=crypto` with the tag and suite of the offered
+/// line it accepted (and the SRS's own key, for media we never receive). An answer that names
+/// a tag we did not offer, or our tag with another suite, accepts nothing. An answer with no
+/// `a=crypto` at all (an SRS that forgets it) is taken as accepting our first key.
+fn accepted_key<'a>(
+    keys: &'a [siprec_rtp::srtp::SdesKey],
+    answer: &[String],
+) -> Option<&'a siprec_rtp::srtp::SdesKey> {
+    if answer.is_empty() {
+        return keys.first();
+    }
+    answer
+        .iter()
+        .filter_map(|v| siprec_rtp::srtp::SdesKey::parse(v).ok())
+        .find_map(|a| keys.iter().find(|k| k.tag == a.tag && k.suite == a.suite))
 }
 
 /// RFC 3261 §18.1.1: above this size (path MTU unknown) a request must not go over UDP.
@@ -943,7 +980,10 @@ impl SrcConfig {
             max_redirects: 3,
             large_requests_over_tcp: true,
             srtp: SrtpOffer::Sips,
-            srtp_suite: siprec_rtp::srtp::SrtpSuite::AesCm128HmacSha1_80,
+            srtp_suites: vec![
+                siprec_rtp::srtp::SrtpSuite::AesCm128HmacSha1_80,
+                siprec_rtp::srtp::SrtpSuite::AesCm128HmacSha1_32,
+            ],
         }
     }
 
@@ -1231,8 +1271,9 @@ struct SessionTimer {
 struct LegState {
     remote: Option<SocketAddr>,
     format: Option<Format>,
-    /// The SRS answered `RTP/SAVP` to our SRTP offer.
-    srtp: bool,
+    /// The SRS answered `RTP/SAVP` to our SRTP offer: the tag of our key it accepted
+    /// (`Some(None)`: `RTP/SAVP` but none of our keys, so nothing may be sent).
+    srtp: Option<Option<u32>>,
 }
 
 #[derive(Debug)]
@@ -1258,8 +1299,8 @@ struct Rs {
     have: Direction,
     want: Direction,
     legs: [LegState; 2],
-    /// Our SRTP keys per leg when this RS offers SRTP.
-    srtp_keys: Option<[siprec_rtp::srtp::SdesKey; 2]>,
+    /// Our SRTP keys per leg (one per offered suite) when this RS offers SRTP.
+    srtp_keys: Option<[Vec<siprec_rtp::srtp::SdesKey>; 2]>,
     in_flight: Option<InFlight>,
     last_reinvite_ack: Option<(ClientKey, Request)>,
     backoff_until: Option<Instant>,
@@ -1614,8 +1655,8 @@ impl SrcCore {
                 uri: uri.clone(),
             });
             let srtp_keys = match self.config.srtp {
-                SrtpOffer::Always => Some(new_srtp_keys(self.config.srtp_suite)),
-                SrtpOffer::Sips if uri.secure => Some(new_srtp_keys(self.config.srtp_suite)),
+                SrtpOffer::Always => Some(new_srtp_keys(&self.config.srtp_suites)),
+                SrtpOffer::Sips if uri.secure => Some(new_srtp_keys(&self.config.srtp_suites)),
                 _ => None,
             };
             self.rss.push(Rs {
@@ -2182,7 +2223,7 @@ impl SrcCore {
                 crypto: r
                     .srtp_keys
                     .as_ref()
-                    .map(|k| vec![k[*i].to_attribute()])
+                    .map(|k| k[*i].iter().map(|k| k.to_attribute()).collect())
                     .unwrap_or_default(),
             })
             .collect();
@@ -2787,7 +2828,7 @@ impl SrcCore {
         let answer = sdp_of(&resp);
         let offered = a.dir;
         let legs = match answer.as_ref() {
-            Some(Ok(sdp)) => self.legs_from_answer(sdp),
+            Some(Ok(sdp)) => self.legs_from_answer(id, sdp),
             _ => Default::default(),
         };
         let usable =
@@ -2868,7 +2909,8 @@ impl SrcCore {
         }
     }
 
-    fn legs_from_answer(&self, sdp: &SessionDescription) -> [LegState; 2] {
+    fn legs_from_answer(&self, id: RsId, sdp: &SessionDescription) -> [LegState; 2] {
+        let keys = self.rs(id).and_then(|r| r.srtp_keys.as_ref());
         let mut legs: [LegState; 2] = Default::default();
         for (i, leg) in legs.iter_mut().enumerate() {
             let Some(m) = sdp.media.get(i) else { continue };
@@ -2888,7 +2930,19 @@ impl SrcCore {
                 continue;
             };
             leg.format = Some(format);
-            leg.srtp = m.is_srtp();
+            if m.is_srtp() {
+                let tag = keys
+                    .and_then(|k| accepted_key(&k[i], &m.crypto))
+                    .map(|k| k.tag);
+                if tag.is_none() {
+                    warn!(
+                        leg = i,
+                        "the SRS answered RTP/SAVP without accepting any of our a=crypto keys; \
+                         nothing is sent on this stream"
+                    );
+                }
+                leg.srtp = Some(tag);
+            }
             // An answer of sendonly/inactive means the SRS takes no media on this line.
             if matches!(m.direction, Direction::RecvOnly | Direction::SendRecv) {
                 leg.remote = m.remote_rtp_addr();
@@ -2905,14 +2959,19 @@ impl SrcCore {
         }
         let legs = [0, 1].map(|i| {
             let l = &r.legs[i];
-            let key = r.srtp_keys.as_ref().map(|k| k[i].clone());
+            let offered = r.srtp_keys.as_ref().map(|k| &k[i]);
+            let key = match (offered, l.srtp) {
+                (Some(keys), Some(Some(tag))) => keys.iter().find(|k| k.tag == tag).cloned(),
+                _ => None,
+            };
             match (l.remote, &l.format) {
-                // We offered SRTP: never send in clear to an SRS that answered RTP/AVP.
-                (Some(_), Some(_)) if key.is_some() && !l.srtp => None,
+                // We offered SRTP: never send in clear to an SRS that answered RTP/AVP, nor
+                // with a key it did not accept.
+                (Some(_), Some(_)) if offered.is_some() && key.is_none() => None,
                 (Some(remote), Some(format)) => Some(LegMedia {
                     remote,
                     format: format.clone(),
-                    srtp: key.filter(|_| l.srtp),
+                    srtp: key,
                 }),
                 _ => None,
             }
@@ -3048,7 +3107,7 @@ impl SrcCore {
     fn streams(
         &self,
         dir: Direction,
-        keys: Option<&[siprec_rtp::srtp::SdesKey; 2]>,
+        keys: Option<&[Vec<siprec_rtp::srtp::SdesKey>; 2]>,
     ) -> Vec<OfferStream> {
         [("1", 0usize), ("2", 1usize)]
             .iter()
@@ -3058,7 +3117,9 @@ impl SrcCore {
                 direction: dir,
                 payload_types: self.config.codecs.clone(),
                 rtcp_mux: false,
-                crypto: keys.map(|k| vec![k[*i].to_attribute()]).unwrap_or_default(),
+                crypto: keys
+                    .map(|k| k[*i].iter().map(|k| k.to_attribute()).collect())
+                    .unwrap_or_default(),
             })
             .collect()
     }
@@ -3125,7 +3186,7 @@ impl SrcCore {
             if let ModKind::Direction(dir) = kind {
                 let answer = sdp_of(&resp);
                 if let Some(Ok(sdp)) = answer {
-                    let legs = self.legs_from_answer(&sdp);
+                    let legs = self.legs_from_answer(id, &sdp);
                     if let Some(r) = self.rs_mut(id) {
                         r.legs = legs;
                     }
@@ -3725,7 +3786,7 @@ impl SrcCore {
             let ct = header_values(&req.headers, "Content-Type");
             if let Ok(parts) = body::split(ct.first().map(String::as_str), &req.body) {
                 if let Some(Ok(sdp)) = parts.sdp.as_deref().map(siprec_sdp::parse) {
-                    let legs = self.legs_from_answer(&sdp);
+                    let legs = self.legs_from_answer(id, &sdp);
                     if let Some(r) = self.rs_mut(id) {
                         r.legs = legs;
                     }
@@ -3864,6 +3925,9 @@ mod tests {
         /// `Some(true)` accepted with a key of the same tag and suite, `Some(false)` answered
         /// `RTP/AVP` (a broken SRS that would take the audio in clear).
         srtp: Option<bool>,
+        /// With `srtp: Some(true)`: accept the offered `a=crypto` of this tag instead of the
+        /// first supported one (a tag that was not offered is answered as is, suite `_80`).
+        srtp_tag: Option<u32>,
     }
 
     impl FakeSrs {
@@ -3885,6 +3949,7 @@ mod tests {
                 pending_invites: Vec::new(),
                 version: 1,
                 srtp: None,
+                srtp_tag: None,
             }
         }
 
@@ -3920,9 +3985,20 @@ mod tests {
                     .media
                     .iter()
                     .map(|m| {
-                        siprec_rtp::srtp::SdesKey::choose(&m.crypto).map(|k| {
-                            siprec_rtp::srtp::SdesKey::new(k.tag, k.suite, [7; 30]).to_attribute()
-                        })
+                        let offered = siprec_rtp::srtp::SdesKey::choose(&m.crypto);
+                        let (tag, suite) = match self.srtp_tag {
+                            None => (offered.as_ref()?.tag, offered.as_ref()?.suite),
+                            Some(t) => m
+                                .crypto
+                                .iter()
+                                .filter_map(|v| siprec_rtp::srtp::SdesKey::parse(v).ok())
+                                .find(|k| k.tag == t)
+                                .map_or(
+                                    (t, siprec_rtp::srtp::SrtpSuite::AesCm128HmacSha1_80),
+                                    |k| (k.tag, k.suite),
+                                ),
+                        };
+                        Some(siprec_rtp::srtp::SdesKey::new(tag, suite, [7; 30]).to_attribute())
                     })
                     .collect();
             }
@@ -4608,19 +4684,60 @@ mod tests {
             "{offer}"
         );
 
-        // Always, with the 32-bit tag: one a=crypto per m-line; an SRS that takes SRTP gets
-        // packets protected with our key of that suite.
+        // Always, default suites: both on every m-line (tag 1 `_80`, tag 2 `_32`); the SRS
+        // accepts one per m-line and we send with our key of the tag it answered.
         let mut cfg = config();
         cfg.srtp = SrtpOffer::Always;
-        cfg.srtp_suite = SrtpSuite::AesCm128HmacSha1_32;
-        let mut srs = FakeSrs::new(A, InviteMode::Accept);
-        srs.srtp = Some(true);
-        let mut net = Net::with_config(vec![srs], cfg.clone());
-        let op = net.start(&list(&[A]), None);
-        let out = net.outcome(op).unwrap();
-        assert_eq!(out.reply, Reply::Started);
-        let offer = offer_of(&net.srs[0]);
-        assert_eq!(offer.matches("RTP/SAVP 0 8").count(), 2, "{offer}");
+        let sends_with = |cfg: &SrcConfig, tag: Option<u32>| {
+            let mut srs = FakeSrs::new(A, InviteMode::Accept);
+            srs.srtp = Some(true);
+            srs.srtp_tag = tag;
+            let mut net = Net::with_config(vec![srs], cfg.clone());
+            let op = net.start(&list(&[A]), None);
+            let out = net.outcome(op).unwrap();
+            assert_eq!(out.reply, Reply::Started);
+            let offer = offer_of(&net.srs[0]);
+            assert_eq!(offer.matches("RTP/SAVP 0 8").count(), 2, "{offer}");
+            let plan = net.plans(out.srs[0].rs).pop().expect("a media plan");
+            let keys: Vec<_> = plan
+                .legs
+                .iter()
+                .filter_map(|l| l.as_ref().and_then(|l| l.srtp.clone()))
+                .collect();
+            for key in &keys {
+                assert!(offer.contains(&key.to_attribute()), "our own offered key");
+            }
+            (offer, plan.sending, keys)
+        };
+        let (offer, sending, keys) = sends_with(&cfg, None);
+        for line in [
+            "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:",
+            "a=crypto:2 AES_CM_128_HMAC_SHA1_32 inline:",
+        ] {
+            assert_eq!(offer.matches(line).count(), 2, "{line} per m-line: {offer}");
+        }
+        assert!(sending);
+        assert_eq!(keys.len(), 2);
+        assert!(keys
+            .iter()
+            .all(|k| k.tag == 1 && k.suite == SrtpSuite::AesCm128HmacSha1_80));
+        // The SRS picks the second line: our `_32` key of tag 2 protects the packets.
+        let (_, sending, keys) = sends_with(&cfg, Some(2));
+        assert!(sending);
+        assert_eq!(keys.len(), 2);
+        assert!(keys
+            .iter()
+            .all(|k| k.tag == 2 && k.suite == SrtpSuite::AesCm128HmacSha1_32));
+        // An answer naming a tag we never offered accepts none of our keys: nothing is sent.
+        let (_, sending, keys) = sends_with(&cfg, Some(9));
+        assert!(!sending && keys.is_empty());
+        // One configured suite: one a=crypto line per m-line, tag 1.
+        cfg.srtp_suites = vec![
+            SrtpSuite::AesCm128HmacSha1_32,
+            SrtpSuite::AesCm128HmacSha1_32,
+        ];
+        let (offer, sending, keys) = sends_with(&cfg, None);
+        assert_eq!(offer.matches("a=crypto:").count(), 2, "{offer}");
         assert_eq!(
             offer
                 .matches("a=crypto:1 AES_CM_128_HMAC_SHA1_32 inline:")
@@ -4628,16 +4745,10 @@ mod tests {
             2,
             "{offer}"
         );
-        let plan = net.plans(out.srs[0].rs).pop().expect("a media plan");
-        assert!(plan.sending);
-        for leg in &plan.legs {
-            let key = leg
-                .as_ref()
-                .and_then(|l| l.srtp.as_ref())
-                .expect("SRTP leg");
-            assert_eq!(key.suite, SrtpSuite::AesCm128HmacSha1_32);
-            assert!(offer.contains(&key.to_attribute()), "our own key is used");
-        }
+        assert!(sending);
+        assert!(keys
+            .iter()
+            .all(|k| k.tag == 1 && k.suite == SrtpSuite::AesCm128HmacSha1_32));
 
         // An SRS that answers RTP/AVP to the SRTP offer: nothing is sent in clear.
         let mut srs = FakeSrs::new(A, InviteMode::Accept);
@@ -4659,6 +4770,44 @@ mod tests {
         let mut net = Net::with_config(vec![FakeSrs::new(A, InviteMode::Accept)], cfg);
         net.start(&list(&[A]), None);
         assert!(!offer_of(&net.srs[0]).contains("RTP/SAVP"));
+    }
+
+    #[test]
+    fn the_accepted_key_is_the_one_whose_tag_and_suite_the_answer_names() {
+        use siprec_rtp::srtp::{SdesKey, SrtpSuite};
+        let keys = &new_srtp_keys(&[
+            SrtpSuite::AesCm128HmacSha1_80,
+            SrtpSuite::AesCm128HmacSha1_32,
+        ])[0];
+        let theirs = |tag, suite| vec![SdesKey::new(tag, suite, [3; 30]).to_attribute()];
+        let got = |answer: &[String]| accepted_key(keys, answer).map(|k| (k.tag, k.suite));
+        assert_eq!(
+            got(&theirs(2, SrtpSuite::AesCm128HmacSha1_32)),
+            Some((2, SrtpSuite::AesCm128HmacSha1_32))
+        );
+        assert_eq!(
+            got(&theirs(1, SrtpSuite::AesCm128HmacSha1_80)),
+            Some((1, SrtpSuite::AesCm128HmacSha1_80))
+        );
+        // Our tag 1 with the other suite, a tag we never offered, and garbage: nothing.
+        assert_eq!(got(&theirs(1, SrtpSuite::AesCm128HmacSha1_32)), None);
+        assert_eq!(got(&theirs(3, SrtpSuite::AesCm128HmacSha1_80)), None);
+        assert_eq!(
+            got(&["1 F8_128_HMAC_SHA1_80 inline:AAAA".to_string()]),
+            None
+        );
+        // No a=crypto in an RTP/SAVP answer: our first key.
+        assert_eq!(got(&[]), Some((1, SrtpSuite::AesCm128HmacSha1_80)));
+        // Repeats are dropped, an empty list offers _80.
+        assert_eq!(
+            new_srtp_keys(&[SrtpSuite::AesCm128HmacSha1_32; 3])[1].len(),
+            1
+        );
+        let only = &new_srtp_keys(&[])[0];
+        assert_eq!(
+            (only.len(), only[0].suite),
+            (1, SrtpSuite::AesCm128HmacSha1_80)
+        );
     }
 
     fn print_message_of(r: &Request) -> Vec<u8> {
