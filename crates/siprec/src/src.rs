@@ -4707,8 +4707,13 @@ mod tests {
             for key in &keys {
                 assert!(offer.contains(&key.to_attribute()), "our own offered key");
             }
+            let keys: Vec<(u32, SrtpSuite)> = keys.iter().map(|k| (k.tag, k.suite)).collect();
             (offer, plan.sending, keys)
         };
+        let (s80, s32) = (
+            SrtpSuite::AesCm128HmacSha1_80,
+            SrtpSuite::AesCm128HmacSha1_32,
+        );
         let (offer, sending, keys) = sends_with(&cfg, None);
         for line in [
             "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:",
@@ -4717,25 +4722,16 @@ mod tests {
             assert_eq!(offer.matches(line).count(), 2, "{line} per m-line: {offer}");
         }
         assert!(sending);
-        assert_eq!(keys.len(), 2);
-        assert!(keys
-            .iter()
-            .all(|k| k.tag == 1 && k.suite == SrtpSuite::AesCm128HmacSha1_80));
+        assert_eq!(keys, [(1, s80); 2]);
         // The SRS picks the second line: our `_32` key of tag 2 protects the packets.
         let (_, sending, keys) = sends_with(&cfg, Some(2));
         assert!(sending);
-        assert_eq!(keys.len(), 2);
-        assert!(keys
-            .iter()
-            .all(|k| k.tag == 2 && k.suite == SrtpSuite::AesCm128HmacSha1_32));
+        assert_eq!(keys, [(2, s32); 2]);
         // An answer naming a tag we never offered accepts none of our keys: nothing is sent.
         let (_, sending, keys) = sends_with(&cfg, Some(9));
         assert!(!sending && keys.is_empty());
         // One configured suite: one a=crypto line per m-line, tag 1.
-        cfg.srtp_suites = vec![
-            SrtpSuite::AesCm128HmacSha1_32,
-            SrtpSuite::AesCm128HmacSha1_32,
-        ];
+        cfg.srtp_suites = vec![s32, s32];
         let (offer, sending, keys) = sends_with(&cfg, None);
         assert_eq!(offer.matches("a=crypto:").count(), 2, "{offer}");
         assert_eq!(
@@ -4746,9 +4742,7 @@ mod tests {
             "{offer}"
         );
         assert!(sending);
-        assert!(keys
-            .iter()
-            .all(|k| k.tag == 1 && k.suite == SrtpSuite::AesCm128HmacSha1_32));
+        assert_eq!(keys, [(1, s32); 2]);
 
         // An SRS that answers RTP/AVP to the SRTP offer: nothing is sent in clear.
         let mut srs = FakeSrs::new(A, InviteMode::Accept);
