@@ -686,11 +686,8 @@ pub fn recording_rate(configured: u32, streams: &[StreamPlan]) -> u32 {
 
 /// The same address, IPv4-mapped IPv6 and IPv4 alike.
 fn same_ip(a: IpAddr, b: IpAddr) -> bool {
-    let canon = |ip: IpAddr| match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
-        v4 => v4,
-    };
-    canon(a) == canon(b)
+    use siprec_sip::source::canonical_ip;
+    canonical_ip(a) == canonical_ip(b)
 }
 
 async fn recv_loop(sock: UdpSocket, index: usize, state: Arc<Mutex<RecState>>) {

@@ -210,12 +210,7 @@ impl Default for AcceptConfig {
 
 impl AcceptConfig {
     fn allows(&self, ip: std::net::IpAddr) -> bool {
-        // An IPv4 peer on a dual-stack listener arrives as ::ffff:a.b.c.d.
-        let ip = match ip {
-            std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, std::net::IpAddr::V4),
-            v4 => v4,
-        };
-        self.allow.is_empty() || self.allow.iter().any(|n| n.contains(&ip))
+        siprec_sip::source::allowed(&self.allow, ip)
     }
 }
 

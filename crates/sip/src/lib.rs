@@ -15,6 +15,8 @@
 //!   and server transactions plus the 2xx retransmission of §13.3.1.4, CANCEL handling and
 //!   all timers.
 //! - [`dialog`]: [`Dialog`](dialog::Dialog), RFC 3261 §12 dialog state and in-dialog requests.
+//! - [`source`]: peer addresses in one canonical form (IPv4-mapped IPv6 as IPv4) and
+//!   allowlist matching, shared by the transports' accept policy and the SRS core.
 //!
 //! Call order for a driver:
 //! 1. bytes in: UDP datagram as is, TCP through [`framing::StreamFramer`];
@@ -68,6 +70,7 @@ mod fixture_tests;
 pub mod framing;
 pub mod message;
 pub mod multipart;
+pub mod source;
 pub mod transaction;
 
 pub use error::Error;

@@ -307,12 +307,7 @@ impl SrsCore {
 
     /// `true` when `ip` may send SIP (the allowlist is empty or contains it).
     fn source_allowed(&self, ip: std::net::IpAddr) -> bool {
-        let ip = match ip {
-            std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped().map(Into::into).unwrap_or(ip),
-            v4 => v4,
-        };
-        self.config.allow_sources.is_empty()
-            || self.config.allow_sources.iter().any(|n| n.contains(&ip))
+        siprec_sip::source::allowed(&self.config.allow_sources, ip)
     }
 
     /// Takes one token from `ip`'s INVITE bucket; `false` when it is empty.
