@@ -2211,25 +2211,17 @@ impl SrcCore {
         (len > UDP_SIZE_LIMIT).then_some(tcp)
     }
 
+    /// The SDP offer of `r` at its current `o=` version (the initial INVITE's).
     fn offer_sdp(&self, r: &Rs, dir: Direction) -> String {
-        let streams: Vec<OfferStream> = [("1", 0usize), ("2", 1usize)]
-            .iter()
-            .map(|(label, i)| OfferStream {
-                port: self.config.rtp_ports.get(*i).copied().unwrap_or(0),
-                label: Some((*label).to_string()),
-                direction: dir,
-                payload_types: self.config.codecs.clone(),
-                rtcp_mux: false,
-                crypto: r
-                    .srtp_keys
-                    .as_ref()
-                    .map(|k| k[*i].iter().map(|k| k.to_attribute()).collect())
-                    .unwrap_or_default(),
-            })
-            .collect();
-        let mut b = OfferBuilder::new(self.config.media_ip, r.sdp_id, r.sdp_version);
+        self.offer_sdp_at(r, dir, r.sdp_version)
+    }
+
+    /// The SDP offer of `r` with `o=` version `version`: one labelled m-line per leg with
+    /// our codecs and, when this RS offers SRTP, our `a=crypto` keys.
+    fn offer_sdp_at(&self, r: &Rs, dir: Direction, version: u64) -> String {
+        let mut b = OfferBuilder::new(self.config.media_ip, r.sdp_id, version);
         b.username = "src".into();
-        b.build(&streams)
+        b.build(&self.streams(dir, r.srtp_keys.as_ref()))
     }
 
     fn metadata_body(xml: &str) -> (String, Vec<u8>) {
@@ -3020,9 +3012,7 @@ impl SrcCore {
         let have = r.have;
         let (method, body) = match kind {
             ModKind::Direction(dir) => {
-                let mut b = OfferBuilder::new(self.config.media_ip, r.sdp_id, r.sdp_version + 1);
-                b.username = "src".into();
-                let sdp = b.build(&self.streams(dir, r.srtp_keys.as_ref()));
+                let sdp = self.offer_sdp_at(r, dir, r.sdp_version + 1);
                 let md = self.partial_metadata(now, dir == Direction::Inactive);
                 (Method::Invite, Some(Self::multipart(&sdp, &md)))
             }
