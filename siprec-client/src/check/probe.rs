@@ -28,6 +28,18 @@ use crate::Error;
 /// ones mean the ACK was not taken (the first retransmission is due T1 = 500 ms after the 2xx).
 pub const ACK_CROSSING: Duration = Duration::from_millis(200);
 
+/// An ACK we sent for a 2xx, kept to answer the 2xx's retransmissions.
+#[derive(Debug)]
+struct SentAck {
+    /// The ACK as last sent.
+    request: Request,
+    /// When it was first sent.
+    first_sent: std::time::Instant,
+    /// Copies of its 2xx that came more than [`ACK_CROSSING`] after it (the SRS did not
+    /// take the ACK).
+    late_copies: u32,
+}
+
 /// What came back for one request.
 #[derive(Debug, Clone, Default)]
 pub struct Exchange {
@@ -83,10 +95,7 @@ pub struct Probe {
     /// Transactions that ended without a final response.
     timed_out: Vec<ClientKey>,
     /// ACKs sent for 2xx responses, by (Call-ID, CSeq number): re-sent when the 2xx is.
-    acks: HashMap<(String, u32), Request>,
-    /// When each of those ACKs was first sent, and how many copies of its 2xx came more
-    /// than [`ACK_CROSSING`] after it (the SRS did not take the ACK).
-    ack_times: HashMap<(String, u32), (std::time::Instant, u32)>,
+    acks: HashMap<(String, u32), SentAck>,
     /// Transport errors on send.
     send_errors: Vec<String>,
     /// Longest a send may take (a TCP or TLS connect to a host that drops SYNs).
@@ -153,7 +162,6 @@ impl Probe {
             by_key: HashMap::new(),
             timed_out: Vec::new(),
             acks: HashMap::new(),
-            ack_times: HashMap::new(),
             send_errors: Vec::new(),
             send_timeout: Duration::from_secs(5),
         })
@@ -217,10 +225,14 @@ impl Probe {
     pub async fn ack(&mut self, ack: Request) {
         if let Some(id) = call_id(&ack.headers) {
             if let Some((n, _)) = cseq(&ack.headers) {
-                self.acks.insert((id.clone(), n), ack.clone());
-                self.ack_times
+                self.acks
                     .entry((id, n))
-                    .or_insert((std::time::Instant::now(), 0));
+                    .and_modify(|a| a.request = ack.clone())
+                    .or_insert_with(|| SentAck {
+                        request: ack.clone(),
+                        first_sent: std::time::Instant::now(),
+                        late_copies: 0,
+                    });
             }
         }
         self.layer.send_request(Instant::now(), self.target, ack);
@@ -366,23 +378,21 @@ impl Probe {
     /// Copies of the 2xx to INVITE (`call`, `cseq`) that came more than [`ACK_CROSSING`]
     /// after our ACK: an SRS that took the ACK stops retransmitting (RFC 3261 §13.3.1.4).
     pub fn retransmitted_after_ack(&self, call: &str, cseq: u32) -> u32 {
-        self.ack_times
+        self.acks
             .get(&(call.to_string(), cseq))
-            .map(|(_, n)| *n)
-            .unwrap_or(0)
+            .map_or(0, |a| a.late_copies)
     }
 
     fn resend_ack(&mut self, response: &Response) {
         let key = call_id(&response.headers).zip(cseq(&response.headers).map(|(n, _)| n));
-        if let Some((at, n)) = key.as_ref().and_then(|k| self.ack_times.get_mut(k)) {
-            if at.elapsed() > ACK_CROSSING {
-                *n += 1;
-            }
+        let Some(sent) = key.and_then(|k| self.acks.get_mut(&k)) else {
+            return;
+        };
+        if sent.first_sent.elapsed() > ACK_CROSSING {
+            sent.late_copies += 1;
         }
-        if let Some(ack) = key.and_then(|k| self.acks.get(&k)).cloned() {
-            self.layer
-                .send_stateless(self.target, SipMessage::Request(ack));
-        }
+        let ack = SipMessage::Request(sent.request.clone());
+        self.layer.send_stateless(self.target, ack);
     }
 }
 
