@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use clap::{Args, Parser, Subcommand};
-use siprec_core::src::{
+use siprec_core::client::{
     parse_server_list, Activity, CallContext, CallDirection, Host, Outcome, Party, Reply,
     SrsReport, LOG_ESTABLISHED, LOG_SRS_STOPPED,
 };
@@ -509,9 +509,9 @@ pub async fn record(args: RecordArgs, out: Box<dyn Write + Send>) -> Result<Summ
             })
             .collect::<Result<Vec<_>, _>>()?,
         srtp: match args.srtp.as_str() {
-            "always" => siprec_core::src::SrtpOffer::Always,
-            "never" => siprec_core::src::SrtpOffer::Never,
-            _ => siprec_core::src::SrtpOffer::Sips,
+            "always" => siprec_core::client::SrtpOffer::Always,
+            "never" => siprec_core::client::SrtpOffer::Never,
+            _ => siprec_core::client::SrtpOffer::Sips,
         },
         srtp_suites: args
             .srtp_suite

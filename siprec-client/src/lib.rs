@@ -3,7 +3,7 @@
 //! towards one or many recording servers (SRSs), as a library and a CLI.
 //!
 //! What this crate owns (the SIPREC rules themselves live in the sans-IO
-//! [`siprec_core::src`] module, re-exported here):
+//! [`siprec_core::client`] module, re-exported here):
 //! - [`Recorder`] ([`recorder`]): the tokio driver of one call — SIP over UDP, TCP and TLS
 //!   ([`siprec_sip_tokio`]), name resolution ([`resolver_api`], RFC 3263 in [`resolve`]),
 //!   timers, and the activity API with the node's parameters ([`NodeRequest`]);
@@ -56,8 +56,8 @@ pub use recorder::{ClientConfig, ClientEvent, NodeRequest, Recorder};
 pub use resolve::{Destination, ResolveError, Resolver, ResolverConfig, Target};
 pub use resolver_api::{IpLiteralResolver, ResolvedTarget, SrsResolver};
 /// The sans-IO SRC core (state machines, server-string parsing, the contract's log lines).
-pub use siprec_core::src as core;
-pub use siprec_core::src::{
+pub use siprec_core::client as core;
+pub use siprec_core::client::{
     parse_server_list, Activity, CallContext, CallDirection, Host, Outcome, Party, Reply, RsId,
     SrsReport, SrsUri,
 };
@@ -70,7 +70,7 @@ pub enum Error {
     // ----- our configuration is wrong -----
     /// Configuration: the call context or recorder settings are unusable.
     #[error(transparent)]
-    Core(#[from] siprec_core::src::Error),
+    Core(#[from] siprec_core::client::Error),
     /// Configuration or environment: the SIP transports could not be set up (bind, CA file).
     #[error("SIP transport: {0}")]
     Transport(siprec_sip_tokio::Error),

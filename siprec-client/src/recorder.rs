@@ -16,7 +16,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use siprec_core::src::{
+use siprec_core::client::{
     Activity, CallContext, Event, OpId, Outcome, RsId, SrcConfig, SrcCore, SrsReport, SrsUri,
 };
 use siprec_sip::transaction::{Peer, Transmit, Transport};
@@ -53,7 +53,7 @@ pub struct ClientConfig {
     /// Client certificate chain and key (PEM) presented to SRSs that require mutual TLS.
     pub client_cert: Option<(PathBuf, PathBuf)>,
     /// When to offer SRTP (SDES keys): for `sips:` SRSs by default.
-    pub srtp: siprec_core::src::SrtpOffer,
+    pub srtp: siprec_core::client::SrtpOffer,
     /// The SRTP suites offered, in preference order (one `a=crypto` line each, tags 1, 2, …):
     /// `AES_CM_128_HMAC_SHA1_80` then `_32` by default.
     pub srtp_suites: Vec<siprec_rtp::srtp::SrtpSuite>,
@@ -79,7 +79,7 @@ impl Default for ClientConfig {
             resolve_timeout: Duration::from_secs(5),
             ca_file: None,
             client_cert: None,
-            srtp: siprec_core::src::SrtpOffer::Sips,
+            srtp: siprec_core::client::SrtpOffer::Sips,
             srtp_suites: vec![
                 siprec_rtp::srtp::SrtpSuite::AesCm128HmacSha1_80,
                 siprec_rtp::srtp::SrtpSuite::AesCm128HmacSha1_32,

@@ -2,7 +2,7 @@
 //! implementation for IP literals only ([`IpLiteralResolver`]), and the adapter to the RFC 3263
 //! DNS resolver of [`crate::resolve`].
 //!
-//! The sans-IO core asks for a resolution with [`Event::Resolve`](siprec_core::src::Event) and
+//! The sans-IO core asks for a resolution with [`Event::Resolve`](siprec_core::client::Event) and
 //! takes back the ordered targets; the driver calls the configured [`SrsResolver`] and fails
 //! over along the list (timeout, transport error, 503: RFC 3263 §4.3).
 //!
@@ -24,7 +24,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 
-use siprec_core::src::{Host, SrsUri, Target};
+use siprec_core::client::{Host, SrsUri, Target};
 use siprec_sip::transaction::Transport;
 
 use crate::resolve;

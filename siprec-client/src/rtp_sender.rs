@@ -16,7 +16,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use siprec_core::src::{MediaPlan, RsId};
+use siprec_core::client::{MediaPlan, RsId};
 use siprec_rtp::{Codec, Encoder, RtpHeader};
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
@@ -87,7 +87,7 @@ struct Stream {
 }
 
 /// The SRTP context of a leg whose SRS accepted our key.
-fn srtp_sender(m: &siprec_core::src::LegMedia) -> Option<siprec_rtp::srtp::SrtpSender> {
+fn srtp_sender(m: &siprec_core::client::LegMedia) -> Option<siprec_rtp::srtp::SrtpSender> {
     let key = m.srtp.as_ref()?;
     match siprec_rtp::srtp::SrtpSender::new(key) {
         Ok(s) => Some(s),
@@ -127,7 +127,7 @@ impl RtpSender {
         RtpSender {
             sources,
             sockets,
-            streams: Vec::with_capacity(2 * siprec_core::src::MAX_SERVERS),
+            streams: Vec::with_capacity(2 * siprec_core::client::MAX_SERVERS),
             pcm: [[0; FRAME]; 2],
             encoded: [Vec::new(), Vec::new()],
             packet: [0; 12 + MAX_PAYLOAD],
@@ -313,7 +313,7 @@ impl RtpSender {
 mod tests {
     use super::*;
     use crate::media::ToneSource;
-    use siprec_core::src::LegMedia;
+    use siprec_core::client::LegMedia;
     use siprec_sdp::Format;
 
     #[tokio::test]

@@ -31,7 +31,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use siprec_core::src::{Host, SrsUri};
+use siprec_core::client::{Host, SrsUri};
 use siprec_sdp::{Direction, SessionDescription};
 use siprec_sip::message::{call_id, cseq, header_value, new_branch, new_call_id, new_tag};
 use siprec_sip::rsip::Method;

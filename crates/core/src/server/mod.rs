@@ -248,7 +248,7 @@ struct RsSession {
 /// The SRS state machine. Feed it messages and time; drain transmits, events and the timeout.
 ///
 /// ```
-/// use siprec_core::srs::{PortAllocator, SrsConfig, SrsCore};
+/// use siprec_core::server::{PortAllocator, SrsConfig, SrsCore};
 /// struct Ports(u16);
 /// impl PortAllocator for Ports {
 ///     fn allocate(&mut self) -> Option<u16> { self.0 += 2; Some(self.0) }
@@ -1288,5 +1288,4 @@ fn raw_bad_request(bytes: &[u8], why: &str) -> Option<Vec<u8>> {
 }
 
 #[cfg(test)]
-#[path = "srs_tests.rs"]
 mod tests;

@@ -1,0 +1,485 @@
+//! The Call Recording Server value: the SRS URIs of a start, and the targets they resolve to.
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::str::FromStr;
+
+use siprec_sip::rsip;
+use siprec_sip::transaction::{Peer, Transport};
+
+use super::error::Error;
+
+/// Longest Call Recording Server value accepted, in bytes.
+pub const MAX_SERVER_VALUE: usize = 4096;
+/// Most URIs in one Call Recording Server value.
+pub const MAX_SERVERS: usize = 16;
+/// Most targets used per URI (after resolution).
+pub const MAX_TARGETS: usize = 16;
+
+/// The host of an SRS URI.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Host {
+    /// A DNS name (lowercased, without a trailing dot).
+    Name(String),
+    /// An IPv4 or IPv6 literal.
+    Ip(IpAddr),
+}
+
+impl fmt::Display for Host {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Host::Name(n) => f.write_str(n),
+            Host::Ip(IpAddr::V4(v4)) => write!(f, "{v4}"),
+            Host::Ip(IpAddr::V6(v6)) => write!(f, "[{v6}]"),
+        }
+    }
+}
+
+/// One SRS URI of the Call Recording Server value (RFC 3261 §19.1.1, a subset: no password,
+/// no URI headers).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SrsUri {
+    /// `sips:` (TLS).
+    pub secure: bool,
+    /// The user part, if any (`srs` in `sip:srs@host`).
+    pub user: Option<String>,
+    /// Host name or IP literal.
+    pub host: Host,
+    /// The explicit port, if any.
+    pub port: Option<u16>,
+    /// The `transport` parameter, if any (`sips:` with `transport=tcp` is TLS).
+    pub transport: Option<Transport>,
+    /// Other URI parameters, names lowercased, as written otherwise.
+    pub params: Vec<(String, Option<String>)>,
+}
+
+impl SrsUri {
+    /// Parses one entry (already trimmed). The error says what is wrong with it.
+    pub fn parse(entry: &str) -> Result<SrsUri, String> {
+        parse_uri(entry)
+    }
+
+    /// The transport the URI demands: TLS for `sips:`, else its `transport` parameter.
+    pub fn required_transport(&self) -> Option<Transport> {
+        if self.secure {
+            Some(Transport::Tls)
+        } else {
+            self.transport
+        }
+    }
+
+    /// 5061 for TLS, else 5060 (RFC 3261 §19.1.2).
+    pub fn default_port(&self) -> u16 {
+        if self.required_transport() == Some(Transport::Tls) {
+            5061
+        } else {
+            5060
+        }
+    }
+
+    /// The URI as rsip represents it, for a Request-URI. IPv6 hosts are kept as bracketed text
+    /// (rsip cannot parse them, but prints a domain as given).
+    pub fn to_rsip(&self) -> rsip::Uri {
+        let host = match &self.host {
+            Host::Ip(IpAddr::V4(v4)) => rsip::Host::IpAddr(IpAddr::V4(*v4)),
+            other => rsip::Host::Domain(other.to_string().into()),
+        };
+        let mut params = Vec::new();
+        if let Some(t) = self.transport {
+            params.push(rsip::Param::Other(
+                "transport".to_string().into(),
+                Some(t.as_str().to_ascii_lowercase().into()),
+            ));
+        }
+        for (n, v) in &self.params {
+            params.push(rsip::Param::Other(
+                n.clone().into(),
+                v.clone().map(Into::into),
+            ));
+        }
+        rsip::Uri {
+            scheme: Some(if self.secure {
+                rsip::Scheme::Sips
+            } else {
+                rsip::Scheme::Sip
+            }),
+            auth: self.user.clone().map(|u| rsip::Auth {
+                user: u,
+                password: None,
+            }),
+            host_with_port: rsip::HostWithPort {
+                host,
+                port: self.port.map(Into::into),
+            },
+            params,
+            headers: Vec::new(),
+        }
+    }
+}
+
+impl fmt::Display for SrsUri {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.secure { "sips:" } else { "sip:" })?;
+        if let Some(u) = &self.user {
+            write!(f, "{u}@")?;
+        }
+        write!(f, "{}", self.host)?;
+        if let Some(p) = self.port {
+            write!(f, ":{p}")?;
+        }
+        if let Some(t) = self.transport {
+            write!(f, ";transport={}", t.as_str().to_ascii_lowercase())?;
+        }
+        for (n, v) in &self.params {
+            match v {
+                Some(v) => write!(f, ";{n}={v}")?,
+                None => write!(f, ";{n}")?,
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Parses the Call Recording Server value: comma-separated SIP URIs, each trimmed.
+///
+/// Accepted (siprec-notes §1.2 and the node page): `sip:host`, `sip:host:port`, `sip:IP`,
+/// `sip:[IPv6]:port`, `sips:host`, with an optional user part and URI parameters
+/// (`transport=udp|tcp|tls`, others kept). Refused, each with an [`Error::InvalidServer`]
+/// naming the entry: `ws://`, `wss://`, `http://`, `https://` URLs, bare host names and IP
+/// addresses, other schemes, empty entries, URI headers (`?…`), bad ports, bad hosts. A value
+/// that is empty or only blanks is [`Error::MissingServer`].
+pub fn parse_server_list(value: &str) -> Result<Vec<SrsUri>, Error> {
+    if value.trim().is_empty() {
+        return Err(Error::MissingServer);
+    }
+    if value.len() > MAX_SERVER_VALUE {
+        return Err(Error::InvalidServer {
+            entry: short(value),
+            reason: format!("the value is longer than {MAX_SERVER_VALUE} bytes"),
+        });
+    }
+    let entries: Vec<&str> = value.split(',').map(str::trim).collect();
+    if entries.len() > MAX_SERVERS {
+        return Err(Error::InvalidServer {
+            entry: short(value),
+            reason: format!("more than {MAX_SERVERS} URIs"),
+        });
+    }
+    let mut out = Vec::with_capacity(entries.len());
+    for entry in entries {
+        if entry.is_empty() {
+            return Err(Error::InvalidServer {
+                entry: String::new(),
+                reason: "empty entry (two commas in a row, or a comma at the start or end)".into(),
+            });
+        }
+        let uri = parse_uri(entry).map_err(|reason| Error::InvalidServer {
+            entry: short(entry),
+            reason,
+        })?;
+        out.push(uri);
+    }
+    Ok(out)
+}
+
+pub(super) fn short(s: &str) -> String {
+    const MAX: usize = 200;
+    let mut out: String = s
+        .chars()
+        .take(MAX)
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    if s.chars().nth(MAX).is_some() {
+        out.push('…');
+    }
+    out
+}
+
+pub(super) fn is_unreserved_user(c: char) -> bool {
+    // RFC 3261 §25.1: unreserved / escaped / user-unreserved.
+    c.is_ascii_alphanumeric() || "-_.!~*'()%&=+$,;?/".contains(c)
+}
+
+pub(super) fn is_param_char(c: char) -> bool {
+    // RFC 3261 §25.1 paramchar: param-unreserved / unreserved / escaped.
+    c.is_ascii_alphanumeric() || "-_.!~*'()%[]/:&+$".contains(c)
+}
+
+pub(super) fn parse_uri(entry: &str) -> Result<SrsUri, String> {
+    if entry.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err("contains white space".into());
+    }
+    let lower = entry.to_ascii_lowercase();
+    for (prefix, what) in [
+        ("wss://", "a WebSocket URL (wss://)"),
+        ("ws://", "a WebSocket URL (ws://)"),
+        ("https://", "an HTTP URL (https://)"),
+        ("http://", "an HTTP URL (http://)"),
+    ] {
+        if lower.starts_with(prefix) {
+            return Err(format!("{what} is not supported: only SIP URIs are"));
+        }
+    }
+    let (secure, rest) = if let Some(r) = strip_prefix_ci(entry, "sips:") {
+        (true, r)
+    } else if let Some(r) = strip_prefix_ci(entry, "sip:") {
+        (false, r)
+    } else {
+        return Err(no_scheme_reason(entry));
+    };
+    if rest.starts_with("//") {
+        return Err("a SIP URI has no \"//\" after the scheme".into());
+    }
+    if rest.contains('?') {
+        return Err("URI headers (\"?…\") are not allowed".into());
+    }
+    // user@
+    let (user, hostpart) = match rest.rfind('@') {
+        Some(at) => {
+            let user = rest.get(..at).unwrap_or_default();
+            if user.is_empty() {
+                return Err("empty user part before \"@\"".into());
+            }
+            if user.contains(':') {
+                return Err("passwords in URIs are not allowed".into());
+            }
+            if !user.chars().all(is_unreserved_user) {
+                return Err(format!("invalid character in user part {user:?}"));
+            }
+            (
+                Some(user.to_string()),
+                rest.get(at + 1..).unwrap_or_default(),
+            )
+        }
+        None => (None, rest),
+    };
+    // host[:port] then ;params
+    let (hostport, params_text) = if hostpart.starts_with('[') {
+        let close = hostpart
+            .find(']')
+            .ok_or_else(|| "IPv6 address without closing \"]\"".to_string())?;
+        let after = hostpart.get(close + 1..).unwrap_or_default();
+        let cut = after.find(';').map_or(hostpart.len(), |i| close + 1 + i);
+        (
+            hostpart.get(..cut).unwrap_or_default(),
+            hostpart.get(cut..).unwrap_or_default(),
+        )
+    } else {
+        match hostpart.find(';') {
+            Some(i) => (
+                hostpart.get(..i).unwrap_or_default(),
+                hostpart.get(i..).unwrap_or_default(),
+            ),
+            None => (hostpart, ""),
+        }
+    };
+    let (host_text, port_text) = if let Some(r) = hostport.strip_prefix('[') {
+        let close = r.find(']').unwrap_or(r.len());
+        let inner = r.get(..close).unwrap_or_default();
+        let after = r.get(close + 1..).unwrap_or_default();
+        let port = match after {
+            "" => None,
+            p => Some(
+                p.strip_prefix(':')
+                    .ok_or_else(|| format!("unexpected text {p:?} after the IPv6 address"))?,
+            ),
+        };
+        let v6: Ipv6Addr = inner
+            .parse()
+            .map_err(|_| format!("{inner:?} is not an IPv6 address"))?;
+        (Host::Ip(IpAddr::V6(v6)), port)
+    } else {
+        let (h, p) = match hostport.split_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (hostport, None),
+        };
+        if h.is_empty() {
+            return Err("no host".into());
+        }
+        if h.parse::<Ipv6Addr>().is_ok() || hostport.matches(':').count() > 1 {
+            return Err(
+                "an IPv6 address must be written in brackets, e.g. sip:[2001:db8::1]:5060".into(),
+            );
+        }
+        (parse_host(h)?, p)
+    };
+    let port = match port_text {
+        None => None,
+        Some(p) => {
+            let n: u32 = if !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()) {
+                p.parse().unwrap_or(0)
+            } else {
+                0
+            };
+            if !(1..=65535).contains(&n) {
+                return Err(format!("invalid port {p:?} (1 to 65535)"));
+            }
+            Some(n as u16)
+        }
+    };
+    let mut transport = None;
+    let mut params = Vec::new();
+    let mut rest = params_text;
+    while let Some(r) = rest.strip_prefix(';') {
+        let end = r.find(';').unwrap_or(r.len());
+        let item = r.get(..end).unwrap_or_default();
+        rest = r.get(end..).unwrap_or_default();
+        if item.is_empty() {
+            return Err("empty URI parameter".into());
+        }
+        let (name, value) = match item.split_once('=') {
+            Some((n, v)) => (n, Some(v)),
+            None => (item, None),
+        };
+        if name.is_empty() || !name.chars().all(is_param_char) {
+            return Err(format!("invalid URI parameter {item:?}"));
+        }
+        if let Some(v) = value {
+            if v.is_empty() || !v.chars().all(is_param_char) {
+                return Err(format!("invalid URI parameter {item:?}"));
+            }
+        }
+        let name_l = name.to_ascii_lowercase();
+        if name_l == "transport" {
+            let v = value.unwrap_or_default().to_ascii_lowercase();
+            let t = match v.as_str() {
+                "udp" => Transport::Udp,
+                "tcp" => Transport::Tcp,
+                "tls" => Transport::Tls,
+                _ => {
+                    return Err(format!(
+                        "unsupported transport {:?} (accepted: udp, tcp, tls)",
+                        value.unwrap_or_default()
+                    ))
+                }
+            };
+            if transport.is_some() {
+                return Err("transport given twice".into());
+            }
+            if secure && t == Transport::Udp {
+                return Err("sips: needs TLS; transport=udp is not possible".into());
+            }
+            transport = Some(t);
+        } else {
+            if params.len() >= 16 {
+                return Err("too many URI parameters".into());
+            }
+            params.push((name_l, value.map(str::to_string)));
+        }
+    }
+    Ok(SrsUri {
+        secure,
+        user,
+        host: host_text,
+        port,
+        transport,
+        params,
+    })
+}
+
+pub(super) fn strip_prefix_ci<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
+    let head = s.get(..prefix.len())?;
+    head.eq_ignore_ascii_case(prefix)
+        .then(|| s.get(prefix.len()..))
+        .flatten()
+}
+
+pub(super) fn no_scheme_reason(entry: &str) -> String {
+    if let Some(i) = entry.find("://") {
+        let scheme = entry.get(..i).unwrap_or_default();
+        return format!("unsupported URL scheme {scheme:?}: only sip: and sips: are accepted");
+    }
+    match entry.split_once(':') {
+        Some((scheme, rest))
+            if !scheme.is_empty()
+                && scheme
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
+                && !rest.chars().next().is_some_and(|c| c.is_ascii_digit())
+                && scheme.parse::<Ipv4Addr>().is_err() =>
+        {
+            format!("unsupported URI scheme {scheme:?}: only sip: and sips: are accepted")
+        }
+        _ => "a plain host name or IP address without the sip: or sips: scheme".into(),
+    }
+}
+
+pub(super) fn parse_host(h: &str) -> Result<Host, String> {
+    let h = h.strip_suffix('.').unwrap_or(h);
+    if h.is_empty() {
+        return Err("no host".into());
+    }
+    let labels: Vec<&str> = h.split('.').collect();
+    let numeric = labels
+        .iter()
+        .all(|l| !l.is_empty() && l.bytes().all(|b| b.is_ascii_digit()));
+    if numeric {
+        return h
+            .parse::<Ipv4Addr>()
+            .map(|a| Host::Ip(IpAddr::V4(a)))
+            .map_err(|_| format!("{h:?} is not an IPv4 address"));
+    }
+    if h.len() > 253 {
+        return Err("host name longer than 253 characters".into());
+    }
+    for l in &labels {
+        let ok = !l.is_empty()
+            && l.len() <= 63
+            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            && !l.starts_with('-')
+            && !l.ends_with('-');
+        if !ok {
+            return Err(format!("{h:?} is not a valid host name"));
+        }
+    }
+    Ok(Host::Name(h.to_ascii_lowercase()))
+}
+
+/// One address to try for an SRS URI: what the driver's resolver returns, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Target {
+    /// Transport to use.
+    pub transport: Transport,
+    /// Address and port.
+    pub addr: SocketAddr,
+}
+
+impl From<Target> for Peer {
+    fn from(t: Target) -> Peer {
+        Peer {
+            transport: t.transport,
+            addr: t.addr,
+        }
+    }
+}
+
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}:{}",
+            self.transport.as_str().to_ascii_lowercase(),
+            self.addr
+        )
+    }
+}
+
+impl FromStr for Target {
+    type Err = String;
+    /// `udp:1.2.3.4:5060`, `tcp:[::1]:5060`, `tls:…`.
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (t, a) = s
+            .split_once(':')
+            .ok_or_else(|| format!("{s:?}: expected udp|tcp|tls:ADDR:PORT"))?;
+        let transport = match t.to_ascii_lowercase().as_str() {
+            "udp" => Transport::Udp,
+            "tcp" => Transport::Tcp,
+            "tls" => Transport::Tls,
+            _ => return Err(format!("{s:?}: unknown transport {t:?}")),
+        };
+        let addr = a
+            .parse()
+            .map_err(|_| format!("{s:?}: {a:?} is not ADDR:PORT"))?;
+        Ok(Target { transport, addr })
+    }
+}
