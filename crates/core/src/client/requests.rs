@@ -4,6 +4,8 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
 use rs_metadata::{
     CallMetadata, CallParty, DataMode, Extension, ParticipantStreamAssoc, Recording, EXT_NS,
 };
@@ -12,6 +14,8 @@ use siprec_sip::message::{self, new_branch, new_call_id, new_tag};
 use siprec_sip::rsip::headers::UntypedHeader;
 use siprec_sip::rsip::{self, Header, Method, Request, SipMessage};
 use siprec_sip::transaction::{ClientKey, Peer, Transport};
+use time::macros::format_description;
+use time::{SignedDuration, UtcDateTime};
 use tracing::{debug, warn};
 
 use super::config::UDP_SIZE_LIMIT;
@@ -24,57 +28,24 @@ use super::server_uri::Target;
 use super::state::{Attempt, CallState, Phase, Purpose, Rs};
 use super::SrcCore;
 
-pub(super) fn b64(bytes: &[u8]) -> String {
-    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let b = [
-            chunk.first().copied().unwrap_or(0),
-            chunk.get(1).copied().unwrap_or(0),
-            chunk.get(2).copied().unwrap_or(0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                let idx = ((n >> (18 - 6 * i)) & 63) as usize;
-                out.push(char::from(T.get(idx).copied().unwrap_or(b'A')));
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
 /// The RFC 7865 convention for ids: base64 of 16 random bytes.
 pub(super) fn new_md_id() -> String {
     let bytes: [u8; 16] = rand::random();
-    b64(&bytes)
+    STANDARD.encode(bytes)
 }
 
-/// `xs:dateTime` in UTC with milliseconds, e.g. `2024-05-01T10:00:00.250Z`.
+/// `xs:dateTime` in UTC with milliseconds, e.g. `2024-05-01T10:00:00.250Z` (the fraction
+/// truncated, not rounded). A time before 1970 is written as the epoch, one after year 9999 as
+/// the last millisecond of 9999.
 pub fn xs_datetime(t: SystemTime) -> String {
-    let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
-    let secs = d.as_secs();
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60,
-        d.subsec_millis()
-    )
+    let format =
+        format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
+    let since_epoch = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let since_epoch = SignedDuration::try_from(since_epoch).unwrap_or(SignedDuration::MAX);
+    UtcDateTime::UNIX_EPOCH
+        .saturating_add(since_epoch)
+        .format(&format)
+        .unwrap_or_default()
 }
 
 pub(super) fn bracket(ip: IpAddr) -> String {

@@ -15,6 +15,8 @@ use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
 use rs_metadata::DataMode;
 use siprec_sdp::{AnswerConfig, Format};
 use siprec_sip::dialog::Dialog;
@@ -30,7 +32,7 @@ use siprec_sip::transaction::{
 use crate::body;
 
 use super::config::{accepted_key, new_srtp_keys};
-use super::requests::{b64, new_md_id, other};
+use super::requests::{new_md_id, other};
 use super::*;
 
 const SRC_ADDR: &str = "192.0.2.1:5060";

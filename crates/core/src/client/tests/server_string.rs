@@ -186,7 +186,33 @@ fn target_text_and_datetime() {
         xs_datetime(UNIX_EPOCH + Duration::from_secs(951_782_400)),
         "2000-02-29T00:00:00.000Z"
     );
-    assert_eq!(b64(&[0xfb, 0xff]), "+/8=");
-    assert_eq!(b64(b"sipp-session"), "c2lwcC1zZXNzaW9u");
-    assert_eq!(new_md_id().len(), 24);
+    // Ids are standard base64 (with padding) of 16 bytes.
+    let id = new_md_id();
+    assert_eq!(id.len(), 24);
+    assert_eq!(STANDARD.decode(&id).unwrap().len(), 16);
+}
+
+/// `xs:dateTime` in UTC, always three fractional digits (truncated, never rounded), `Z`; a time
+/// before the epoch is the epoch.
+#[test]
+fn xs_datetime_of_fixed_times() {
+    let at = |secs: u64, nanos: u32| UNIX_EPOCH + Duration::new(secs, nanos);
+    for (t, want) in [
+        (at(0, 0), "1970-01-01T00:00:00.000Z"),
+        (at(0, 999_999), "1970-01-01T00:00:00.000Z"),
+        (at(0, 1_000_000), "1970-01-01T00:00:00.001Z"),
+        (at(59, 999_999_999), "1970-01-01T00:00:59.999Z"),
+        (at(951_782_399, 500_000_000), "2000-02-28T23:59:59.500Z"),
+        (at(1_709_251_199, 0), "2024-02-29T23:59:59.000Z"),
+        (at(1_714_557_600, 250_000_000), "2024-05-01T10:00:00.250Z"),
+        (at(1_735_689_599, 123_456_789), "2024-12-31T23:59:59.123Z"),
+        (at(4_102_444_800, 0), "2100-01-01T00:00:00.000Z"),
+        (at(253_402_300_799, 999_999_999), "9999-12-31T23:59:59.999Z"),
+        (
+            UNIX_EPOCH - Duration::from_secs(1),
+            "1970-01-01T00:00:00.000Z",
+        ),
+    ] {
+        assert_eq!(xs_datetime(t), want);
+    }
 }
