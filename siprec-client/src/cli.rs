@@ -73,6 +73,10 @@ pub enum Command {
     /// WARN / SKIP per rule (exit status 1 on any FAIL).
     #[command(after_long_help = CHECK_HELP)]
     Check(Box<CheckArgs>),
+    /// Sit in live calls as a B2BUA: relay SIP and RTP between the caller and --forward, and
+    /// record the call on SRSs when its INFO says so (or every call with --record-all).
+    #[command(after_long_help = crate::gateway::GATEWAY_HELP)]
+    Gateway(Box<crate::gateway::GatewayArgs>),
 }
 
 const CHECK_HELP: &str = "\
@@ -276,7 +280,7 @@ pub fn parse_record_args(args: &[&str]) -> Result<RecordArgs, String> {
         .chain(args.iter().copied());
     match Cli::try_parse_from(all).map_err(|e| e.to_string())?.command {
         Command::Record(a) => Ok(*a),
-        Command::Check(_) => Err("not a record command".into()),
+        _ => Err("not a record command".into()),
     }
 }
 
@@ -288,7 +292,7 @@ pub fn parse_check_args(args: &[&str]) -> Result<CheckArgs, String> {
         .chain(args.iter().copied());
     match Cli::try_parse_from(all).map_err(|e| e.to_string())?.command {
         Command::Check(a) => Ok(*a),
-        Command::Record(_) => Err("not a check command".into()),
+        _ => Err("not a check command".into()),
     }
 }
 
@@ -319,7 +323,8 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(secs))
 }
 
-fn parse_host_port(s: &str) -> Result<SocketAddr, String> {
+/// `HOST:PORT` resolved to one socket address.
+pub fn parse_host_port(s: &str) -> Result<SocketAddr, String> {
     if let Ok(a) = s.parse() {
         return Ok(a);
     }
@@ -710,6 +715,16 @@ pub fn main() -> ExitCode {
     };
     let args = match cli.command {
         Command::Record(args) => *args,
+        Command::Gateway(args) => {
+            gateway_logging(args.json);
+            return match rt.block_on(crate::gateway::run(*args)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("siprec-client gateway: {e}");
+                    ExitCode::from(2)
+                }
+            };
+        }
         Command::Check(args) => {
             use std::io::IsTerminal;
             let colour = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
@@ -739,6 +754,21 @@ pub fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The gateway's log lines are its output: info level by default (RUST_LOG overrides), on
+/// stderr, as text or JSON.
+fn gateway_logging(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let b = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = if json {
+        b.json().try_init()
+    } else {
+        b.try_init()
+    };
 }
 
 fn tracing_init() {

@@ -11,7 +11,10 @@
 //!   tones, silence);
 //! - [`rtp_sender`]: real-time G.711 RTP to every recording SRS (20 ms, one SSRC per leg and
 //!   session, no allocation per packet);
-//! - [`cli`]: `siprec-client record …`, which simulates a call and runs the activities.
+//! - [`cli`]: `siprec-client record …`, which simulates a call and runs the activities;
+//! - [`gateway`]: `siprec-client gateway …`, the tokio driver of the live-call B2BUA
+//!   ([`siprec_gateway::GatewayCore`]): it relays a real call's SIP and RTP and forks the audio
+//!   to SRSs on the Call Recording Node's INFO commands.
 //!
 //! Call order: [`Recorder::new`] (the call is up, its audio plays) → [`Recorder::start`] with
 //! the Call Recording Server value → [`Recorder::pause`] / [`Recorder::resume`] →
@@ -45,6 +48,7 @@
 
 pub mod check;
 pub mod cli;
+pub mod gateway;
 pub mod media;
 pub mod recorder;
 pub mod resolve;

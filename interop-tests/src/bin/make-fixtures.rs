@@ -14,6 +14,8 @@
 //! - `pcmu-impaired-3s.pcap`: the stereo capture with the 440 Hz stream impaired: packets
 //!   40-44 lost, 60/61 and 70/71 swapped, packet 95 sent twice, and from packet 110 on a new
 //!   SSRC with a new sequence and timestamp base. The 880 Hz stream is clean.
+//! - `pcmu-440hz-6s.pcap`, `pcmu-880hz-6s.pcap`: 6 s of 440 Hz and of 880 Hz to 6000 (300
+//!   packets each): the caller's and the callee's audio of a live call through the gateway.
 //! - `pcmu-dtmf-3s.pcap`: the stereo capture with an RFC 4733 telephone-event (digit 5,
 //!   payload type 101) interleaved in the 440 Hz stream from 1.0 s to 1.2 s: 10 event packets
 //!   between the audio packets, then the end packet twice more. Audio is not interrupted.
@@ -206,6 +208,8 @@ fn main() -> anyhow::Result<()> {
     let dir = fixtures_dir().join("rtp");
     std::fs::create_dir_all(&dir)?;
     write(&dir, "pcmu-440hz-3s.pcap", &stream(LEFT, 0..150, 6000))?;
+    write(&dir, "pcmu-440hz-6s.pcap", &stream(LEFT, 0..300, 6000))?;
+    write(&dir, "pcmu-880hz-6s.pcap", &stream(RIGHT, 0..300, 6000))?;
     write(
         &dir,
         "pcmu-stereo-3s.pcap",

@@ -1,0 +1,227 @@
+//! `siprec-client gateway` in a live call between two SIPp instances (Debian `sip-tester`):
+//! SIPp as the caller runs `fixtures/sipp/gateway-caller.xml` (440 Hz, then the Call Recording
+//! Node's INFOs start, pause, resume, stop, then BYE) and SIPp as the callee runs
+//! `fixtures/sipp/gateway-callee.xml` (880 Hz); srs-server is the SRS. The test checks every
+//! INFO's reply (code and reason phrase, from SIPp's message log), the relayed media, and the
+//! stored recording: caller left, callee right, silence while paused, the Recording ID as key.
+
+use std::process::Stdio;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use interop_tests::audio::{deinterleave, tone_power};
+use interop_tests::{fixtures_dir, read_wav, require_tool, start_srs};
+use siprec_client::gateway::{Gateway, GatewayOptions};
+use siprec_sip::transaction::Transport;
+
+fn free_even_port() -> u16 {
+    let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    s.local_addr().unwrap().port() & !1
+}
+
+fn free_port() -> u16 {
+    let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    s.local_addr().unwrap().port()
+}
+
+/// The status lines of the responses to INFO in a SIPp message log, in order.
+fn info_replies(log: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for block in log.split("\n\n") {
+        let Some(start) = block.find("SIP/2.0 ") else {
+            continue;
+        };
+        let msg = &block[start..];
+        if msg
+            .lines()
+            .any(|l| l.to_ascii_lowercase().starts_with("cseq:") && l.contains("INFO"))
+        {
+            out.push(msg.lines().next().unwrap().trim().to_string());
+        }
+    }
+    out.dedup();
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sipp_call_through_the_gateway_is_relayed_and_recorded_on_info() {
+    let sipp = require_tool("sipp", "install it with `apt-get install sip-tester`");
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_srs(dir.path(), 32400).await.unwrap();
+    let mut published = server.subscribe();
+    let srs = server
+        .local_addrs()
+        .iter()
+        .find(|l| l.transport == Transport::Udp)
+        .unwrap()
+        .addr;
+
+    // The callee: SIPp as UAS behind --forward.
+    let callee_port = free_port();
+    let callee_log = dir.path().join("callee-messages.log");
+    let callee = tokio::process::Command::new(&sipp)
+        .current_dir(fixtures_dir().join("sipp"))
+        .args(["-sf", "gateway-callee.xml", "-m", "1", "-t", "u1"])
+        .args([
+            "-i",
+            "127.0.0.1",
+            "-p",
+            &callee_port.to_string(),
+            "-mi",
+            "127.0.0.1",
+        ])
+        .args([
+            "-mp",
+            &free_even_port().to_string(),
+            "-timeout",
+            "40s",
+            "-timeout_error",
+            "-nostdin",
+        ])
+        .arg("-trace_msg")
+        .arg("-message_file")
+        .arg(&callee_log)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+
+    let gw = Gateway::start(GatewayOptions {
+        listen: vec!["udp:127.0.0.1:0".parse().unwrap()],
+        forward: format!("sip:127.0.0.1:{callee_port}"),
+        rtp_ports: (32800, 32899),
+        ..GatewayOptions::default()
+    })
+    .await
+    .unwrap();
+    let gw_addr = gw.local_addrs()[0].addr;
+
+    let caller_log = dir.path().join("caller-messages.log");
+    let caller = tokio::process::Command::new(&sipp)
+        .current_dir(fixtures_dir().join("sipp"))
+        .args([
+            "-sf",
+            "gateway-caller.xml",
+            "-m",
+            "1",
+            "-l",
+            "1",
+            "-t",
+            "u1",
+        ])
+        .args(["-i", "127.0.0.1", "-p", "0", "-mi", "127.0.0.1"])
+        .args([
+            "-mp",
+            &free_even_port().to_string(),
+            "-timeout",
+            "40s",
+            "-timeout_error",
+            "-nostdin",
+        ])
+        .args(["-set", "srs", &format!("sip:{srs}")])
+        .args(["-set", "recid", "gw-rec-1"])
+        .arg("-trace_msg")
+        .arg("-message_file")
+        .arg(&caller_log)
+        .arg(gw_addr.to_string())
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .unwrap();
+    let caller_msgs = std::fs::read_to_string(&caller_log).unwrap_or_default();
+    assert!(
+        caller.status.success(),
+        "caller SIPp failed ({}):\n{}\n{}\n{caller_msgs}",
+        caller.status,
+        String::from_utf8_lossy(&caller.stdout),
+        String::from_utf8_lossy(&caller.stderr)
+    );
+    let callee = callee.wait_with_output().await.unwrap();
+    assert!(
+        callee.status.success(),
+        "callee SIPp failed: {}",
+        String::from_utf8_lossy(&callee.stdout)
+    );
+
+    // Every INFO was answered by the gateway with the contract's reply.
+    assert_eq!(
+        info_replies(&caller_msgs),
+        vec![
+            "SIP/2.0 200 startCallRecording request for a call",
+            "SIP/2.0 200 pauseCallRecording request for a call",
+            "SIP/2.0 200 resumeCallRecording request for a call",
+            "SIP/2.0 200 stopCallRecording request for a call",
+        ]
+    );
+    // None reached the callee.
+    let callee_msgs = std::fs::read_to_string(&callee_log).unwrap_or_default();
+    assert!(
+        !callee_msgs.contains("INFO sip:"),
+        "a recording INFO was relayed to the callee"
+    );
+
+    let rec = interop_tests::next_recording(&mut published).await;
+    let m = &rec.manifest;
+    assert_eq!(m.recording_key, "gw-rec-1");
+    assert_eq!(m.ended_by, "bye-from-src");
+    let names: Vec<_> = m
+        .participants
+        .iter()
+        .map(|p| p.name.clone().unwrap_or_default())
+        .collect();
+    assert!(
+        names.contains(&"SIPp Caller".to_string()) && names.contains(&"SIPp Callee".to_string()),
+        "{names:?}"
+    );
+    assert_eq!(m.pauses.len(), 1, "{:?}", m.pauses);
+    // Start at 1 s, stop 3 s later (each step 1 s apart): the recording spans start to stop.
+    assert!(
+        (m.duration_seconds - 3.0).abs() < 0.15,
+        "duration {} s",
+        m.duration_seconds
+    );
+
+    let (spec, samples) = read_wav(&server, &rec.folder).await.unwrap();
+    assert_eq!((spec.channels, spec.sample_rate), (2, 8000));
+    let (left, right) = deinterleave(&samples);
+    let sec = |s: f64| (s * 8000.0) as usize;
+    // Recording before the pause (0.1-0.9 s): caller 440 Hz on the left, callee 880 Hz right.
+    let (l, r) = (&left[sec(0.1)..sec(0.9)], &right[sec(0.1)..sec(0.9)]);
+    assert!(
+        tone_power(l, 8000, 440.0) > 100.0 * tone_power(l, 8000, 880.0).max(1.0),
+        "left is the caller"
+    );
+    assert!(
+        tone_power(r, 8000, 880.0) > 100.0 * tone_power(r, 8000, 440.0).max(1.0),
+        "right is the callee"
+    );
+    // Paused (1.1-1.9 s): silence on both channels.
+    let p = m.pauses[0].clone();
+    let (a, b) = (sec(p.start + 0.1), sec(p.end - 0.1));
+    assert!(b > a, "pause {p:?}");
+    assert!(
+        left[a..b]
+            .iter()
+            .chain(&right[a..b])
+            .all(|s| s.unsigned_abs() < 64),
+        "silence while paused"
+    );
+    // After the resume: both tones again.
+    let (l, r) = (&left[sec(2.1)..sec(2.9)], &right[sec(2.1)..sec(2.9)]);
+    assert!(tone_power(l, 8000, 440.0) > 1e5 && tone_power(r, 8000, 880.0) > 1e5);
+
+    // The relay carried both directions of the whole call: 4.5 s from ACK to BYE, 20 ms
+    // packets each way (225 per direction; a few more may have left before the BYE).
+    let c = gw.counters();
+    let relayed = c.relayed.load(Ordering::Relaxed);
+    let forked = c.forked.load(Ordering::Relaxed);
+    assert!((2 * 215..=2 * 240).contains(&relayed), "relayed {relayed}");
+    // Forked: both legs while recording and not paused (~2 s each).
+    assert!((150..=260).contains(&forked), "forked {forked}");
+    assert_eq!(c.strangers.load(Ordering::Relaxed), 0);
+    gw.shutdown().await;
+    server.shutdown().await.unwrap();
+    tokio::time::sleep(Duration::ZERO).await;
+}

@@ -1,0 +1,798 @@
+//! `siprec-client gateway`: the tokio driver of the live-call B2BUA
+//! ([`siprec_gateway::GatewayCore`]).
+//!
+//! [`Gateway::start`] binds the SIP listeners, resolves `--forward` once, and runs two kinds
+//! of tasks: the driver, which moves SIP bytes, timers and name resolutions in and out of the
+//! core (sending through one queue per peer, so a slow TCP connect never stalls other calls),
+//! and one relay task per call, which owns the call's four relay sockets (RTP and RTCP facing
+//! each leg), relays every packet to the other leg and copies the audio to the recording
+//! servers as the core's [`RelayUpdate`]s say. The relay task does no allocation, locking or
+//! logging per packet.
+
+use std::collections::{HashMap, HashSet};
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use siprec_core::client::{RsId, SrsUri};
+use siprec_gateway::relay::{Channel, Relay, Side};
+use siprec_gateway::{
+    CallId, Event, Forward, GatewayConfig, GatewayCore, PortAllocator, RelayUpdate,
+};
+use siprec_rtp::srtp::SrtpSender;
+use siprec_sip::transaction::{Peer, Transmit, Transport};
+use siprec_sip_tokio::{Inbound, ListenAddr, SipTransports, TlsClient, TlsConfig, TlsServer};
+use tokio::net::UdpSocket;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tracing::{debug, info, warn};
+
+use crate::resolver_api::{IpLiteralResolver, ResolvedTarget, SrsResolver};
+use crate::Error;
+
+/// Settings of a [`Gateway`] (the CLI's flags).
+#[derive(Debug, Clone)]
+pub struct GatewayOptions {
+    /// SIP listeners (`udp:HOST:PORT`, `tcp:…`, `tls:…`); the first one's address is the
+    /// default media address.
+    pub listen: Vec<ListenAddr>,
+    /// Certificate chain and key (PEM) of `tls:` listeners.
+    pub tls_server: Option<(PathBuf, PathBuf)>,
+    /// Where every call goes: `sip:HOST[:PORT][;transport=udp|tcp|tls]`.
+    pub forward: String,
+    /// Relay ports (even RTP port, RTCP above it), inclusive range.
+    pub rtp_ports: (u16, u16),
+    /// The address written in SDP (default: the first listener's).
+    pub media_ip: Option<IpAddr>,
+    /// Record every call towards this Call Recording Server value.
+    pub record_all: Option<String>,
+    /// The INVITE header with a record-all call's Recording ID.
+    pub record_all_id_header: String,
+    /// Who may send recording INFOs (empty: any party of the call).
+    pub control_from: Vec<ipnet::IpNet>,
+    /// Most calls at once.
+    pub max_calls: usize,
+    /// CA file to verify `sips:` SRSs and a `sips:` forward target (default: system roots).
+    pub ca: Option<PathBuf>,
+    /// DNS server for SRS names (default: the system's).
+    pub dns: Option<SocketAddr>,
+    /// How long a start waits for the first SRS (default 2 s).
+    pub start_timeout: Duration,
+}
+
+impl Default for GatewayOptions {
+    fn default() -> Self {
+        GatewayOptions {
+            listen: Vec::new(),
+            tls_server: None,
+            forward: String::new(),
+            rtp_ports: (20000, 29999),
+            media_ip: None,
+            record_all: None,
+            record_all_id_header: "X-Recording-ID".into(),
+            control_from: Vec::new(),
+            max_calls: 1000,
+            ca: None,
+            dns: None,
+            start_timeout: Duration::from_secs(2),
+        }
+    }
+}
+
+/// Packet counts over every call, for tests and the summary line.
+#[derive(Debug, Default)]
+pub struct GatewayCounters {
+    /// Packets relayed between the legs.
+    pub relayed: AtomicU64,
+    /// Copies sent to recording servers.
+    pub forked: AtomicU64,
+    /// Packets from neither party, dropped.
+    pub strangers: AtomicU64,
+    /// Calls that ended.
+    pub calls_ended: AtomicU64,
+}
+
+/// A running gateway. Dropping it stops it; [`Gateway::shutdown`] waits for the tasks.
+#[derive(Debug)]
+pub struct Gateway {
+    sip: Vec<ListenAddr>,
+    counters: Arc<GatewayCounters>,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl Gateway {
+    /// Binds everything and starts the driver. Errors name the flag that is wrong.
+    pub async fn start(opts: GatewayOptions) -> Result<Gateway, Error> {
+        if opts.listen.is_empty() {
+            return Err(Error::Usage("gateway: give at least one --listen".into()));
+        }
+        let tls_server = match &opts.tls_server {
+            Some((cert, key)) => {
+                Some(TlsServer::from_pem_files(cert, key).map_err(Error::Transport)?)
+            }
+            None if opts.listen.iter().any(|l| l.transport == Transport::Tls) => {
+                return Err(Error::Usage(
+                    "a tls: listener needs --tls-cert and --tls-key".into(),
+                ))
+            }
+            None => None,
+        };
+        let client = Some(TlsClient::new(opts.ca.as_deref()).map_err(Error::Transport)?);
+        let (transports, inbound) = SipTransports::bind(
+            &opts.listen,
+            TlsConfig {
+                server: tls_server,
+                client,
+            },
+        )
+        .await
+        .map_err(Error::Transport)?;
+        let sip = transports.local_addrs();
+        let media_ip = opts.media_ip.unwrap_or_else(|| sip[0].addr.ip());
+        if media_ip.is_unspecified() {
+            return Err(Error::Usage(
+                "--media-ip is needed when listening on 0.0.0.0 or :: (the address the legs send RTP to)".into(),
+            ));
+        }
+        let forward_ip = forward_address(&opts.forward).await?;
+        let forward =
+            Forward::new(&opts.forward, forward_ip).map_err(|e| Error::Usage(e.to_string()))?;
+        let local = sip.iter().map(|l| (l.transport, l.addr)).collect();
+        let mut config = GatewayConfig::new(forward, local, media_ip);
+        config.record_all = opts.record_all.clone();
+        config.record_all_id_header = opts.record_all_id_header.clone();
+        config.control_from = opts.control_from.clone();
+        config.max_calls = opts.max_calls;
+        config.recording.start_timeout = opts.start_timeout;
+        let (lo, hi) = opts.rtp_ports;
+        if lo >= hi || hi - lo < 3 {
+            return Err(Error::Usage(format!(
+                "--rtp-ports {lo}-{hi}: need a range of at least 4 ports"
+            )));
+        }
+        let pool = RelayPorts::new(media_ip_for_bind(media_ip, &sip), lo, hi);
+        let core = GatewayCore::new(
+            config,
+            Box::new(pool.clone()),
+            Instant::now(),
+            SystemTime::now(),
+        )
+        .map_err(|e| Error::Usage(e.to_string()))?;
+        let resolver: Arc<dyn SrsResolver> =
+            match crate::resolve::Resolver::new(crate::resolve::ResolverConfig {
+                nameserver: opts.dns,
+                ..Default::default()
+            }) {
+                Ok(r) => Arc::new(r),
+                Err(e) => {
+                    warn!(error = %e, "no DNS resolver; IP literals only");
+                    Arc::new(IpLiteralResolver)
+                }
+            };
+        let counters = Arc::new(GatewayCounters::default());
+        let (resolved_tx, resolved_rx) = mpsc::unbounded_channel();
+        let (errors_tx, errors_rx) = mpsc::unbounded_channel();
+        let driver = Driver {
+            core,
+            transports,
+            pool,
+            resolver,
+            resolved_tx,
+            errors_tx,
+            outbox: HashMap::new(),
+            relays: HashMap::new(),
+            counters: Arc::clone(&counters),
+        };
+        let (stop_tx, stop_rx) = oneshot::channel();
+        for l in &sip {
+            info!(listen = %l, forward = %opts.forward, %media_ip, "siprec-client gateway listening");
+        }
+        let task = tokio::spawn(driver.run(inbound, resolved_rx, errors_rx, stop_rx));
+        Ok(Gateway {
+            sip,
+            counters,
+            stop: Some(stop_tx),
+            task: Some(task),
+        })
+    }
+
+    /// The SIP listeners' addresses (ports resolved).
+    pub fn local_addrs(&self) -> &[ListenAddr] {
+        &self.sip
+    }
+
+    /// Counts over every call so far.
+    pub fn counters(&self) -> &GatewayCounters {
+        &self.counters
+    }
+
+    /// Stops the driver and every relay (calls in progress are dropped without BYE).
+    pub async fn shutdown(mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.task.take() {
+            let _ = t.await;
+        }
+    }
+
+    /// Runs until the driver ends (Ctrl-C in the CLI).
+    pub async fn wait(mut self) {
+        if let Some(t) = self.task.take() {
+            let _ = t.await;
+        }
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        if let Some(t) = self.task.take() {
+            t.abort();
+        }
+    }
+}
+
+/// `--forward`'s host as an address: an IP literal as is, a name through the system resolver.
+async fn forward_address(forward: &str) -> Result<IpAddr, Error> {
+    let uri = SrsUri::parse(forward.trim())
+        .map_err(|e| Error::Usage(format!("--forward {forward:?}: {e}")))?;
+    match &uri.host {
+        siprec_core::client::Host::Ip(ip) => Ok(*ip),
+        siprec_core::client::Host::Name(name) => {
+            let port = uri.port.unwrap_or_else(|| uri.default_port());
+            let mut addrs = tokio::net::lookup_host((name.as_str(), port))
+                .await
+                .map_err(|e| {
+                    Error::Usage(format!(
+                        "--forward {forward:?}: {name} does not resolve: {e}"
+                    ))
+                })?;
+            addrs.next().map(|a| a.ip()).ok_or_else(|| {
+                Error::Usage(format!("--forward {forward:?}: {name} has no address"))
+            })
+        }
+    }
+}
+
+/// Relay sockets bind where the SIP listener does when it is a wildcard, else on the media
+/// address.
+fn media_ip_for_bind(media_ip: IpAddr, sip: &[ListenAddr]) -> IpAddr {
+    if sip.iter().any(|l| l.addr.ip().is_unspecified()) {
+        sip[0].addr.ip()
+    } else {
+        media_ip
+    }
+}
+
+/// Even relay ports with the RTCP port above, bound at allocation (so an SDP never names a
+/// port the gateway does not hold).
+#[derive(Debug, Clone)]
+struct RelayPorts {
+    ip: IpAddr,
+    inner: Arc<Mutex<PortsInner>>,
+}
+
+#[derive(Debug)]
+struct PortsInner {
+    lo: u16,
+    hi: u16,
+    next: u16,
+    in_use: HashSet<u16>,
+    bound: HashMap<u16, [std::net::UdpSocket; 2]>,
+}
+
+impl RelayPorts {
+    fn new(ip: IpAddr, lo: u16, hi: u16) -> RelayPorts {
+        let lo = lo + (lo % 2);
+        RelayPorts {
+            ip,
+            inner: Arc::new(Mutex::new(PortsInner {
+                lo,
+                hi,
+                next: lo,
+                in_use: HashSet::new(),
+                bound: HashMap::new(),
+            })),
+        }
+    }
+
+    fn take(&self, port: u16) -> Option<[std::net::UdpSocket; 2]> {
+        self.inner.lock().ok()?.bound.remove(&port)
+    }
+}
+
+impl PortAllocator for RelayPorts {
+    fn allocate(&mut self) -> Option<u16> {
+        let mut g = self.inner.lock().ok()?;
+        let span = (g.hi.saturating_sub(g.lo)) / 2 + 1;
+        for _ in 0..span {
+            let p = g.next;
+            g.next = if p.saturating_add(3) > g.hi {
+                g.lo
+            } else {
+                p + 2
+            };
+            if g.in_use.contains(&p) || p.checked_add(1).is_none_or(|q| q > g.hi) {
+                continue;
+            }
+            let bind = |port: u16| {
+                std::net::UdpSocket::bind(SocketAddr::new(self.ip, port))
+                    .and_then(|s| s.set_nonblocking(true).map(|()| s))
+            };
+            if let (Ok(rtp), Ok(rtcp)) = (bind(p), bind(p + 1)) {
+                g.in_use.insert(p);
+                g.bound.insert(p, [rtp, rtcp]);
+                return Some(p);
+            }
+        }
+        None
+    }
+
+    fn release(&mut self, port: u16) {
+        if let Ok(mut g) = self.inner.lock() {
+            g.in_use.remove(&port);
+            g.bound.remove(&port);
+        }
+    }
+}
+
+/// Depth of one peer's SIP send queue.
+const PEER_QUEUE: usize = 256;
+
+struct Driver {
+    core: GatewayCore,
+    transports: SipTransports,
+    pool: RelayPorts,
+    resolver: Arc<dyn SrsResolver>,
+    resolved_tx: mpsc::UnboundedSender<(CallId, RsId, Result<Vec<ResolvedTarget>, String>)>,
+    errors_tx: mpsc::UnboundedSender<(Peer, String)>,
+    outbox: HashMap<Peer, mpsc::Sender<Vec<u8>>>,
+    relays: HashMap<CallId, mpsc::UnboundedSender<RelayUpdate>>,
+    counters: Arc<GatewayCounters>,
+}
+
+impl Driver {
+    async fn run(
+        mut self,
+        mut inbound: mpsc::Receiver<Inbound>,
+        mut resolved: mpsc::UnboundedReceiver<(CallId, RsId, Result<Vec<ResolvedTarget>, String>)>,
+        mut errors: mpsc::UnboundedReceiver<(Peer, String)>,
+        mut stop: oneshot::Receiver<()>,
+    ) {
+        loop {
+            let wake = self.core.poll_timeout();
+            let sleep = async {
+                match wake {
+                    Some(t) => tokio::time::sleep_until(tokio::time::Instant::from_std(t)).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                _ = &mut stop => break,
+                msg = inbound.recv() => match msg {
+                    Some(msg) => self.core.handle_bytes(Instant::now(), msg.peer, &msg.bytes),
+                    None => break,
+                },
+                Some((call, rs, result)) = resolved.recv() => {
+                    let result = result.map(|t| t.into_iter().map(|t| t.target).collect());
+                    self.core.resolved(Instant::now(), call, rs, result);
+                }
+                Some((peer, reason)) = errors.recv() => {
+                    self.core.handle_transport_error(Instant::now(), peer, &reason);
+                }
+                _ = sleep => self.core.handle_timeout(Instant::now()),
+            }
+            self.flush();
+        }
+        for (_, r) in self.relays.drain() {
+            let _ = r.send(RelayUpdate::Close);
+        }
+        self.transports.close();
+        debug!("gateway driver finished");
+    }
+
+    fn flush(&mut self) {
+        loop {
+            let mut idle = true;
+            while let Some(t) = self.core.poll_transmit() {
+                idle = false;
+                self.send(t);
+            }
+            while let Some(ev) = self.core.poll_event() {
+                idle = false;
+                match ev {
+                    Event::Relay { call, update } => self.relay(call, update),
+                    Event::Resolve { call, rs, uri } => self.resolve(call, rs, uri),
+                    Event::Command { .. } => {}
+                    Event::CallEnded { .. } => {
+                        self.counters.calls_ended.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+            if idle {
+                break;
+            }
+        }
+    }
+
+    fn relay(&mut self, call: CallId, update: RelayUpdate) {
+        match update {
+            RelayUpdate::Open { ports } => {
+                let (Some(a), Some(b)) = (self.pool.take(ports[0]), self.pool.take(ports[1]))
+                else {
+                    warn!(%call, "relay sockets missing; the call's media is not relayed");
+                    return;
+                };
+                match RelayTask::new(a, b, Arc::clone(&self.counters)) {
+                    Ok(task) => {
+                        let (tx, rx) = mpsc::unbounded_channel();
+                        tokio::spawn(task.run(rx));
+                        self.relays.insert(call, tx);
+                    }
+                    Err(e) => warn!(%call, error = %e, "relay sockets unusable"),
+                }
+            }
+            RelayUpdate::Close => {
+                if let Some(tx) = self.relays.remove(&call) {
+                    let _ = tx.send(RelayUpdate::Close);
+                }
+            }
+            other => {
+                if let Some(tx) = self.relays.get(&call) {
+                    let _ = tx.send(other);
+                }
+            }
+        }
+    }
+
+    fn resolve(&self, call: CallId, rs: RsId, uri: SrsUri) {
+        let resolver = Arc::clone(&self.resolver);
+        let tx = self.resolved_tx.clone();
+        tokio::spawn(async move {
+            let limit = Duration::from_secs(5);
+            let result = match tokio::time::timeout(limit, resolver.resolve(&uri)).await {
+                Ok(r) => r,
+                Err(_) => Err(format!("no answer within {} ms", limit.as_millis())),
+            };
+            let _ = tx.send((call, rs, result));
+        });
+    }
+
+    /// Hands a message to its peer's queue; one task per peer sends in order.
+    fn send(&mut self, t: Transmit) {
+        let peer = t.peer;
+        let mut payload = t.payload;
+        for _ in 0..2 {
+            let tx = self.outbox.entry(peer).or_insert_with(|| {
+                let (tx, rx) = mpsc::channel(PEER_QUEUE);
+                tokio::spawn(peer_sender(
+                    peer,
+                    self.transports.clone(),
+                    rx,
+                    self.errors_tx.clone(),
+                ));
+                tx
+            });
+            match tx.try_send(payload) {
+                Ok(()) => return,
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    debug!(peer = %peer.addr, "send queue full; message dropped");
+                    return;
+                }
+                Err(mpsc::error::TrySendError::Closed(p)) => {
+                    self.outbox.remove(&peer);
+                    payload = p;
+                }
+            }
+        }
+    }
+}
+
+async fn peer_sender(
+    peer: Peer,
+    transports: SipTransports,
+    mut rx: mpsc::Receiver<Vec<u8>>,
+    errors: mpsc::UnboundedSender<(Peer, String)>,
+) {
+    let mut connected = false;
+    while let Some(payload) = rx.recv().await {
+        if peer.transport == Transport::Tls && !connected {
+            match transports
+                .connect(peer.addr, &peer.addr.ip().to_string())
+                .await
+            {
+                Ok(_) => connected = true,
+                Err(e) => {
+                    let _ = errors.send((peer, e.to_string()));
+                    continue;
+                }
+            }
+        }
+        if let Err(e) = transports.send(Transmit { peer, payload }).await {
+            debug!(peer = %peer.addr, error = %e, "SIP send failed");
+            connected = false;
+            let _ = errors.send((peer, e.to_string()));
+        }
+    }
+}
+
+/// Largest RTP/RTCP datagram relayed.
+const MAX_PACKET: usize = 2048;
+
+/// One call's relay: four sockets, the [`Relay`] decisions, SRTP contexts of the forks.
+struct RelayTask {
+    /// `[side][channel]`: A-facing RTP, RTCP; B-facing RTP, RTCP.
+    sockets: [[UdpSocket; 2]; 2],
+    relay: Relay,
+    srtp: Vec<(RsId, usize, SrtpSender)>,
+    counters: Arc<GatewayCounters>,
+    scratch: Box<[u8; MAX_PACKET + 64]>,
+    protected: Box<[u8; MAX_PACKET + 64]>,
+    last: siprec_gateway::relay::RelayStats,
+}
+
+impl RelayTask {
+    fn new(
+        a: [std::net::UdpSocket; 2],
+        b: [std::net::UdpSocket; 2],
+        counters: Arc<GatewayCounters>,
+    ) -> std::io::Result<RelayTask> {
+        let [a0, a1] = a;
+        let [b0, b1] = b;
+        Ok(RelayTask {
+            sockets: [
+                [UdpSocket::from_std(a0)?, UdpSocket::from_std(a1)?],
+                [UdpSocket::from_std(b0)?, UdpSocket::from_std(b1)?],
+            ],
+            relay: Relay::new(),
+            srtp: Vec::new(),
+            counters,
+            scratch: Box::new([0; MAX_PACKET + 64]),
+            protected: Box::new([0; MAX_PACKET + 64]),
+            last: Default::default(),
+        })
+    }
+
+    async fn run(mut self, mut updates: mpsc::UnboundedReceiver<RelayUpdate>) {
+        let mut bufs = [[0u8; MAX_PACKET]; 4];
+        loop {
+            let [b0, b1, b2, b3] = &mut bufs;
+            let (side, channel, n, from) = tokio::select! {
+                u = updates.recv() => match u {
+                    None | Some(RelayUpdate::Close) => break,
+                    Some(u) => { self.apply(u); continue; }
+                },
+                r = self.sockets[0][0].recv_from(b0) => match r { Ok((n, f)) => (Side::A, Channel::Rtp, n, f), Err(_) => continue },
+                r = self.sockets[0][1].recv_from(b1) => match r { Ok((n, f)) => (Side::A, Channel::Rtcp, n, f), Err(_) => continue },
+                r = self.sockets[1][0].recv_from(b2) => match r { Ok((n, f)) => (Side::B, Channel::Rtp, n, f), Err(_) => continue },
+                r = self.sockets[1][1].recv_from(b3) => match r { Ok((n, f)) => (Side::B, Channel::Rtcp, n, f), Err(_) => continue },
+            };
+            let i = side.index() * 2 + usize::from(channel == Channel::Rtcp);
+            let packet = &bufs[i][..n];
+            self.packet(side, channel, packet, from);
+        }
+        self.fold_counters();
+    }
+
+    fn apply(&mut self, u: RelayUpdate) {
+        match u {
+            RelayUpdate::Remote { side, media } => self.relay.set_remote(side, &media),
+            RelayUpdate::Codec { payload_type } => self.relay.set_codec(payload_type),
+            RelayUpdate::Fork { rs, plan } => {
+                self.srtp.retain(|(r, _, _)| *r != rs);
+                for (leg, m) in plan.legs.iter().enumerate() {
+                    if let Some(key) = m.as_ref().and_then(|m| m.srtp.as_ref()) {
+                        match SrtpSender::new(key) {
+                            Ok(s) => self.srtp.push((rs, leg, s)),
+                            Err(e) => debug!(error = %e, "SRTP context for a fork"),
+                        }
+                    }
+                }
+                self.relay.set_fork(rs, &plan);
+            }
+            RelayUpdate::ForkStop { rs } => {
+                self.srtp.retain(|(r, _, _)| *r != rs);
+                self.relay.remove_fork(rs);
+            }
+            RelayUpdate::Open { .. } | RelayUpdate::Close => {}
+        }
+        self.fold_counters();
+    }
+
+    fn packet(&mut self, side: Side, channel: Channel, packet: &[u8], from: SocketAddr) {
+        let out = &self.sockets[side.other().index()][usize::from(channel == Channel::Rtcp)];
+        if let Some(dest) = self.relay.route(side, channel, from) {
+            // A full socket buffer drops the packet, as the network would.
+            let _ = out.try_send_to(packet, dest);
+        }
+        if channel == Channel::Rtcp || packet.len() < 12 || packet[0] >> 6 != 2 {
+            return;
+        }
+        let pt = packet[1] & 0x7f;
+        let fork_sock = &self.sockets[side.index()][0];
+        let leg = side.index();
+        let scratch = &mut self.scratch;
+        let protected = &mut self.protected;
+        let srtp = &mut self.srtp;
+        for (rs, f) in self.relay.forks(side, pt) {
+            let mut bytes: &[u8] = packet;
+            if f.payload_type != pt {
+                let n = packet.len();
+                scratch[..n].copy_from_slice(packet);
+                scratch[1] = (packet[1] & 0x80) | (f.payload_type & 0x7f);
+                bytes = &scratch[..n];
+            }
+            if f.srtp.is_some() {
+                let Some((_, _, ctx)) = srtp.iter_mut().find(|(r, l, _)| *r == rs && *l == leg)
+                else {
+                    continue;
+                };
+                match ctx.protect(bytes, &mut protected[..]) {
+                    Ok(m) => bytes = &protected[..m],
+                    Err(_) => continue,
+                }
+            }
+            let _ = fork_sock.try_send_to(bytes, f.dest);
+        }
+    }
+
+    /// Adds what changed since the last fold to the shared counters (on control events and
+    /// at the end, never per packet).
+    fn fold_counters(&mut self) {
+        let now = self.relay.stats();
+        let d = |a: u64, b: u64| a.saturating_sub(b);
+        self.counters.relayed.fetch_add(
+            d(
+                now.relayed[0] + now.relayed[1],
+                self.last.relayed[0] + self.last.relayed[1],
+            ),
+            Ordering::Relaxed,
+        );
+        self.counters.forked.fetch_add(
+            d(
+                now.forked[0] + now.forked[1],
+                self.last.forked[0] + self.last.forked[1],
+            ),
+            Ordering::Relaxed,
+        );
+        self.counters
+            .strangers
+            .fetch_add(d(now.strangers, self.last.strangers), Ordering::Relaxed);
+        self.last = now;
+    }
+}
+
+/// Help text after `siprec-client gateway --help`.
+pub const GATEWAY_HELP: &str = "\
+The gateway sits in a live call as a B2BUA: every INVITE on a --listen address is answered
+100 Trying and forwarded to --forward as a new dialog; responses, ACK, BYE, CANCEL, re-INVITE,
+UPDATE and INFO are relayed between the legs, and both legs' SDP point at the gateway's relay
+ports (RTP relayed unchanged, RTCP alongside).
+
+Recording commands are in-dialog INFOs from either leg, answered by the gateway (not relayed):
+  X-Reason: startCallRecording | stopCallRecording | pauseCallRecording | resumeCallRecording
+  X-Srs-Url: <Call Recording Server value>      (start)
+  X-Srs-Recording-ID: <Recording ID>            (start, optional)
+  X-Call-Sid: <the platform's call id>          (optional, into the metadata)
+The reply is the Call Recording Node's contract: 200 / 400 / 503 with the contract's log line as
+the reason phrase (see siprec-client record --help for the Call Recording Server formats).
+
+Examples:
+  siprec-client gateway --listen udp:0.0.0.0:5060 --media-ip 192.0.2.1 --forward sip:10.0.0.5:5060
+  siprec-client gateway --listen udp:127.0.0.1:5080 --forward sip:127.0.0.1:5090 \\
+      --record-all sip:127.0.0.1:5060 --record-all-id-header X-Recording-ID";
+
+/// Arguments of `gateway`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct GatewayArgs {
+    /// A SIP listener: udp:HOST:PORT, tcp:HOST:PORT or tls:HOST:PORT (repeat for several).
+    #[arg(long, value_name = "TRANSPORT:HOST:PORT", required = true)]
+    pub listen: Vec<ListenAddr>,
+    /// Certificate chain (PEM) of the tls: listeners.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// Private key (PEM) of --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Where every incoming call goes (the B leg): sip:HOST[:PORT][;transport=udp|tcp|tls].
+    #[arg(long, value_name = "URI")]
+    pub forward: String,
+    /// Relay port range (even RTP ports, RTCP on the port above).
+    #[arg(long, value_name = "LOW-HIGH", default_value = "20000-29999", value_parser = parse_port_range)]
+    pub rtp_ports: (u16, u16),
+    /// The address written in SDP for the relay (default: the first --listen address).
+    #[arg(long, value_name = "IP")]
+    pub media_ip: Option<IpAddr>,
+    /// Record every call from its answer to its end towards this Call Recording Server value.
+    #[arg(long, value_name = "VALUE", allow_hyphen_values = true)]
+    pub record_all: Option<String>,
+    /// The initial INVITE's header that carries a record-all call's Recording ID.
+    #[arg(long, value_name = "HEADER", default_value = "X-Recording-ID")]
+    pub record_all_id_header: String,
+    /// Who may send recording INFOs (repeat; default: any party of the call).
+    #[arg(long, value_name = "CIDR")]
+    pub control_from: Vec<ipnet::IpNet>,
+    /// Most calls at once (more get 503 with Retry-After).
+    #[arg(long, value_name = "N", default_value_t = 1000)]
+    pub max_calls: usize,
+    /// CA file (PEM) to verify sips: SRSs and a sips: --forward (default: the system roots).
+    #[arg(long, value_name = "FILE")]
+    pub ca: Option<PathBuf>,
+    /// DNS server for SRS host names (default: the system's).
+    #[arg(long, value_name = "HOST:PORT", value_parser = crate::cli::parse_host_port)]
+    pub dns: Option<SocketAddr>,
+    /// Log lines as JSON (one object per line) instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `LOW-HIGH`.
+pub fn parse_port_range(s: &str) -> Result<(u16, u16), String> {
+    let (lo, hi) = s
+        .split_once('-')
+        .ok_or_else(|| format!("{s:?}: expected LOW-HIGH"))?;
+    let p = |v: &str| {
+        v.trim()
+            .parse::<u16>()
+            .map_err(|_| format!("{v:?} is not a port"))
+    };
+    let (lo, hi) = (p(lo)?, p(hi)?);
+    if lo == 0 || hi < lo.saturating_add(3) {
+        return Err(format!("{s:?}: need 1 <= LOW and at least 4 ports"));
+    }
+    Ok((lo, hi))
+}
+
+impl GatewayArgs {
+    /// The options these arguments say.
+    pub fn options(&self) -> GatewayOptions {
+        GatewayOptions {
+            listen: self.listen.clone(),
+            tls_server: self.tls_cert.clone().zip(self.tls_key.clone()),
+            forward: self.forward.clone(),
+            rtp_ports: self.rtp_ports,
+            media_ip: self.media_ip,
+            record_all: self.record_all.clone(),
+            record_all_id_header: self.record_all_id_header.clone(),
+            control_from: self.control_from.clone(),
+            max_calls: self.max_calls,
+            ca: self.ca.clone(),
+            dns: self.dns,
+            ..GatewayOptions::default()
+        }
+    }
+}
+
+/// Runs `gateway` until Ctrl-C or SIGTERM.
+pub async fn run(args: GatewayArgs) -> Result<(), Error> {
+    let gw = Gateway::start(args.options()).await?;
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+    let c = gw.counters();
+    info!(
+        relayed = c.relayed.load(Ordering::Relaxed),
+        forked = c.forked.load(Ordering::Relaxed),
+        strangers = c.strangers.load(Ordering::Relaxed),
+        calls = c.calls_ended.load(Ordering::Relaxed),
+        "siprec-client gateway stopping"
+    );
+    gw.shutdown().await;
+    Ok(())
+}
