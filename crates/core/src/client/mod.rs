@@ -70,7 +70,7 @@ use std::fmt;
 use std::time::{Instant, SystemTime};
 
 use rs_metadata::Recording;
-use siprec_sdp::Direction;
+use siprec_sdp::{Direction, Format};
 use siprec_sip::message;
 use siprec_sip::rsip::{Request, SipMessage};
 use siprec_sip::transaction::{ClientKey, Event as TxEvent, Peer, TransactionLayer, Transmit};
@@ -191,6 +191,24 @@ impl SrcCore {
             recording_id: None,
             events: VecDeque::new(),
         })
+    }
+
+    /// The call's codec changed (a re-INVITE in a relayed call): from now on offer `codecs`
+    /// (in preference order), and re-INVITE every established recording session with the
+    /// same direction and the new list (RFC 3264 §8.3.2: a new offer may change the media
+    /// formats). Each answer replaces that session's [`Event::Media`] plan. Sessions still
+    /// being set up keep the offer they were sent. An empty or unchanged list does nothing.
+    pub fn set_codecs(&mut self, now: Instant, codecs: Vec<Format>) {
+        if codecs.is_empty() || codecs == self.config.codecs {
+            return;
+        }
+        self.config.codecs = codecs;
+        for r in self.rss.iter_mut() {
+            if matches!(r.phase, Phase::Established) {
+                r.need_reoffer = true;
+            }
+        }
+        self.reconcile_all(now);
     }
 
     /// `true` while a start succeeded and no stop came (some SRS may still be joining).
@@ -375,6 +393,7 @@ impl SrcCore {
                 last_reinvite_ack: None,
                 backoff_until: None,
                 need_snapshot: false,
+                need_reoffer: false,
                 need_refresh: false,
                 allow_update: false,
                 timer: None,

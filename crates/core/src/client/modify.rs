@@ -39,6 +39,8 @@ impl SrcCore {
             ModKind::Direction(r.want)
         } else if r.need_snapshot {
             ModKind::Snapshot
+        } else if r.need_reoffer {
+            ModKind::Reoffer
         } else if r.need_refresh {
             ModKind::Refresh
         } else {
@@ -65,6 +67,13 @@ impl SrcCore {
                     (Method::Invite, Some(Self::multipart(&sdp, &md)))
                 }
             }
+            ModKind::Reoffer => {
+                let sdp = self.offer_sdp_at(r, have, r.sdp_version + 1);
+                (
+                    Method::Invite,
+                    Some(("application/sdp".to_string(), sdp.into_bytes())),
+                )
+            }
             ModKind::Refresh => {
                 if allow_update {
                     (Method::Update, None)
@@ -81,7 +90,7 @@ impl SrcCore {
         let target_uri = r.target_uri.clone();
         let timer = r.timer;
         let Some(r) = self.rs_mut(id) else { return };
-        if let ModKind::Direction(_) = kind {
+        if matches!(kind, ModKind::Direction(_) | ModKind::Reoffer) {
             r.sdp_version += 1;
         }
         let Some(dialog) = r.dialog.as_mut() else {
@@ -120,6 +129,9 @@ impl SrcCore {
             }
             if kind == ModKind::Snapshot {
                 r.need_snapshot = false;
+            }
+            if kind == ModKind::Reoffer {
+                r.need_reoffer = false;
             }
             r.in_flight = Some(InFlight {
                 key,
@@ -215,6 +227,15 @@ impl SrcCore {
                     ..t
                 });
             }
+            if kind == ModKind::Reoffer {
+                if let Some(Ok(sdp)) = sdp_of(&resp) {
+                    let legs = self.legs_from_answer(id, &sdp);
+                    if let Some(r) = self.rs_mut(id) {
+                        r.legs = legs;
+                    }
+                }
+                self.emit_media(id);
+            }
             if let ModKind::Direction(dir) = kind {
                 let answer = sdp_of(&resp);
                 if let Some(Ok(sdp)) = answer {
@@ -253,6 +274,7 @@ impl SrcCore {
                 match kind {
                     ModKind::Snapshot => r.need_snapshot = true,
                     ModKind::Refresh => r.need_refresh = true,
+                    ModKind::Reoffer => r.need_reoffer = true,
                     ModKind::Direction(_) => {}
                 }
                 debug!(rs = %id, ?wait, "491: re-INVITE glare, backing off");

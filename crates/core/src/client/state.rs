@@ -27,6 +27,9 @@ pub(super) enum ModKind {
     Snapshot,
     /// RFC 4028 refresh.
     Refresh,
+    /// The call's codec changed ([`SrcCore::set_codecs`](super::SrcCore::set_codecs)): a new
+    /// offer with the same direction and the new codec list.
+    Reoffer,
 }
 
 #[derive(Debug)]
@@ -108,6 +111,8 @@ pub(super) struct Rs {
     pub(super) last_reinvite_ack: Option<(ClientKey, Request)>,
     pub(super) backoff_until: Option<Instant>,
     pub(super) need_snapshot: bool,
+    /// A new offer is owed (the codecs changed).
+    pub(super) need_reoffer: bool,
     pub(super) need_refresh: bool,
     pub(super) allow_update: bool,
     pub(super) timer: Option<SessionTimer>,

@@ -118,3 +118,48 @@ fn a_rejected_pause_keeps_media_off_and_reports_503() {
     assert!(net.events.contains(&Event::MediaStop { rs }));
     assert!(!net.src.is_recording());
 }
+
+#[test]
+fn a_codec_change_reoffers_every_session_with_the_same_direction() {
+    let mut net = Net::new(vec![FakeSrs::new(A, InviteMode::Accept)]);
+    let op = net.start(&list(&[A]), None);
+    let rs = net.outcome(op).unwrap().srs[0].rs;
+    assert_eq!(
+        net.plans(rs).last().unwrap().legs[0]
+            .as_ref()
+            .unwrap()
+            .format
+            .encoding,
+        "PCMU"
+    );
+    let now = net.now;
+    net.src.set_codecs(now, vec![siprec_sdp::Format::pcma()]);
+    net.settle();
+    let reoffer = net.srs[0].received.last().unwrap().clone();
+    assert_eq!(reoffer.method, Method::Invite);
+    let sdp = body_text(&reoffer);
+    assert!(
+        sdp.contains("RTP/AVP 8\r\n") && !sdp.contains("PCMU"),
+        "{sdp}"
+    );
+    assert_eq!(
+        sdp.matches("a=sendonly").count(),
+        2,
+        "same direction: {sdp}"
+    );
+    assert!(sdp.contains(" 2 IN IP4"), "o= version bumped: {sdp}");
+    let plan = net.plans(rs).last().unwrap().clone();
+    assert!(plan.sending);
+    for leg in &plan.legs {
+        assert_eq!(
+            leg.as_ref().unwrap().format.encoding,
+            "PCMA",
+            "the new answer's codec"
+        );
+    }
+    // The same list again: nothing sent.
+    let n = net.srs[0].received.len();
+    net.src.set_codecs(now, vec![siprec_sdp::Format::pcma()]);
+    net.settle();
+    assert_eq!(net.srs[0].received.len(), n);
+}
