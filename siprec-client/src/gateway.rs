@@ -580,7 +580,7 @@ impl RelayTask {
     fn apply(&mut self, u: RelayUpdate) {
         match u {
             RelayUpdate::Remote { side, media } => self.relay.set_remote(side, &media),
-            RelayUpdate::Codec { payload_type } => self.relay.set_codec(payload_type),
+            RelayUpdate::Codec { format } => self.relay.set_codec(format),
             RelayUpdate::Fork { rs, plan } => {
                 self.srtp.retain(|(r, _, _)| *r != rs);
                 for (leg, m) in plan.legs.iter().enumerate() {

@@ -52,10 +52,10 @@ pub enum RelayUpdate {
         /// What its SDP says.
         media: MediaInfo,
     },
-    /// The call's audio payload type ([`crate::Relay::set_codec`]).
+    /// The call's audio codec ([`crate::Relay::set_codec`]).
     Codec {
         /// `None`: nothing to fork.
-        payload_type: Option<u8>,
+        format: Option<Format>,
     },
     /// A recording session's plan ([`crate::Relay::set_fork`]).
     Fork {
@@ -792,7 +792,7 @@ impl GatewayCore {
             if !matches!(stage, Stage::Calling | Stage::Early) {
                 return;
             }
-            let body = match self.relay_sdp(id, Side::B, &resp.headers, &resp.body) {
+            let body = match self.relay_sdp(now, id, Side::B, true, &resp.headers, &resp.body) {
                 Ok(b) => b,
                 Err(e) => {
                     debug!(call = %id, error = %e, "provisional SDP not anchored; relayed without it");
@@ -879,7 +879,7 @@ impl GatewayCore {
             return;
         }
         self.ack_b(now, id, &resp);
-        let body = match self.relay_sdp(id, Side::B, &resp.headers, &resp.body) {
+        let body = match self.relay_sdp(now, id, Side::B, true, &resp.headers, &resp.body) {
             Ok(b) => b,
             Err(e) => {
                 warn!(call = %id, error = %e, "B leg's answer cannot be anchored; call ended");
@@ -960,8 +960,10 @@ impl GatewayCore {
     /// other side (`None` when there is no SDP).
     fn relay_sdp(
         &mut self,
+        now: Instant,
         id: CallId,
         side: Side,
+        answer: bool,
         headers: &rsip::Headers,
         body: &[u8],
     ) -> Result<Option<Vec<u8>>, Error> {
@@ -974,24 +976,29 @@ impl GatewayCore {
         };
         let out = anchor(sdp, self.config.media_ip, call.port_facing(side.other()))?;
         call.media[side.index()] = Some(info.clone());
-        // The answer (from B to an A offer, or from A to a B offer) fixes the codec; take the
-        // latest SDP's first audio codec either way.
+        // An answer (from B to an A offer, or from A to a B offer) fixes the codec: its first
+        // audio format. An offer changes nothing until it is answered.
         let codec = info.codec().cloned();
-        let changed = codec.is_some() && codec != call.codec;
+        let changed = answer && codec.is_some() && codec != call.codec;
+        let mut reoffer = false;
         if changed {
-            if call.codec.is_some() && call.src.as_ref().is_some_and(|s| s.is_recording()) {
-                warn!(call = %id, "codec changed mid-call; recording sessions keep the codec they were offered");
-            }
             call.codec = codec.clone();
+            if let (Some(s), Some(c)) = (call.src.as_mut(), codec.clone()) {
+                if s.is_recording() || s.is_starting() {
+                    // The SRSs are re-INVITEd with the call's new codec.
+                    info!(call = %id, codec = %c.encoding, "codec changed mid-call; re-offering it to the SRSs");
+                    s.set_codecs(now, vec![c.clone()]);
+                    call.src_codec = Some(c);
+                    reoffer = true;
+                }
+            }
         }
         self.relay(id, RelayUpdate::Remote { side, media: info });
         if changed {
-            self.relay(
-                id,
-                RelayUpdate::Codec {
-                    payload_type: codec.map(|c| c.payload_type),
-                },
-            );
+            self.relay(id, RelayUpdate::Codec { format: codec });
+        }
+        if reoffer {
+            self.after_src(now, id);
         }
         Ok(Some(out))
     }
@@ -1023,7 +1030,7 @@ impl GatewayCore {
             self.ack_leg(now, id, to, &resp);
         }
         let body = if code < 300 {
-            match self.relay_sdp(id, to, &resp.headers, &resp.body) {
+            match self.relay_sdp(now, id, to, true, &resp.headers, &resp.body) {
                 Ok(b) => b,
                 Err(e) => {
                     debug!(call = %id, error = %e, "SDP in a relayed response not anchored");
@@ -1240,7 +1247,7 @@ impl GatewayCore {
         req: Request,
     ) {
         let to = from.other();
-        let body = match self.relay_sdp(id, from, &req.headers, &req.body) {
+        let body = match self.relay_sdp(now, id, from, false, &req.headers, &req.body) {
             Ok(Some(sdp)) => Some(("application/sdp".to_string(), sdp)),
             Ok(None) if req.body.is_empty() => None,
             Ok(None) => {

@@ -26,6 +26,7 @@ use std::net::SocketAddr;
 
 use siprec_core::client::{MediaPlan, RsId};
 use siprec_rtp::srtp::SdesKey;
+use siprec_sdp::Format;
 use siprec_sip::source::canonical_ip;
 
 use crate::sdp::MediaInfo;
@@ -118,8 +119,10 @@ struct Party {
 pub struct ForkLeg {
     /// The SRS's RTP address for this leg.
     pub dest: SocketAddr,
-    /// The payload type the SRS answered for the call's codec.
+    /// The payload type the SRS answered.
     pub payload_type: u8,
+    /// The codec the SRS answered (encoding name): copies go only while it is the call's.
+    pub encoding: String,
     /// SRTP: the key to protect the copies with (our key the SRS accepted).
     pub srtp: Option<SdesKey>,
 }
@@ -148,8 +151,9 @@ pub struct RelayStats {
 #[derive(Debug, Clone, Default)]
 pub struct Relay {
     parties: [Party; 2],
-    /// The call's audio payload type (from the answer); only these packets are forked.
-    codec_pt: Option<u8>,
+    /// The call's audio codec (from the latest answer); only its packets are forked, and only
+    /// to SRSs that answered the same codec.
+    codec: Option<Format>,
     forks: Vec<Fork>,
     stats: RelayStats,
 }
@@ -181,9 +185,9 @@ impl Relay {
         }
     }
 
-    /// The call's audio payload type (`None`: nothing is forked).
-    pub fn set_codec(&mut self, payload_type: Option<u8>) {
-        self.codec_pt = payload_type;
+    /// The call's audio codec (`None`: nothing is forked).
+    pub fn set_codec(&mut self, codec: Option<Format>) {
+        self.codec = codec;
     }
 
     /// Replaces recording session `rs`'s plan (where each leg goes, whether to send).
@@ -193,6 +197,7 @@ impl Relay {
             plan.legs[i].as_ref().map(|l| ForkLeg {
                 dest: l.remote,
                 payload_type: l.format.payload_type,
+                encoding: l.format.encoding.clone(),
                 srtp: l.srtp.clone(),
             })
         });
@@ -243,22 +248,24 @@ impl Relay {
 
     /// The recording servers that get a copy of an RTP packet of `side` with payload type
     /// `pt` (call after [`Relay::route`] accepted it), with the payload type each expects.
+    /// Only the call's codec is copied, and only to sessions that answered that codec (after a
+    /// codec change, an SRS that has not accepted the new one gets nothing rather than audio
+    /// labelled with the wrong codec).
     pub fn forks(&mut self, side: Side, pt: u8) -> impl Iterator<Item = (RsId, &ForkLeg)> + '_ {
-        let wanted = self.codec_pt == Some(pt);
+        let codec = self.codec.as_ref().filter(|c| c.payload_type == pt);
         let i = side.index();
-        let n = if wanted {
-            self.forks
-                .iter()
-                .filter(|f| f.sending && f.legs[i].is_some())
-                .count() as u64
-        } else {
-            0
-        };
+        let takes =
+            move |l: &ForkLeg| codec.is_some_and(|c| l.encoding.eq_ignore_ascii_case(&c.encoding));
+        let n = self
+            .forks
+            .iter()
+            .filter(|f| f.sending && f.legs[i].as_ref().is_some_and(takes))
+            .count() as u64;
         self.stats.forked[i] += n;
         self.forks
             .iter()
-            .filter(move |f| wanted && f.sending)
-            .filter_map(move |f| f.legs[i].as_ref().map(|l| (f.rs, l)))
+            .filter(|f| f.sending)
+            .filter_map(move |f| f.legs[i].as_ref().filter(|l| takes(l)).map(|l| (f.rs, l)))
     }
 
     /// Counts so far.
@@ -346,7 +353,7 @@ mod tests {
     #[test]
     fn forks_copy_the_call_codec_to_sending_sessions_only() {
         let mut r = Relay::new();
-        r.set_codec(Some(0));
+        r.set_codec(Some(Format::pcmu()));
         let leg = |port: u16, pt: u8| {
             Some(LegMedia {
                 remote: SocketAddr::new("192.0.2.50".parse().unwrap(), port),
@@ -392,5 +399,9 @@ mod tests {
         r.remove_fork(RsId(2));
         assert_eq!(r.forks(Side::A, 0).count(), 0);
         assert_eq!(r.stats().forked, [2, 1]);
+        // The call moves to PCMA; a session still on PCMU gets nothing until it re-answers.
+        r.set_codec(Some(Format::pcma()));
+        assert_eq!(r.forks(Side::A, 8).count(), 0);
+        assert_eq!(r.forks(Side::A, 0).count(), 0);
     }
 }

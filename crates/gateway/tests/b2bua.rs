@@ -503,6 +503,27 @@ fn reply(got: (u16, String), code: u16, line: &str) {
     );
 }
 
+/// The payload types of the call's codec, in the order the relay was told.
+fn codec_pts(ups: &[RelayUpdate]) -> Vec<u8> {
+    ups.iter()
+        .filter_map(|u| match u {
+            RelayUpdate::Codec { format } => format.as_ref().map(|f| f.payload_type),
+            _ => None,
+        })
+        .collect()
+}
+
+fn fork_codecs(ups: &[RelayUpdate]) -> Vec<String> {
+    ups.iter()
+        .filter_map(|u| match u {
+            RelayUpdate::Fork { plan, .. } => {
+                plan.legs[0].as_ref().map(|l| l.format.encoding.clone())
+            }
+            _ => None,
+        })
+        .collect()
+}
+
 fn body_text(body: &[u8]) -> String {
     String::from_utf8_lossy(body).into_owned()
 }
@@ -546,9 +567,7 @@ fn a_call_is_relayed_with_its_media_anchored_and_ends_on_bye() {
             (Side::B, Some(addr("192.0.2.20:6000")))
         ]
     );
-    assert!(ups.contains(&RelayUpdate::Codec {
-        payload_type: Some(0)
-    }));
+    assert!(codec_pts(&ups).contains(&0));
     // The gateway ACKed B's 200 itself.
     assert_eq!(net.b.acks.len(), 1);
     // A hangs up: A gets 200, B gets BYE, the call is forgotten and its ports released.
@@ -852,9 +871,7 @@ fn a_reinvite_is_relayed_with_its_sdp_anchored_and_glare_gets_491() {
         answer.contains("RTP/AVP 8 101"),
         "B's new codec relayed: {answer}"
     );
-    assert!(net.relay_updates().contains(&RelayUpdate::Codec {
-        payload_type: Some(8)
-    }));
+    assert!(codec_pts(&net.relay_updates()).contains(&8));
     // Glare: B's re-INVITE reaches the gateway and is relayed to A, who does not answer yet;
     // A's own re-INVITE meanwhile gets 491 (RFC 3261 §14.2).
     let bd = net.b_dialog.as_mut().unwrap();
@@ -921,4 +938,59 @@ fn record_all_records_from_the_answer_with_the_id_header() {
         .iter()
         .any(|e| matches!(e, siprec_core::Event::SessionEnded { .. })));
     assert_eq!(net.gw.calls(), 0);
+}
+
+#[test]
+fn a_codec_change_mid_call_reinvites_the_srs_with_the_new_codec() {
+    let mut net = Net::new();
+    let mut c = net.answered_call();
+    reply(
+        net.info(
+            &mut c,
+            &[
+                ("X-Reason", "startCallRecording"),
+                ("X-Srs-Url", "sip:192.0.2.30:5060"),
+            ],
+        ),
+        200,
+        "startCallRecording request for a call",
+    );
+    assert_eq!(
+        fork_codecs(&net.relay_updates()).last().map(String::as_str),
+        Some("PCMU")
+    );
+    let srs_sessions = |net: &Net| {
+        net.srs_events
+            .iter()
+            .filter(|e| matches!(e, siprec_core::Event::MediaUpdated { .. }))
+            .count()
+    };
+    let before = srs_sessions(&net);
+    // A re-INVITE whose answer moves the call to PCMA.
+    let re = net.a_request(
+        &mut c,
+        Method::Invite,
+        vec![],
+        Some(sdp("192.0.2.10", 4000, "0 8 101")),
+    );
+    assert_eq!(net.a.codes(&re), vec![100, 200]);
+    assert_eq!(
+        codec_pts(&net.relay_updates()),
+        vec![0, 8],
+        "the offer alone changes nothing"
+    );
+    assert!(
+        srs_sessions(&net) > before,
+        "the SRS saw a new offer: {:?}",
+        net.srs_events
+    );
+    assert_eq!(
+        fork_codecs(&net.relay_updates()).last().map(String::as_str),
+        Some("PCMA")
+    );
+    reply(
+        net.info(&mut c, &[("X-Reason", "stopCallRecording")]),
+        200,
+        "stopCallRecording request for a call",
+    );
 }
