@@ -870,6 +870,54 @@ pub fn make_response(
     }
 }
 
+/// Builds a 400 for bytes rsip could not parse, when the headers a response needs can be found
+/// (RFC 3261 §8.1.3.1 needs Via, From, To, Call-ID, CSeq). Responses are never answered.
+/// Bytes that are not UTF-8 elsewhere in the message (a header value, the body) do not stop
+/// the answer; in one of those five headers they do (they would be echoed). The reason goes
+/// into a `Warning: 399 <agent> "…"` header (RFC 3261 §20.43).
+pub fn raw_bad_request(bytes: &[u8], why: &str, agent: &str) -> Option<Vec<u8>> {
+    let text = String::from_utf8_lossy(bytes.get(..bytes.len().min(8192))?);
+    let mut lines = text.split("\r\n");
+    let first = lines.next()?;
+    if first.starts_with("SIP/") || !first.ends_with("SIP/2.0") {
+        return None;
+    }
+    let mut out = String::from("SIP/2.0 400 Bad Request\r\n");
+    let mut have = [false; 5];
+    for line in lines.take(256) {
+        if line.is_empty() {
+            break;
+        }
+        let Some((name, value)) = line.split_once(':') else {
+            continue;
+        };
+        let n = name.trim().to_ascii_lowercase();
+        let idx = match n.as_str() {
+            "via" | "v" => 0,
+            "from" | "f" => 1,
+            "to" | "t" => 2,
+            "call-id" | "i" => 3,
+            "cseq" => 4,
+            _ => continue,
+        };
+        if value.contains(char::REPLACEMENT_CHARACTER) {
+            return None;
+        }
+        have[idx] = true;
+        let canonical = ["Via", "From", "To", "Call-ID", "CSeq"][idx];
+        out.push_str(&format!("{canonical}: {}\r\n", value.trim()));
+    }
+    if !have.iter().all(|h| *h) {
+        return None;
+    }
+    let why: String = why.chars().filter(|c| !c.is_control()).take(200).collect();
+    out.push_str(&format!(
+        "Warning: 399 {agent} \"{}\"\r\nContent-Length: 0\r\n\r\n",
+        why.replace('"', "'")
+    ));
+    Some(out.into_bytes())
+}
+
 pub(crate) fn random_token(len: usize) -> String {
     rand::rng()
         .sample_iter(rand::distr::Alphanumeric)
