@@ -230,6 +230,9 @@ struct Call {
     src: Option<SrcCore>,
     /// The codec the SRC offers its SRSs.
     src_codec: Option<Format>,
+    /// Delayed offer (RFC 3261 §13.2.1): the A leg's INVITE had no SDP, so B's 2xx carries the
+    /// offer and A's ACK the answer; B's ACK (CSeq number) waits for it.
+    b_ack_pending: Option<u32>,
     commands: HashMap<OpId, Command>,
 }
 
@@ -318,11 +321,20 @@ impl GatewayCore {
     // -----------------------------------------------------------------------------------------
 
     /// One SIP message as received (a UDP datagram, or a message framed off a TCP/TLS
-    /// stream). Bytes that do not parse as SIP are dropped.
+    /// stream). A request that does not parse gets `400` with the reason in a `Warning` when
+    /// its Via, From, To, Call-ID and CSeq can be found; anything else is dropped.
     pub fn handle_bytes(&mut self, now: Instant, peer: Peer, bytes: &[u8]) {
         match siprec_sip::parse_message(bytes) {
             Ok(msg) => self.handle_message(now, peer, msg),
-            Err(e) => debug!(peer = %peer.addr, error = %e, "unparseable SIP message dropped"),
+            Err(e) => {
+                debug!(peer = %peer.addr, error = %e, "unparseable SIP message");
+                if let Some(resp) = message::raw_bad_request(bytes, &e.to_string(), "gateway") {
+                    self.transmits.push_back(Transmit {
+                        peer,
+                        payload: resp,
+                    });
+                }
+            }
         }
     }
 
@@ -444,13 +456,23 @@ impl GatewayCore {
         while let Some(ev) = self.layer.poll_event() {
             match ev {
                 TxEvent::Request { key, peer, request } => self.on_request(now, key, peer, request),
-                TxEvent::Ack { .. } => {}
+                TxEvent::Ack { request, .. } => self.on_ack(now, request),
                 TxEvent::Cancelled { invite, .. } => self.on_cancel(now, &invite),
                 TxEvent::Response { key, response } => self.on_response(now, key, response),
                 TxEvent::Timeout { key } => self.on_client_timeout(now, key),
                 TxEvent::AckTimeout { key, .. } => {
                     if let Some(&id) = self.a_invites.get(&key) {
                         warn!(call = %id, "no ACK for the A leg's 200; hanging up");
+                        if let Some(cseq) =
+                            self.calls.get_mut(&id).and_then(|c| c.b_ack_pending.take())
+                        {
+                            let call = &self.calls[&id];
+                            if let Some(d) = call.leg(Side::B).dialog.as_ref() {
+                                let ack = d.make_ack(cseq);
+                                let peer = call.leg(Side::B).peer;
+                                self.layer.send_request(now, peer, ack);
+                            }
+                        }
                         self.hangup(now, id, None);
                     }
                 }
@@ -550,22 +572,25 @@ impl GatewayCore {
             );
             return;
         }
-        let Some(offer) = sdp_body(&req.headers, &req.body) else {
-            let why = if req.body.is_empty() {
-                "an INVITE without an SDP offer cannot be anchored"
-            } else {
-                "the INVITE body is not application/sdp"
-            };
-            let code = if req.body.is_empty() { 488 } else { 415 };
-            let extra = if code == 415 {
-                vec![other("Accept", "application/sdp")]
-            } else {
-                Vec::new()
-            };
-            self.simple(now, &key, &req, code, Some(why), extra);
+        // An INVITE without a body is a delayed offer (RFC 3261 §13.2.1): B's 2xx will carry
+        // the offer and A's ACK the answer.
+        let offer = if req.body.is_empty() {
+            None
+        } else if let Some(o) = sdp_body(&req.headers, &req.body) {
+            Some(o)
+        } else {
+            let extra = vec![other("Accept", "application/sdp")];
+            self.simple(
+                now,
+                &key,
+                &req,
+                415,
+                Some("the INVITE body is not application/sdp"),
+                extra,
+            );
             return;
         };
-        let a_media = match media_info(offer) {
+        let a_media = match offer.map(media_info).transpose() {
             Ok(m) => m,
             Err(e) => {
                 let why = command::phrase(&format!("offer cannot be anchored: {e}"));
@@ -603,7 +628,10 @@ impl GatewayCore {
             );
             return;
         };
-        let b_offer = match anchor(offer, self.config.media_ip, pb) {
+        let b_offer = match offer
+            .map(|o| anchor(o, self.config.media_ip, pb))
+            .transpose()
+        {
             Ok(b) => b,
             Err(e) => {
                 self.ports.release(pa);
@@ -648,7 +676,7 @@ impl GatewayCore {
             b_invite,
             b_key: b_key.clone(),
             ports: [pa, pb],
-            media: [Some(a_media.clone()), None],
+            media: [a_media.clone(), None],
             codec: None,
             ring_deadline: Some(now + self.config.answer_timeout),
             end_deadline: None,
@@ -656,26 +684,35 @@ impl GatewayCore {
             context,
             src: None,
             src_codec: None,
+            b_ack_pending: None,
             commands: HashMap::new(),
         };
         self.calls.insert(id, call);
         self.a_invites.insert(key, id);
         self.clients.insert(b_key, (id, Pending::Initial));
         self.relay(id, RelayUpdate::Open { ports: [pa, pb] });
-        self.relay(
-            id,
-            RelayUpdate::Remote {
-                side: Side::A,
-                media: a_media,
-            },
-        );
+        if let Some(media) = a_media {
+            self.relay(
+                id,
+                RelayUpdate::Remote {
+                    side: Side::A,
+                    media,
+                },
+            );
+        }
     }
 
     fn contact(&self, transport: Transport) -> String {
         contact_of(&self.config, transport)
     }
 
-    fn b_invite(&self, a: &Request, b_tag: &str, max_forwards: u32, sdp: Vec<u8>) -> Request {
+    fn b_invite(
+        &self,
+        a: &Request,
+        b_tag: &str,
+        max_forwards: u32,
+        sdp: Option<Vec<u8>>,
+    ) -> Request {
         let fwd = &self.config.forward;
         let transport = fwd.peer.transport;
         let local = self.config.local_for(transport);
@@ -710,17 +747,18 @@ impl GatewayCore {
             headers.push(other("Supported", &supported.join(", ")));
         }
         headers.extend(copied(&a.headers));
-        headers.push(Header::ContentType(rsip::headers::ContentType::new(
-            "application/sdp",
-        )));
-        headers.push(Header::ContentLength((sdp.len() as u32).into()));
-        Request {
+        let mut req = Request {
             method: Method::Invite,
             uri: uri.to_rsip(),
             version: rsip::Version::V2,
             headers: headers.into(),
-            body: sdp,
+            body: Vec::new(),
+        };
+        match sdp {
+            Some(sdp) => set_body(&mut req.headers, &mut req.body, Some(sdp)),
+            None => req.headers.push(Header::ContentLength(0u32.into())),
         }
+        req
     }
 
     // -----------------------------------------------------------------------------------------
@@ -769,8 +807,15 @@ impl GatewayCore {
         if (200..300).contains(&code) {
             match stage {
                 Stage::Answered | Stage::Ending => {
-                    // A retransmitted 2xx: our ACK was lost.
-                    self.ack_b(now, id, &resp);
+                    // A retransmitted 2xx: our ACK was lost (or, with a delayed offer, still
+                    // waits for A's answer).
+                    if self
+                        .calls
+                        .get(&id)
+                        .is_some_and(|c| c.b_ack_pending.is_none())
+                    {
+                        self.ack_b(now, id, &resp);
+                    }
                     return;
                 }
                 Stage::Cancelled => {
@@ -878,8 +923,21 @@ impl GatewayCore {
             self.fail_call(now, id, 502, "the B leg's 200 OK cannot start a dialog");
             return;
         }
-        self.ack_b(now, id, &resp);
-        let body = match self.relay_sdp(now, id, Side::B, true, &resp.headers, &resp.body) {
+        // With a delayed offer B's 2xx is the offer and its ACK must carry A's answer: it
+        // waits for A's ACK.
+        let delayed = self
+            .calls
+            .get(&id)
+            .is_some_and(|c| c.a_invite.body.is_empty());
+        if delayed {
+            let cseq = message::cseq(&resp.headers).map_or(1, |(n, _)| n);
+            if let Some(c) = self.calls.get_mut(&id) {
+                c.b_ack_pending = Some(cseq);
+            }
+        } else {
+            self.ack_b(now, id, &resp);
+        }
+        let body = match self.relay_sdp(now, id, Side::B, !delayed, &resp.headers, &resp.body) {
             Ok(b) => b,
             Err(e) => {
                 warn!(call = %id, error = %e, "B leg's answer cannot be anchored; call ended");
@@ -1053,6 +1111,41 @@ impl GatewayCore {
         }
         set_body(&mut out.headers, &mut out.body, body);
         self.respond(now, skey, out);
+    }
+
+    /// A's ACK for our 2xx. With a delayed offer it carries A's answer, which completes B's
+    /// ACK; without an answer the call cannot have media and is ended.
+    fn on_ack(&mut self, now: Instant, ack: Request) {
+        let Some(tag) = header_value(&ack.headers, "To").and_then(|t| tag_of(&t)) else {
+            return;
+        };
+        let call_id = message::call_id(&ack.headers).unwrap_or_default();
+        let Some(&(id, Side::A)) = self.dialogs.get(&(call_id, tag)) else {
+            return;
+        };
+        let Some(cseq) = self.calls.get_mut(&id).and_then(|c| c.b_ack_pending.take()) else {
+            return;
+        };
+        let answer = self.relay_sdp(now, id, Side::A, true, &ack.headers, &ack.body);
+        let Some(call) = self.calls.get(&id) else {
+            return;
+        };
+        let Some(d) = call.leg(Side::B).dialog.as_ref() else {
+            return;
+        };
+        let mut b_ack = d.make_ack(cseq);
+        let peer = call.leg(Side::B).peer;
+        match answer {
+            Ok(Some(sdp)) => {
+                set_body(&mut b_ack.headers, &mut b_ack.body, Some(sdp));
+                self.layer.send_request(now, peer, b_ack);
+            }
+            Ok(None) | Err(_) => {
+                warn!(call = %id, "delayed offer: A's ACK has no usable answer; call ended");
+                self.layer.send_request(now, peer, b_ack);
+                self.hangup(now, id, None);
+            }
+        }
     }
 
     fn ack_leg(&mut self, now: Instant, id: CallId, side: Side, resp: &Response) {

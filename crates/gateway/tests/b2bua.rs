@@ -994,3 +994,78 @@ fn a_codec_change_mid_call_reinvites_the_srs_with_the_new_codec() {
         "stopCallRecording request for a call",
     );
 }
+
+#[test]
+fn a_delayed_offer_gets_its_answer_from_the_a_legs_ack() {
+    let mut net = Net::new();
+    let mut c = net.invite_a(vec![]);
+    // Re-send the INVITE without a body (delayed offer, RFC 3261 §13.2.1) as a second call.
+    let mut invite = c.invite.clone();
+    invite.body.clear();
+    invite.headers.retain(|h| {
+        !matches!(
+            h,
+            Header::ContentType(_) | Header::ContentLength(_) | Header::Via(_) | Header::CallId(_)
+        )
+    });
+    invite.headers.push(Header::Via(rsip::headers::Via::new(
+        "SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bK-a2;rport",
+    )));
+    invite
+        .headers
+        .push(Header::CallId(rsip::headers::CallId::new(
+            "call-delayed@192.0.2.10",
+        )));
+    invite.headers.push(Header::ContentLength(0u32.into()));
+    let key = net.a.layer.send_request(net.now, udp(GW), invite.clone());
+    net.run();
+    let b_invite = net.b_invites.last().unwrap().clone();
+    assert!(
+        b_invite.body.is_empty(),
+        "B gets the delayed offer as it is"
+    );
+    assert_eq!(net.a.codes(&key), vec![100, 180, 200]);
+    let ok = net.a.last(&key);
+    let offer = body_text(&ok.body);
+    assert!(
+        offer.contains("m=audio 30006 ") && offer.contains("c=IN IP4 192.0.2.1"),
+        "B's offer anchored towards A: {offer}"
+    );
+    let acks_before = net.b.acks.len();
+    // The ACK for the first call carried nothing; B's ACK for this call waits for A's answer.
+    let mut d = Dialog::new_uac(&invite, &ok).unwrap();
+    d.set_via("192.0.2.10", 5060, Transport::Udp);
+    let mut ack = d.make_ack(1);
+    let answer = sdp("192.0.2.10", 4400, "8 101");
+    let (h, body) = with_body(vec![], &answer);
+    ack.headers
+        .retain(|h| !matches!(h, Header::ContentLength(_)));
+    ack.headers.extend(h.iter().cloned().collect::<Vec<_>>());
+    ack.body = body;
+    net.a.layer.send_request(net.now, udp(GW), ack);
+    net.run();
+    assert_eq!(net.b.acks.len(), acks_before + 1);
+    let b_ack = net.b.acks.last().unwrap();
+    let text = body_text(&b_ack.body);
+    assert!(
+        text.contains("m=audio 30008 RTP/AVP 8 101") && text.contains("c=IN IP4 192.0.2.1"),
+        "A's answer anchored towards B: {text}"
+    );
+    assert!(
+        codec_pts(&net.relay_updates()).contains(&8),
+        "the codec comes from A's answer"
+    );
+    c.dialog = None;
+}
+
+#[test]
+fn an_unparseable_request_gets_400_with_the_reason() {
+    let mut net = Net::new();
+    let bad = b"INVITE sip:x@192.0.2.1 SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bK-bad\r\nFrom: <sip:a@x>;tag=1\r\nTo: <sip:b@y>\r\nCall-ID: bad-1\r\nCSeq: one INVITE\r\nContent-Length: 0\r\n\r\n";
+    net.gw.handle_bytes(net.now, udp(A), bad);
+    let t = net.gw.poll_transmit().expect("an answer");
+    let text = String::from_utf8_lossy(&t.payload);
+    assert!(text.starts_with("SIP/2.0 400 Bad Request\r\n"), "{text}");
+    assert!(text.contains("Warning: 399 gateway \""), "{text}");
+    assert_eq!(net.gw.calls(), 0);
+}
