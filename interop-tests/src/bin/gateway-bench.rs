@@ -1,0 +1,726 @@
+//! Measures `siprec-client gateway` from outside, as a separate process on loopback.
+//!
+//! The bench is the caller, the callee and the SRS at once: it sets up N calls through the
+//! gateway (INVITE, 200, ACK; the callee answers from this process), then streams 20 ms G.711
+//! packets both ways on every call for `--seconds` (phase 1: relay only), starts recording on
+//! every call with the Call Recording Node's INFO towards a sink SRS (the project's `SrsCore`,
+//! every stream answered on one sink socket) measuring INFO→200, and streams again (phase 2:
+//! relay plus one fork per direction). For each phase it prints the gateway's CPU time per
+//! relayed packet (utime+stime from /proc), packets lost end to end, and the copies the SRS
+//! received; the ratio of the two phases is the cost of the fork. The baseline, measured first
+//! in the same run with the same pacer and socket count: a bare relay process (this binary with
+//! `--bare-relay N`: one tokio task per call that latches each side's source and forwards, with
+//! no SIP, no SDP, no fork), so the gateway's figure is also a ratio to the least a tokio relay
+//! of this shape costs. The pacer reports how many 20 ms ticks it started late: when it fell
+//! behind, the run is marked invalid.
+//!
+//! `cargo build --release -p siprec-client -p interop-tests --bins &&
+//!  ./target/release/gateway-bench [--calls 200] [--seconds 10] [--rate 200]`
+
+use std::collections::HashMap;
+use std::net::{SocketAddr, UdpSocket as StdUdp};
+use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use siprec_sip::message::{call_id, cseq, header_value, make_response, parse_message, tag_of};
+use siprec_sip::rsip::{self, headers::UntypedHeader, Header, Response, SipMessage};
+use siprec_sip::transaction::{Peer, Transport};
+use tokio::net::UdpSocket;
+use tokio::sync::oneshot;
+
+struct Args {
+    calls: usize,
+    seconds: u64,
+    rate: u32,
+    gateway: std::path::PathBuf,
+}
+
+fn args() -> anyhow::Result<Args> {
+    let mut a = Args {
+        calls: 200,
+        seconds: 10,
+        rate: 200,
+        gateway: std::env::current_exe()?
+            .parent()
+            .context("exe dir")?
+            .join("siprec-client"),
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let v = it.next().with_context(|| format!("{flag} needs a value"))?;
+        match flag.as_str() {
+            "--calls" => a.calls = v.parse()?,
+            "--seconds" => a.seconds = v.parse()?,
+            "--rate" => a.rate = v.parse()?,
+            "--gateway" => a.gateway = v.into(),
+            _ => bail!("unknown flag {flag} (--calls, --seconds, --rate, --gateway)"),
+        }
+    }
+    if a.calls == 0 || a.calls > 2400 {
+        bail!("--calls: 1 to 2400 (four relay ports per call in 40000-49999)");
+    }
+    Ok(a)
+}
+
+fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+    let rest = stat.rsplit_once(") ").context("stat format")?.1;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = f[11].parse::<f64>()? + f[12].parse::<f64>()?;
+    Ok(ticks / 100.0) // USER_HZ is 100 on Linux
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+fn sdp(port: u16) -> String {
+    format!(
+        "v=0\r\no=bench 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+m=audio {port} RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\na=sendrecv\r\n"
+    )
+}
+
+fn sdp_port(body: &[u8]) -> Option<u16> {
+    let text = std::str::from_utf8(body).ok()?;
+    let m = text.lines().find(|l| l.starts_with("m=audio "))?;
+    m.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Responses to the caller, by (Call-ID, CSeq number).
+type Waiters = Arc<Mutex<HashMap<(String, u32), oneshot::Sender<Response>>>>;
+
+/// The callee: answers every INVITE 200 with the SDP of that call's callee socket (found by
+/// the `X-Bench-Call` header the gateway copies), and BYE with 200. Records each call's
+/// B-facing relay port.
+async fn callee(sock: UdpSocket, ports: Vec<u16>, pb: Arc<Mutex<Vec<Option<SocketAddr>>>>) {
+    let mut buf = vec![0u8; 65536];
+    while let Ok((n, from)) = sock.recv_from(&mut buf).await {
+        let Ok(SipMessage::Request(req)) = parse_message(&buf[..n]) else {
+            continue;
+        };
+        let resp = match req.method {
+            rsip::Method::Invite => {
+                let i: usize = header_value(&req.headers, "X-Bench-Call")
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(usize::MAX);
+                let Some(&port) = ports.get(i) else { continue };
+                if let (Some(p), Ok(mut v)) = (sdp_port(&req.body), pb.lock()) {
+                    v[i] = Some(SocketAddr::from(([127, 0, 0, 1], p)));
+                }
+                let mut ok = make_response(&req, 200, None, Some(&format!("callee{i}")));
+                let body = sdp(port);
+                ok.headers
+                    .retain(|h| !matches!(h, Header::ContentLength(_)));
+                ok.headers.push(Header::Other(
+                    "Contact".into(),
+                    format!("<sip:callee@{}>", sock.local_addr().unwrap()),
+                ));
+                ok.headers
+                    .push(Header::ContentType(rsip::headers::ContentType::new(
+                        "application/sdp",
+                    )));
+                ok.headers
+                    .push(Header::ContentLength((body.len() as u32).into()));
+                ok.body = body.into_bytes();
+                ok
+            }
+            rsip::Method::Ack => continue,
+            _ => make_response(&req, 200, None, None),
+        };
+        let _ = sock
+            .send_to(&siprec_sip::print_message(&resp.into()), from)
+            .await;
+    }
+}
+
+/// The SRS: the project's SrsCore, every stream answered on the sink socket.
+async fn srs(sock: UdpSocket, sink_port: u16, max: usize) {
+    struct Sink(u16);
+    impl siprec_core::PortAllocator for Sink {
+        fn allocate(&mut self) -> Option<u16> {
+            Some(self.0)
+        }
+        fn release(&mut self, _: u16) {}
+    }
+    let cfg = siprec_core::SrsConfig {
+        media_ip: "127.0.0.1".parse().unwrap(),
+        max_sessions: max,
+        invite_rate: 0.0,
+        ..Default::default()
+    };
+    let mut core = siprec_core::SrsCore::new(cfg, Box::new(Sink(sink_port)));
+    let local = sock.local_addr().unwrap();
+    let mut buf = vec![0u8; 65536];
+    loop {
+        let wake = core.poll_timeout();
+        let sleep = async {
+            match wake {
+                Some(t) => tokio::time::sleep_until(tokio::time::Instant::from_std(t)).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            r = sock.recv_from(&mut buf) => {
+                let Ok((n, from)) = r else { return };
+                core.handle_bytes(Instant::now(), Peer { transport: Transport::Udp, addr: from }, local, &buf[..n]);
+            }
+            _ = sleep => core.handle_timeout(Instant::now()),
+        }
+        while let Some(t) = core.poll_transmit() {
+            let _ = sock.send_to(&t.payload, t.peer.addr).await;
+        }
+        while core.poll_event().is_some() {}
+    }
+}
+
+/// The caller's SIP: requests out, responses to whoever waits for them.
+struct Caller {
+    sock: Arc<UdpSocket>,
+    gw: SocketAddr,
+    waiters: Waiters,
+}
+
+impl Caller {
+    async fn request(&self, call: &str, n: u32, text: String) -> anyhow::Result<Response> {
+        let (tx, rx) = oneshot::channel();
+        self.waiters
+            .lock()
+            .unwrap()
+            .insert((call.to_string(), n), tx);
+        self.sock.send_to(text.as_bytes(), self.gw).await?;
+        Ok(tokio::time::timeout(Duration::from_secs(10), rx)
+            .await
+            .context("no final response in 10 s")??)
+    }
+}
+
+async fn caller_reader(sock: Arc<UdpSocket>, waiters: Waiters) {
+    let mut buf = vec![0u8; 65536];
+    while let Ok((n, _)) = sock.recv_from(&mut buf).await {
+        let Ok(SipMessage::Response(r)) = parse_message(&buf[..n]) else {
+            continue;
+        };
+        if r.status_code.code() < 200 {
+            continue;
+        }
+        let (Some(cid), Some((num, _))) = (call_id(&r.headers), cseq(&r.headers)) else {
+            continue;
+        };
+        if let Some(tx) = waiters.lock().unwrap().remove(&(cid, num)) {
+            let _ = tx.send(r);
+        }
+    }
+}
+
+struct Dialog {
+    call: String,
+    from: String,
+    to: String,
+    target: String,
+}
+
+fn in_dialog(
+    d: &Dialog,
+    method: &str,
+    n: u32,
+    branch: &str,
+    local: SocketAddr,
+    extra: &str,
+) -> String {
+    format!(
+        "{method} {} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bK-{branch};rport\r\nFrom: {}\r\nTo: {}\r\n\
+Call-ID: {}\r\nCSeq: {n} {method}\r\nMax-Forwards: 70\r\n{extra}Content-Length: 0\r\n\r\n",
+        d.target, d.from, d.to, d.call
+    )
+}
+
+async fn setup(c: &Caller, i: usize, rtp_port: u16) -> anyhow::Result<(Dialog, SocketAddr)> {
+    let local = c.sock.local_addr()?;
+    let call = format!("bench-{i}@127.0.0.1");
+    let body = sdp(rtp_port);
+    let from = format!("<sip:caller{i}@bench.invalid>;tag=c{i}");
+    let invite = format!(
+        "INVITE sip:callee{i}@{gw} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bK-b{i}-1;rport\r\n\
+From: {from}\r\nTo: <sip:callee{i}@bench.invalid>\r\nCall-ID: {call}\r\nCSeq: 1 INVITE\r\n\
+Contact: <sip:caller{i}@{local}>\r\nMax-Forwards: 70\r\nX-Bench-Call: {i}\r\n\
+Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len(),
+        gw = c.gw,
+    );
+    let ok = c.request(&call, 1, invite).await?;
+    if ok.status_code.code() != 200 {
+        bail!("call {i}: INVITE answered {}", ok.status_code);
+    }
+    let to = header_value(&ok.headers, "To").context("To")?;
+    tag_of(&to).context("To tag")?;
+    let target = header_value(&ok.headers, "Contact")
+        .map(|c| siprec_sip::message::uri_of(&c).to_string())
+        .context("Contact")?;
+    let pa = SocketAddr::from(([127, 0, 0, 1], sdp_port(&ok.body).context("SDP port")?));
+    let d = Dialog {
+        call,
+        from,
+        to,
+        target,
+    };
+    c.sock
+        .send_to(
+            in_dialog(&d, "ACK", 1, &format!("b{i}-ack"), local, "").as_bytes(),
+            c.gw,
+        )
+        .await?;
+    Ok((d, pa))
+}
+
+/// The bare relay's CPU per relayed packet with the same pacer and socket count.
+async fn bare_baseline(
+    n: usize,
+    callers: &[StdUdp],
+    callees: &[StdUdp],
+    secs: u64,
+) -> anyhow::Result<Phase> {
+    use tokio::io::AsyncBufReadExt;
+    let mut child = tokio::process::Command::new(std::env::current_exe()?)
+        .args(["--bare-relay", &n.to_string()])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()?;
+    let pid = child.id().context("bare relay pid")?;
+    let mut line = String::new();
+    tokio::io::BufReader::new(child.stdout.take().context("stdout")?)
+        .read_line(&mut line)
+        .await?;
+    let ports: Vec<u16> = line
+        .trim()
+        .strip_prefix("PORTS ")
+        .context("PORTS line")?
+        .split(' ')
+        .map(str::parse)
+        .collect::<Result<_, _>>()?;
+    let at = |p: u16| SocketAddr::from(([127, 0, 0, 1], p));
+    let legs = (0..n)
+        .map(|j| {
+            Ok((
+                callers[j].try_clone()?,
+                at(ports[2 * j]),
+                callees[j].try_clone()?,
+                at(ports[2 * j + 1]),
+            ))
+        })
+        .collect::<std::io::Result<Vec<_>>>()?;
+    let media = Arc::new(Media {
+        running: AtomicBool::new(true),
+        ..Default::default()
+    });
+    let m2 = Arc::clone(&media);
+    let sink = StdUdp::bind("127.0.0.1:0")?;
+    sink.set_nonblocking(true)?;
+    let pacer = std::thread::spawn(move || pace(legs, sink, m2));
+    let phase = measure(pid, &media, secs).await?;
+    media.running.store(false, Ordering::Relaxed);
+    let _ = pacer.join();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let _ = child.kill().await;
+    // Drain what is still in flight so the gateway phases start clean.
+    let mut buf = [0u8; 2048];
+    for s in callers.iter().chain(callees) {
+        while s.recv_from(&mut buf).is_ok() {}
+    }
+    Ok(phase)
+}
+
+/// Counters of the media thread.
+#[derive(Default)]
+struct Media {
+    running: AtomicBool,
+    sent: AtomicU64,
+    received: AtomicU64,
+    sink: AtomicU64,
+    ticks: AtomicU64,
+    late: AtomicU64,
+}
+
+/// Sends one 20 ms packet per direction per call, then drains every socket; reports ticks
+/// that started more than one period late.
+type Legs = Vec<(StdUdp, SocketAddr, StdUdp, SocketAddr)>;
+
+fn pace(legs: Legs, sink: StdUdp, m: Arc<Media>) -> (Legs, StdUdp) {
+    let mut pkt = [0xffu8; 172];
+    pkt[0] = 0x80;
+    pkt[1] = 0; // PCMU, no marker
+    let mut buf = [0u8; 2048];
+    let period = Duration::from_millis(20);
+    let mut next = Instant::now();
+    let mut k: u32 = 0;
+    while m.running.load(Ordering::Relaxed) {
+        let now = Instant::now();
+        if now > next + period {
+            m.late.fetch_add(1, Ordering::Relaxed);
+        }
+        pkt[2..4].copy_from_slice(&(k as u16).to_be_bytes());
+        pkt[4..8].copy_from_slice(&(k * 160).to_be_bytes());
+        let mut sent = 0;
+        for (j, (a, pa, b, pb)) in legs.iter().enumerate() {
+            pkt[8..12].copy_from_slice(&(j as u32 * 2).to_be_bytes());
+            sent += u64::from(a.send_to(&pkt, *pa).is_ok());
+            pkt[8..12].copy_from_slice(&(j as u32 * 2 + 1).to_be_bytes());
+            sent += u64::from(b.send_to(&pkt, *pb).is_ok());
+        }
+        m.sent.fetch_add(sent, Ordering::Relaxed);
+        let mut got = 0;
+        for (a, _, b, _) in &legs {
+            while a.recv_from(&mut buf).is_ok() {
+                got += 1;
+            }
+            while b.recv_from(&mut buf).is_ok() {
+                got += 1;
+            }
+        }
+        m.received.fetch_add(got, Ordering::Relaxed);
+        let mut s = 0;
+        while sink.recv_from(&mut buf).is_ok() {
+            s += 1;
+        }
+        m.sink.fetch_add(s, Ordering::Relaxed);
+        m.ticks.fetch_add(1, Ordering::Relaxed);
+        k = k.wrapping_add(1);
+        next += period;
+        if let Some(d) = next.checked_duration_since(Instant::now()) {
+            std::thread::sleep(d);
+        }
+    }
+    (legs, sink)
+}
+
+struct Phase {
+    cpu: f64,
+    received: u64,
+    sink: u64,
+    ticks: u64,
+    late: u64,
+}
+
+async fn measure(pid: u32, m: &Media, secs: u64) -> anyhow::Result<Phase> {
+    // Let the relay settle one second, then measure.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let snap = |m: &Media| {
+        (
+            m.received.load(Ordering::Relaxed),
+            m.sent.load(Ordering::Relaxed),
+            m.sink.load(Ordering::Relaxed),
+            m.ticks.load(Ordering::Relaxed),
+            m.late.load(Ordering::Relaxed),
+        )
+    };
+    let c0 = cpu_seconds(pid)?;
+    let a = snap(m);
+    tokio::time::sleep(Duration::from_secs(secs)).await;
+    let c1 = cpu_seconds(pid)?;
+    let b = snap(m);
+    Ok(Phase {
+        cpu: c1 - c0,
+        received: b.0 - a.0,
+        sink: b.2 - a.2,
+        ticks: b.3 - a.3,
+        late: b.4 - a.4,
+    })
+}
+
+/// The baseline: `n` calls of two sockets each; a packet on one side goes out of the other
+/// to the source last seen there. Prints the ports (`PORTS a0 b0 a1 b1 …`), then relays until
+/// killed.
+async fn bare_relay(n: usize) -> anyhow::Result<()> {
+    let mut ports = Vec::with_capacity(2 * n);
+    let mut pairs = Vec::with_capacity(n);
+    for _ in 0..n {
+        let a = UdpSocket::bind("127.0.0.1:0").await?;
+        let b = UdpSocket::bind("127.0.0.1:0").await?;
+        ports.push(a.local_addr()?.port());
+        ports.push(b.local_addr()?.port());
+        pairs.push((a, b));
+    }
+    let list: Vec<String> = ports.iter().map(u16::to_string).collect();
+    println!("PORTS {}", list.join(" "));
+    for (a, b) in pairs {
+        tokio::spawn(async move {
+            let (mut ba, mut bb) = ([0u8; 2048], [0u8; 2048]);
+            let (mut src_a, mut src_b): (Option<SocketAddr>, Option<SocketAddr>) = (None, None);
+            loop {
+                tokio::select! {
+                    Ok((n, from)) = a.recv_from(&mut ba) => {
+                        src_a.get_or_insert(from);
+                        if let Some(d) = src_b { let _ = b.try_send_to(&ba[..n], d); }
+                    }
+                    Ok((n, from)) = b.recv_from(&mut bb) => {
+                        src_b.get_or_insert(from);
+                        if let Some(d) = src_a { let _ = a.try_send_to(&bb[..n], d); }
+                    }
+                }
+            }
+        });
+    }
+    std::future::pending::<()>().await;
+    Ok(())
+}
+
+fn main() -> anyhow::Result<()> {
+    let argv: Vec<String> = std::env::args().collect();
+    let bare = argv.get(1).map(String::as_str) == Some("--bare-relay");
+    // The bare relay gets the gateway's runtime shape (two worker threads); the bench one.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(if bare { 2 } else { 1 })
+        .enable_all()
+        .build()?;
+    if bare {
+        let n = argv.get(2).context("--bare-relay N")?.parse()?;
+        return rt.block_on(bare_relay(n));
+    }
+    rt.block_on(bench())
+}
+
+async fn bench() -> anyhow::Result<()> {
+    let a = args()?;
+    let n = a.calls;
+    let uas = UdpSocket::bind("127.0.0.1:0").await?;
+    let uas_addr = uas.local_addr()?;
+    let srs_sock = UdpSocket::bind("127.0.0.1:0").await?;
+    let srs_addr = srs_sock.local_addr()?;
+    let sink = StdUdp::bind("127.0.0.1:0")?;
+    sink.set_nonblocking(true)?;
+    let sink_port = sink.local_addr()?.port();
+    let gw_port = StdUdp::bind("127.0.0.1:0")?.local_addr()?.port();
+    let gw: SocketAddr = ([127, 0, 0, 1], gw_port).into();
+    let mut child = tokio::process::Command::new(&a.gateway)
+        .args(["gateway", "--listen", &format!("udp:127.0.0.1:{gw_port}")])
+        .args(["--forward", &format!("sip:{uas_addr}")])
+        .args([
+            "--rtp-ports",
+            "40000-49999",
+            "--max-calls",
+            &(n + 10).to_string(),
+        ])
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .with_context(|| {
+            format!(
+                "cannot start {} (build it: cargo build --release -p siprec-client)",
+                a.gateway.display()
+            )
+        })?;
+    let pid = child.id().context("gateway pid")?;
+
+    // Media sockets: one per caller and callee.
+    let mut callers = Vec::with_capacity(n);
+    let mut callees = Vec::with_capacity(n);
+    for _ in 0..n {
+        let c = StdUdp::bind("127.0.0.1:0")?;
+        let e = StdUdp::bind("127.0.0.1:0")?;
+        c.set_nonblocking(true)?;
+        e.set_nonblocking(true)?;
+        callers.push(c);
+        callees.push(e);
+    }
+    let baseline = bare_baseline(n, &callers, &callees, a.seconds).await?;
+    let callee_ports: Vec<u16> = callees
+        .iter()
+        .map(|s| s.local_addr().unwrap().port())
+        .collect();
+    let pb = Arc::new(Mutex::new(vec![None; n]));
+    tokio::spawn(callee(uas, callee_ports, Arc::clone(&pb)));
+    tokio::spawn(srs(srs_sock, sink_port, 2 * n + 10));
+    let csock = Arc::new(UdpSocket::bind("127.0.0.1:0").await?);
+    let waiters: Waiters = Arc::default();
+    tokio::spawn(caller_reader(Arc::clone(&csock), Arc::clone(&waiters)));
+    let caller = Arc::new(Caller {
+        sock: csock,
+        gw,
+        waiters,
+    });
+
+    // The gateway answers OPTIONS once it listens.
+    let mut up = false;
+    for k in 0..100 {
+        let probe = format!(
+            "OPTIONS sip:gw@{gw} SIP/2.0\r\nVia: SIP/2.0/UDP {};branch=z9hG4bK-probe{k}\r\nFrom: <sip:bench@x>;tag=p\r\n\
+To: <sip:gw@x>\r\nCall-ID: probe-{k}\r\nCSeq: {} OPTIONS\r\nContent-Length: 0\r\n\r\n",
+            caller.sock.local_addr()?, k + 1
+        );
+        if tokio::time::timeout(
+            Duration::from_millis(100),
+            caller.request(&format!("probe-{k}"), k + 1, probe),
+        )
+        .await
+        .is_ok_and(|r| r.is_ok())
+        {
+            up = true;
+            break;
+        }
+    }
+    if !up {
+        bail!("the gateway did not answer OPTIONS within 10 s");
+    }
+
+    // Calls, set up at --rate per second.
+    let t = Instant::now();
+    let gap = Duration::from_secs_f64(1.0 / f64::from(a.rate.max(1)));
+    let mut tasks = Vec::with_capacity(n);
+    for (i, s) in callers.iter().enumerate() {
+        let c = Arc::clone(&caller);
+        let port = s.local_addr()?.port();
+        tasks.push(tokio::spawn(async move { setup(&c, i, port).await }));
+        tokio::time::sleep(gap).await;
+    }
+    let mut dialogs = Vec::with_capacity(n);
+    let mut pas = Vec::with_capacity(n);
+    for task in tasks {
+        let (d, pa) = task.await??;
+        dialogs.push(d);
+        pas.push(pa);
+    }
+    let setup_s = t.elapsed().as_secs_f64();
+    let pbs: Vec<SocketAddr> = pb
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|p| p.context("callee's relay port"))
+        .collect::<anyhow::Result<_>>()?;
+    println!("gateway-bench: {n} calls set up in {setup_s:.2} s through the gateway (pid {pid}); {} s per phase", a.seconds);
+
+    let media = Arc::new(Media {
+        running: AtomicBool::new(true),
+        ..Default::default()
+    });
+    let legs: Vec<_> = callers
+        .into_iter()
+        .zip(pas)
+        .zip(callees.into_iter().zip(pbs))
+        .map(|((c, pa), (e, pb))| (c, pa, e, pb))
+        .collect();
+    let m2 = Arc::clone(&media);
+    let pacer = std::thread::spawn(move || pace(legs, sink, m2));
+
+    let relay_only = measure(pid, &media, a.seconds).await?;
+
+    // Start recording on every call: INFO → 200, timed.
+    let mut lat = Vec::with_capacity(n);
+    let local = caller.sock.local_addr()?;
+    let srs_url = format!("X-Reason: startCallRecording\r\nX-Srs-Url: sip:{srs_addr}\r\n");
+    let mut infos = Vec::with_capacity(n);
+    for (i, d) in dialogs.iter().enumerate() {
+        let text = in_dialog(
+            d,
+            "INFO",
+            2,
+            &format!("b{i}-start"),
+            local,
+            &format!("{srs_url}X-Srs-Recording-ID: bench-{i}\r\n"),
+        );
+        let c = Arc::clone(&caller);
+        let call = d.call.clone();
+        infos.push(tokio::spawn(async move {
+            let t = Instant::now();
+            let r = c.request(&call, 2, text).await;
+            (t.elapsed(), r)
+        }));
+        tokio::time::sleep(gap).await;
+    }
+    let mut refused = 0;
+    for task in infos {
+        let (d, r) = task.await?;
+        match r {
+            Ok(r) if r.status_code.code() == 200 => lat.push(d),
+            _ => refused += 1,
+        }
+    }
+    lat.sort();
+    let forked = measure(pid, &media, a.seconds).await?;
+
+    media.running.store(false, Ordering::Relaxed);
+    let (legs, _sink) = pacer
+        .join()
+        .map_err(|_| anyhow::anyhow!("pacer panicked"))?;
+    // What is still in flight arrives; then every packet sent is either received or lost.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut buf = [0u8; 2048];
+    let mut late_arrivals = 0u64;
+    for (a, _, b, _) in &legs {
+        while a.recv_from(&mut buf).is_ok() || b.recv_from(&mut buf).is_ok() {
+            late_arrivals += 1;
+        }
+    }
+    let total_sent = media.sent.load(Ordering::Relaxed);
+    let total_lost =
+        total_sent.saturating_sub(media.received.load(Ordering::Relaxed) + late_arrivals);
+    for (i, d) in dialogs.iter().enumerate() {
+        let text = in_dialog(d, "BYE", 3, &format!("b{i}-bye"), local, "");
+        let _ = caller.sock.send_to(text.as_bytes(), gw).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let _ = child.kill().await;
+
+    let per = |p: &Phase| {
+        if p.received == 0 {
+            f64::NAN
+        } else {
+            p.cpu * 1e6 / p.received as f64
+        }
+    };
+    println!();
+    println!(
+        "{:<22} {:>12} {:>12} {:>14} {:>12}",
+        "phase", "relayed pps", "relay CPU", "µs/packet", "SRS got pps"
+    );
+    for (name, p) in [
+        ("bare relay (baseline)", &baseline),
+        ("gateway, relay only", &relay_only),
+        ("gateway, relay + fork", &forked),
+    ] {
+        let secs = a.seconds as f64;
+        println!(
+            "{:<22} {:>12.0} {:>7.3} core {:>14.2} {:>12.0}",
+            name,
+            p.received as f64 / secs,
+            p.cpu / secs,
+            per(p),
+            p.sink as f64 / secs
+        );
+    }
+    println!(
+        "ratios: relay only {:.2}x the bare relay; relay + fork {:.2}x the bare relay, {:.2}x relay only",
+        per(&relay_only) / per(&baseline),
+        per(&forked) / per(&baseline),
+        per(&forked) / per(&relay_only)
+    );
+    println!(
+        "INFO startCallRecording → 200: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms ({} answered 200, {refused} not)",
+        percentile(&lat, 0.5).as_secs_f64() * 1e3,
+        percentile(&lat, 0.99).as_secs_f64() * 1e3,
+        lat.last().copied().unwrap_or_default().as_secs_f64() * 1e3,
+        lat.len()
+    );
+    println!(
+        "end to end through the gateway: {total_sent} packets sent, {total_lost} lost ({:.3} %)",
+        100.0 * total_lost as f64 / total_sent.max(1) as f64
+    );
+    let (ticks, late) = (
+        baseline.ticks + relay_only.ticks + forked.ticks,
+        baseline.late + relay_only.late + forked.late,
+    );
+    if late > 0 {
+        println!("INVALID RUN: the pacer started {late} of {ticks} ticks more than 20 ms late (the load generator fell behind)");
+    } else {
+        println!("pacer: 0 of {ticks} ticks late (valid)");
+    }
+    Ok(())
+}
