@@ -697,7 +697,8 @@ pub struct GatewayArgs {
     /// Private key (PEM) of --tls-cert.
     #[arg(long, value_name = "FILE", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
-    /// Where every incoming call goes (the B leg): sip:HOST[:PORT][;transport=udp|tcp|tls].
+    /// Where every incoming call goes (the B leg): sip:HOST or sip:HOST:PORT, optionally with
+    /// ;transport=udp, tcp or tls (sips: for TLS).
     #[arg(long, value_name = "URI")]
     pub forward: String,
     /// Relay port range (even RTP ports, RTCP on the port above).
