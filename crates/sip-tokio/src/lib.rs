@@ -14,8 +14,10 @@
 //! address when a message is sent to a peer nobody named.
 //!
 //! Call order: [`SipTransports::bind`] → read [`Inbound`]s from the returned receiver and feed
-//! them, with `Instant::now()`, into the SIP core → [`SipTransports::send`] each transmit it
-//! produces.
+//! them, with `Instant::now()`, into the SIP core → hand each transmit it produces to an
+//! [`Outbox`] (one queue and task per peer, so a slow connect or TLS handshake towards one
+//! peer never holds up the driver or other peers; failures come back as [`SendFailure`]s), or
+//! await [`SipTransports::send`] where blocking is fine.
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
@@ -41,6 +43,7 @@
 //! # Ok(()) }
 //! ```
 
+mod outbox;
 mod tls;
 
 use std::collections::HashMap;
@@ -58,6 +61,7 @@ use tokio::sync::{mpsc, OnceCell};
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 use tracing::{debug, warn};
 
+pub use outbox::{Outbox, SendFailure};
 pub use tls::{TlsClient, TlsServer};
 
 /// Largest SIP message accepted on any transport (bytes). Larger ones are refused without
@@ -70,6 +74,10 @@ const INBOUND_QUEUE: usize = 1024;
 /// Longest a TLS handshake may take (either side), and an outgoing TLS connection's TCP
 /// connect: a peer that stalls cannot hold a connection slot longer.
 pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Longest an outgoing TCP connect may take (a peer that drops our SYNs): the send fails
+/// with a timed-out error instead of waiting for the kernel's ~2 minutes.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Errors of this crate.
 #[non_exhaustive]
@@ -475,9 +483,17 @@ impl SipTransports {
                 let conn = match self.open_conn(Transport::Tcp, dest) {
                     Some(c) => c,
                     None => {
-                        let stream = TcpStream::connect(dest)
-                            .await
-                            .map_err(|source| Error::Send { peer: dest, source })?;
+                        let stream =
+                            tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(dest))
+                                .await
+                                .map_err(|_| Error::Send {
+                                    peer: dest,
+                                    source: std::io::Error::new(
+                                        std::io::ErrorKind::TimedOut,
+                                        "connect timed out",
+                                    ),
+                                })?
+                                .map_err(|source| Error::Send { peer: dest, source })?;
                         let _ = stream.set_nodelay(true);
                         let local = stream.local_addr().unwrap_or(dest);
                         spawn_connection(
@@ -526,7 +542,7 @@ impl SipTransports {
             .await?;
         let connector = TlsConnector::from(client.config.clone());
         let timed_out = || std::io::Error::new(std::io::ErrorKind::TimedOut, "timed out");
-        let tcp = tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, TcpStream::connect(peer))
+        let tcp = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(peer))
             .await
             .map_err(|_| Error::Send {
                 peer,
