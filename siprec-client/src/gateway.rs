@@ -22,8 +22,10 @@ use siprec_gateway::{
     CallId, Event, Forward, GatewayConfig, GatewayCore, PortAllocator, RelayUpdate,
 };
 use siprec_rtp::srtp::SrtpSender;
-use siprec_sip::transaction::{Peer, Transmit, Transport};
-use siprec_sip_tokio::{Inbound, ListenAddr, SipTransports, TlsClient, TlsConfig, TlsServer};
+use siprec_sip::transaction::{Transmit, Transport};
+use siprec_sip_tokio::{
+    Inbound, ListenAddr, Outbox, SendFailure, SipTransports, TlsClient, TlsConfig, TlsServer,
+};
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -174,15 +176,14 @@ impl Gateway {
             };
         let counters = Arc::new(GatewayCounters::default());
         let (resolved_tx, resolved_rx) = mpsc::unbounded_channel();
-        let (errors_tx, errors_rx) = mpsc::unbounded_channel();
+        let (outbox, errors_rx) = Outbox::new(transports.clone());
         let driver = Driver {
             core,
             transports,
             pool,
             resolver,
             resolved_tx,
-            errors_tx,
-            outbox: HashMap::new(),
+            outbox,
             relays: HashMap::new(),
             counters: Arc::clone(&counters),
         };
@@ -339,17 +340,14 @@ impl PortAllocator for RelayPorts {
     }
 }
 
-/// Depth of one peer's SIP send queue.
-const PEER_QUEUE: usize = 256;
-
 struct Driver {
     core: GatewayCore,
     transports: SipTransports,
     pool: RelayPorts,
     resolver: Arc<dyn SrsResolver>,
     resolved_tx: mpsc::UnboundedSender<(CallId, RsId, Result<Vec<ResolvedTarget>, String>)>,
-    errors_tx: mpsc::UnboundedSender<(Peer, String)>,
-    outbox: HashMap<Peer, mpsc::Sender<Vec<u8>>>,
+    /// One send queue per peer: a slow TCP connect or TLS handshake never blocks the driver.
+    outbox: Outbox,
     relays: HashMap<CallId, mpsc::UnboundedSender<RelayUpdate>>,
     counters: Arc<GatewayCounters>,
 }
@@ -359,7 +357,7 @@ impl Driver {
         mut self,
         mut inbound: mpsc::Receiver<Inbound>,
         mut resolved: mpsc::UnboundedReceiver<(CallId, RsId, Result<Vec<ResolvedTarget>, String>)>,
-        mut errors: mpsc::UnboundedReceiver<(Peer, String)>,
+        mut errors: mpsc::UnboundedReceiver<SendFailure>,
         mut stop: oneshot::Receiver<()>,
     ) {
         loop {
@@ -377,11 +375,16 @@ impl Driver {
                     None => break,
                 },
                 Some((call, rs, result)) = resolved.recv() => {
-                    let result = result.map(|t| t.into_iter().map(|t| t.target).collect());
+                    let result = result.map(|targets| {
+                        for t in &targets {
+                            self.outbox.set_server_name(t.target.addr, &t.server_name);
+                        }
+                        targets.into_iter().map(|t| t.target).collect()
+                    });
                     self.core.resolved(Instant::now(), call, rs, result);
                 }
-                Some((peer, reason)) = errors.recv() => {
-                    self.core.handle_transport_error(Instant::now(), peer, &reason);
+                Some(f) = errors.recv() => {
+                    self.core.handle_transport_error(Instant::now(), f.peer, &f.reason);
                 }
                 _ = sleep => self.core.handle_timeout(Instant::now()),
             }
@@ -461,61 +464,8 @@ impl Driver {
         });
     }
 
-    /// Hands a message to its peer's queue; one task per peer sends in order.
     fn send(&mut self, t: Transmit) {
-        let peer = t.peer;
-        let mut payload = t.payload;
-        for _ in 0..2 {
-            let tx = self.outbox.entry(peer).or_insert_with(|| {
-                let (tx, rx) = mpsc::channel(PEER_QUEUE);
-                tokio::spawn(peer_sender(
-                    peer,
-                    self.transports.clone(),
-                    rx,
-                    self.errors_tx.clone(),
-                ));
-                tx
-            });
-            match tx.try_send(payload) {
-                Ok(()) => return,
-                Err(mpsc::error::TrySendError::Full(_)) => {
-                    debug!(peer = %peer.addr, "send queue full; message dropped");
-                    return;
-                }
-                Err(mpsc::error::TrySendError::Closed(p)) => {
-                    self.outbox.remove(&peer);
-                    payload = p;
-                }
-            }
-        }
-    }
-}
-
-async fn peer_sender(
-    peer: Peer,
-    transports: SipTransports,
-    mut rx: mpsc::Receiver<Vec<u8>>,
-    errors: mpsc::UnboundedSender<(Peer, String)>,
-) {
-    let mut connected = false;
-    while let Some(payload) = rx.recv().await {
-        if peer.transport == Transport::Tls && !connected {
-            match transports
-                .connect(peer.addr, &peer.addr.ip().to_string())
-                .await
-            {
-                Ok(_) => connected = true,
-                Err(e) => {
-                    let _ = errors.send((peer, e.to_string()));
-                    continue;
-                }
-            }
-        }
-        if let Err(e) = transports.send(Transmit { peer, payload }).await {
-            debug!(peer = %peer.addr, error = %e, "SIP send failed");
-            connected = false;
-            let _ = errors.send((peer, e.to_string()));
-        }
+        self.outbox.send(t);
     }
 }
 

@@ -13,14 +13,16 @@
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use siprec_core::client::{
     Activity, CallContext, Event, OpId, Outcome, RsId, SrcConfig, SrcCore, SrsReport, SrsUri,
 };
-use siprec_sip::transaction::{Peer, Transmit, Transport};
-use siprec_sip_tokio::{Inbound, ListenAddr, SipTransports, TlsClient, TlsConfig};
+use siprec_sip::transaction::{Transmit, Transport};
+use siprec_sip_tokio::{
+    Inbound, ListenAddr, Outbox, SendFailure, SipTransports, TlsClient, TlsConfig,
+};
 use tokio::net::UdpSocket;
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -212,7 +214,7 @@ impl Recorder {
         let (cmd_tx, cmd_rx) = mpsc::channel(16);
         let (events, _) = broadcast::channel(256);
         let (resolved_tx, resolved_rx) = mpsc::unbounded_channel();
-        let (errors_tx, errors_rx) = mpsc::unbounded_channel();
+        let (outbox, errors_rx) = Outbox::new(transports.clone());
         let driver = Driver {
             core,
             transports,
@@ -220,9 +222,7 @@ impl Recorder {
             resolver,
             resolve_timeout: config.resolve_timeout,
             resolved_tx,
-            errors_tx,
-            outbox: HashMap::new(),
-            server_names: Arc::default(),
+            outbox,
             waiting: HashMap::new(),
             events: events.clone(),
         };
@@ -336,8 +336,6 @@ impl Drop for Recorder {
 
 /// How long [`Recorder::close`] waits for SRSs to answer the final BYE/CANCEL.
 const CLOSE_GRACE: Duration = Duration::from_secs(10);
-/// Depth of one peer's send queue.
-const PEER_QUEUE: usize = 64;
 
 struct Driver {
     core: SrcCore,
@@ -346,9 +344,8 @@ struct Driver {
     resolver: Arc<dyn SrsResolver>,
     resolve_timeout: Duration,
     resolved_tx: mpsc::UnboundedSender<(RsId, Result<Vec<ResolvedTarget>, String>)>,
-    errors_tx: mpsc::UnboundedSender<(Peer, String)>,
-    outbox: HashMap<Peer, mpsc::Sender<Vec<u8>>>,
-    server_names: Arc<Mutex<HashMap<SocketAddr, String>>>,
+    /// One send queue per peer: a slow TCP connect or TLS handshake never blocks the driver.
+    outbox: Outbox,
     waiting: HashMap<OpId, oneshot::Sender<Outcome>>,
     events: broadcast::Sender<ClientEvent>,
 }
@@ -363,7 +360,7 @@ impl Driver {
         mut commands: mpsc::Receiver<Command>,
         mut inbound: mpsc::Receiver<Inbound>,
         mut resolved: mpsc::UnboundedReceiver<(RsId, Result<Vec<ResolvedTarget>, String>)>,
-        mut errors: mpsc::UnboundedReceiver<(Peer, String)>,
+        mut errors: mpsc::UnboundedReceiver<SendFailure>,
     ) {
         let mut closing: Option<(Instant, Option<oneshot::Sender<()>>)> = None;
         loop {
@@ -409,17 +406,15 @@ impl Driver {
                 }
                 Some((rs, result)) = resolved.recv() => {
                     let result = result.map(|targets| {
-                        if let Ok(mut names) = self.server_names.lock() {
-                            for t in &targets {
-                                names.insert(t.target.addr, t.server_name.clone());
-                            }
+                        for t in &targets {
+                            self.outbox.set_server_name(t.target.addr, &t.server_name);
                         }
                         targets.into_iter().map(|t| t.target).collect()
                     });
                     self.core.resolved(now(), rs, result);
                 }
-                Some((peer, reason)) = errors.recv() => {
-                    self.core.handle_transport_error(now(), peer, &reason);
+                Some(f) = errors.recv() => {
+                    self.core.handle_transport_error(now(), f.peer, &f.reason);
                 }
                 _ = sleep => {
                     self.core.handle_timeout(now());
@@ -494,65 +489,7 @@ impl Driver {
         });
     }
 
-    /// Hands a message to its peer's queue; one task per peer sends in order (a slow TCP
-    /// connect never blocks the driver or other peers).
     fn send(&mut self, t: Transmit) {
-        let peer = t.peer;
-        let mut payload = t.payload;
-        for _ in 0..2 {
-            let tx = self.outbox.entry(peer).or_insert_with(|| {
-                let (tx, rx) = mpsc::channel(PEER_QUEUE);
-                tokio::spawn(peer_sender(
-                    peer,
-                    self.transports.clone(),
-                    rx,
-                    self.errors_tx.clone(),
-                    Arc::clone(&self.server_names),
-                ));
-                tx
-            });
-            match tx.try_send(payload) {
-                Ok(()) => return,
-                Err(mpsc::error::TrySendError::Full(_)) => {
-                    debug!(peer = %peer.addr, "send queue full; message dropped");
-                    return;
-                }
-                Err(mpsc::error::TrySendError::Closed(p)) => {
-                    self.outbox.remove(&peer);
-                    payload = p;
-                }
-            }
-        }
-    }
-}
-
-async fn peer_sender(
-    peer: Peer,
-    transports: SipTransports,
-    mut rx: mpsc::Receiver<Vec<u8>>,
-    errors: mpsc::UnboundedSender<(Peer, String)>,
-    names: Arc<Mutex<HashMap<SocketAddr, String>>>,
-) {
-    let mut connected = false;
-    while let Some(payload) = rx.recv().await {
-        if peer.transport == Transport::Tls && !connected {
-            let name = names
-                .lock()
-                .ok()
-                .and_then(|m| m.get(&peer.addr).cloned())
-                .unwrap_or_else(|| peer.addr.ip().to_string());
-            match transports.connect(peer.addr, &name).await {
-                Ok(_) => connected = true,
-                Err(e) => {
-                    let _ = errors.send((peer, e.to_string()));
-                    continue;
-                }
-            }
-        }
-        if let Err(e) = transports.send(Transmit { peer, payload }).await {
-            debug!(peer = %peer.addr, error = %e, "SIP send failed");
-            connected = false;
-            let _ = errors.send((peer, e.to_string()));
-        }
+        self.outbox.send(t);
     }
 }

@@ -110,9 +110,18 @@ impl Server {
         );
         let (stop_tx, stop_rx) = oneshot::channel();
         let (ready_tx, ready_rx) = mpsc::unbounded_channel();
+        // SIP goes out through one queue per peer: a TCP connect or TLS handshake that stalls
+        // towards one SRC never holds up the SIP loop (or any other SRC).
+        let (outbox, mut failures) = siprec_sip_tokio::Outbox::new(transports.clone());
+        tokio::spawn(async move {
+            while let Some(f) = failures.recv().await {
+                warn!(dest = %f.peer.addr, transport = %f.peer.transport, error = %f.reason, "SIP send failed");
+            }
+        });
         let driver = Driver {
             core,
             transports,
+            outbox,
             pool,
             cfg,
             media_ip,
@@ -183,6 +192,7 @@ pub async fn run(cfg: Validated, shutdown: impl Future<Output = ()>) -> anyhow::
 struct Driver {
     core: SrsCore,
     transports: SipTransports,
+    outbox: siprec_sip_tokio::Outbox,
     pool: PortPool,
     cfg: Validated,
     media_ip: IpAddr,
@@ -325,20 +335,14 @@ impl Driver {
 
     async fn flush(&mut self, timeouts: &mpsc::UnboundedSender<MediaTimedOut>) {
         while let Some(t) = self.core.poll_transmit() {
-            let dest = t.peer.addr;
-            if let Err(e) = self.transports.send(t).await {
-                warn!(%dest, error = %e, "SIP send failed");
-            }
+            self.outbox.send(t);
         }
         while let Some(ev) = self.core.poll_event() {
             self.on_event(ev, timeouts);
         }
         // Events may have produced more output (none today, but keep the loop honest).
         while let Some(t) = self.core.poll_transmit() {
-            let dest = t.peer.addr;
-            if let Err(e) = self.transports.send(t).await {
-                warn!(%dest, error = %e, "SIP send failed");
-            }
+            self.outbox.send(t);
         }
     }
 
