@@ -141,12 +141,15 @@ async fn callee(sock: UdpSocket, ports: Vec<u16>, pb: Arc<Mutex<Vec<Option<Socke
     }
 }
 
-/// The SRS: the project's SrsCore, every stream answered on the sink socket.
-async fn srs(sock: UdpSocket, sink_port: u16, max: usize) {
-    struct Sink(u16);
+/// The SRS: the project's SrsCore, each stream answered on a sink socket of its own (taken in
+/// turn from `sink_ports`; one socket for all would overflow its receive buffer between the
+/// pacer's drains and under-count the copies).
+async fn srs(sock: UdpSocket, sink_ports: Vec<u16>, max: usize) {
+    struct Sink(Vec<u16>, usize);
     impl siprec_core::PortAllocator for Sink {
         fn allocate(&mut self) -> Option<u16> {
-            Some(self.0)
+            self.1 += 1;
+            self.0.get(self.1 % self.0.len()).copied()
         }
         fn release(&mut self, _: u16) {}
     }
@@ -156,7 +159,7 @@ async fn srs(sock: UdpSocket, sink_port: u16, max: usize) {
         invite_rate: 0.0,
         ..Default::default()
     };
-    let mut core = siprec_core::SrsCore::new(cfg, Box::new(Sink(sink_port)));
+    let mut core = siprec_core::SrsCore::new(cfg, Box::new(Sink(sink_ports, 0)));
     let local = sock.local_addr().unwrap();
     let mut buf = vec![0u8; 65536];
     loop {
@@ -324,7 +327,7 @@ async fn bare_baseline(
     let m2 = Arc::clone(&media);
     let sink = StdUdp::bind("127.0.0.1:0")?;
     sink.set_nonblocking(true)?;
-    let pacer = std::thread::spawn(move || pace(legs, sink, m2));
+    let pacer = std::thread::spawn(move || pace(legs, vec![sink], m2));
     let phase = measure(pid, &media, secs).await?;
     media.running.store(false, Ordering::Relaxed);
     let _ = pacer.join();
@@ -353,7 +356,7 @@ struct Media {
 /// that started more than one period late.
 type Legs = Vec<(StdUdp, SocketAddr, StdUdp, SocketAddr)>;
 
-fn pace(legs: Legs, sink: StdUdp, m: Arc<Media>) -> (Legs, StdUdp) {
+fn pace(legs: Legs, sinks: Vec<StdUdp>, m: Arc<Media>) -> (Legs, Vec<StdUdp>) {
     let mut pkt = [0xffu8; 172];
     pkt[0] = 0x80;
     pkt[1] = 0; // PCMU, no marker
@@ -387,8 +390,10 @@ fn pace(legs: Legs, sink: StdUdp, m: Arc<Media>) -> (Legs, StdUdp) {
         }
         m.received.fetch_add(got, Ordering::Relaxed);
         let mut s = 0;
-        while sink.recv_from(&mut buf).is_ok() {
-            s += 1;
+        for sink in &sinks {
+            while sink.recv_from(&mut buf).is_ok() {
+                s += 1;
+            }
         }
         m.sink.fetch_add(s, Ordering::Relaxed);
         m.ticks.fetch_add(1, Ordering::Relaxed);
@@ -398,7 +403,7 @@ fn pace(legs: Legs, sink: StdUdp, m: Arc<Media>) -> (Legs, StdUdp) {
             std::thread::sleep(d);
         }
     }
-    (legs, sink)
+    (legs, sinks)
 }
 
 struct Phase {
@@ -494,9 +499,16 @@ async fn bench() -> anyhow::Result<()> {
     let uas_addr = uas.local_addr()?;
     let srs_sock = UdpSocket::bind("127.0.0.1:0").await?;
     let srs_addr = srs_sock.local_addr()?;
-    let sink = StdUdp::bind("127.0.0.1:0")?;
-    sink.set_nonblocking(true)?;
-    let sink_port = sink.local_addr()?.port();
+    let mut sinks = Vec::with_capacity(2 * n);
+    for _ in 0..2 * n {
+        let s = StdUdp::bind("127.0.0.1:0")?;
+        s.set_nonblocking(true)?;
+        sinks.push(s);
+    }
+    let sink_ports: Vec<u16> = sinks
+        .iter()
+        .map(|s| s.local_addr().unwrap().port())
+        .collect();
     let gw_port = StdUdp::bind("127.0.0.1:0")?.local_addr()?.port();
     let gw: SocketAddr = ([127, 0, 0, 1], gw_port).into();
     let mut child = tokio::process::Command::new(&a.gateway)
@@ -538,7 +550,7 @@ async fn bench() -> anyhow::Result<()> {
         .collect();
     let pb = Arc::new(Mutex::new(vec![None; n]));
     tokio::spawn(callee(uas, callee_ports, Arc::clone(&pb)));
-    tokio::spawn(srs(srs_sock, sink_port, 2 * n + 10));
+    tokio::spawn(srs(srs_sock, sink_ports, 2 * n + 10));
     let csock = Arc::new(UdpSocket::bind("127.0.0.1:0").await?);
     let waiters: Waiters = Arc::default();
     tokio::spawn(caller_reader(Arc::clone(&csock), Arc::clone(&waiters)));
@@ -608,7 +620,7 @@ To: <sip:gw@x>\r\nCall-ID: probe-{k}\r\nCSeq: {} OPTIONS\r\nContent-Length: 0\r\
         .map(|((c, pa), (e, pb))| (c, pa, e, pb))
         .collect();
     let m2 = Arc::clone(&media);
-    let pacer = std::thread::spawn(move || pace(legs, sink, m2));
+    let pacer = std::thread::spawn(move || pace(legs, sinks, m2));
 
     let relay_only = measure(pid, &media, a.seconds).await?;
 
@@ -678,8 +690,8 @@ To: <sip:gw@x>\r\nCall-ID: probe-{k}\r\nCSeq: {} OPTIONS\r\nContent-Length: 0\r\
     };
     println!();
     println!(
-        "{:<22} {:>12} {:>12} {:>14} {:>12}",
-        "phase", "relayed pps", "relay CPU", "µs/packet", "SRS got pps"
+        "{:<22} {:>12} {:>12} {:>14} {:>12} {:>11}",
+        "phase", "relayed pps", "relay CPU", "µs/packet", "SRS got pps", "late ticks"
     );
     for (name, p) in [
         ("bare relay (baseline)", &baseline),
@@ -688,12 +700,14 @@ To: <sip:gw@x>\r\nCall-ID: probe-{k}\r\nCSeq: {} OPTIONS\r\nContent-Length: 0\r\
     ] {
         let secs = a.seconds as f64;
         println!(
-            "{:<22} {:>12.0} {:>7.3} core {:>14.2} {:>12.0}",
+            "{:<22} {:>12.0} {:>7.3} core {:>14.2} {:>12.0} {:>5} of {:<4}",
             name,
             p.received as f64 / secs,
             p.cpu / secs,
             per(p),
-            p.sink as f64 / secs
+            p.sink as f64 / secs,
+            p.late,
+            p.ticks
         );
     }
     println!(
@@ -718,7 +732,10 @@ To: <sip:gw@x>\r\nCall-ID: probe-{k}\r\nCSeq: {} OPTIONS\r\nContent-Length: 0\r\
         baseline.late + relay_only.late + forked.late,
     );
     if late > 0 {
-        println!("INVALID RUN: the pacer started {late} of {ticks} ticks more than 20 ms late (the load generator fell behind)");
+        println!(
+            "INVALID RUN: the pacer started {late} of {ticks} ticks more than 20 ms late (the load generator fell \
+             behind; a phase with late ticks measured less than its load)"
+        );
     } else {
         println!("pacer: 0 of {ticks} ticks late (valid)");
     }
