@@ -110,7 +110,7 @@ pub enum Event {
 }
 
 /// Methods the gateway takes.
-pub const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, UPDATE, INFO";
+pub(crate) const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, UPDATE, INFO";
 
 /// Headers the gateway writes itself on each leg; every other header is copied across.
 const OWN_HEADERS: [&str; 20] = [

@@ -1,0 +1,639 @@
+//! `siprec-client gateway` over real UDP sockets on loopback, with srs-server as the SRS and two
+//! small phones of this file as the caller and the callee (SIP written by hand, as a peer's
+//! would be): the Outcomes table driven by INFO (not recording, missing and `wss://` server
+//! values, a dead SRS answered `400` after the start timeout with the call unharmed, two SRSs
+//! in parallel with one dead, a duplicate start), CANCEL before the answer, BYE from the callee
+//! with record-all, and an SRS that ends its session mid-call while the call goes on.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use interop_tests::{next_recording, start_srs};
+use siprec_client::gateway::{Gateway, GatewayOptions};
+use siprec_sip::message::{header_value, parse_message, tag_of, uri_of};
+use siprec_sip::rsip::{Request, Response, SipMessage};
+use siprec_sip::transaction::Transport;
+use tokio::net::UdpSocket;
+
+const WAIT: Duration = Duration::from_secs(5);
+
+/// A SIP phone on one UDP socket, talking to the gateway only.
+struct Phone {
+    sock: UdpSocket,
+    gw: SocketAddr,
+    backlog: VecDeque<SipMessage>,
+    /// Status lines as received (rsip keeps no custom phrase of a known code).
+    lines: VecDeque<String>,
+}
+
+impl Phone {
+    async fn new(gw: SocketAddr) -> Phone {
+        Phone {
+            sock: UdpSocket::bind("127.0.0.1:0").await.unwrap(),
+            gw,
+            backlog: VecDeque::new(),
+            lines: VecDeque::new(),
+        }
+    }
+
+    fn addr(&self) -> SocketAddr {
+        self.sock.local_addr().unwrap()
+    }
+
+    async fn send(&self, text: &str) {
+        self.sock.send_to(text.as_bytes(), self.gw).await.unwrap();
+    }
+
+    async fn read(&mut self, within: Duration) -> Option<SipMessage> {
+        let mut buf = vec![0u8; 65536];
+        let (n, _) = tokio::time::timeout(within, self.sock.recv_from(&mut buf))
+            .await
+            .ok()?
+            .ok()?;
+        let msg = parse_message(&buf[..n]).expect("the gateway sends SIP");
+        if let SipMessage::Response(_) = &msg {
+            self.lines.push_back(
+                String::from_utf8_lossy(&buf[..n])
+                    .lines()
+                    .next()
+                    .unwrap_or("")
+                    .to_string(),
+            );
+        }
+        Some(msg)
+    }
+
+    /// The next message that `pick` takes (others are kept for later).
+    async fn wait<T>(
+        &mut self,
+        what: &str,
+        within: Duration,
+        pick: impl Fn(&SipMessage) -> Option<T>,
+    ) -> T {
+        if let Some(i) = self.backlog.iter().position(|m| pick(m).is_some()) {
+            let m = self.backlog.remove(i).unwrap();
+            return pick(&m).unwrap();
+        }
+        let until = Instant::now() + within;
+        loop {
+            let left = until.saturating_duration_since(Instant::now());
+            let Some(m) = self.read(left).await else {
+                panic!("no {what} within {within:?}")
+            };
+            if let Some(t) = pick(&m) {
+                return t;
+            }
+            self.backlog.push_back(m);
+        }
+    }
+
+    /// The final response to the request with CSeq `n method`, and its status line as sent.
+    async fn final_response(
+        &mut self,
+        n: u32,
+        method: &str,
+        within: Duration,
+    ) -> (Response, String) {
+        let want = format!("{n} {method}");
+        let r = self
+            .wait(&format!("final response to {want}"), within, |m| match m {
+                SipMessage::Response(r)
+                    if r.status_code.code() >= 200
+                        && header_value(&r.headers, "CSeq")
+                            .is_some_and(|c| c.eq_ignore_ascii_case(&want)) =>
+                {
+                    Some(r.clone())
+                }
+                _ => None,
+            })
+            .await;
+        let code = format!("SIP/2.0 {} ", r.status_code.code());
+        let line = self
+            .lines
+            .iter()
+            .rev()
+            .find(|l| l.starts_with(&code))
+            .cloned()
+            .unwrap_or_default();
+        (r, line)
+    }
+
+    async fn request(&mut self, method: &str, within: Duration) -> Request {
+        self.wait(method, within, |m| match m {
+            SipMessage::Request(r) if r.method.to_string() == method => Some(r.clone()),
+            _ => None,
+        })
+        .await
+    }
+
+    /// Answers `req` with `code` (a To tag of ours, our Contact, an SDP body when given).
+    async fn answer(&self, req: &Request, code: u16, tag: &str, sdp: Option<&str>) {
+        let h = |n: &str| header_value(&req.headers, n).unwrap_or_default();
+        let to = if h("To").contains("tag=") {
+            h("To")
+        } else {
+            format!("{};tag={tag}", h("To"))
+        };
+        let vias: String = siprec_sip::message::header_values(&req.headers, "Via")
+            .iter()
+            .map(|v| format!("Via: {v}\r\n"))
+            .collect();
+        let body = sdp.unwrap_or("");
+        let ct = if sdp.is_some() {
+            "Content-Type: application/sdp\r\n"
+        } else {
+            ""
+        };
+        let text = format!(
+            "SIP/2.0 {code} {}\r\n{vias}From: {}\r\nTo: {to}\r\nCall-ID: {}\r\nCSeq: {}\r\nContact: <sip:phone@{}>\r\n{ct}Content-Length: {}\r\n\r\n{body}",
+            siprec_sip::message::reason_phrase(code),
+            h("From"),
+            h("Call-ID"),
+            h("CSeq"),
+            self.addr(),
+            body.len()
+        );
+        self.send(&text).await;
+    }
+}
+
+fn sdp(port: u16) -> String {
+    format!(
+        "v=0\r\no=phone 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+m=audio {port} RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\na=sendrecv\r\n"
+    )
+}
+
+/// The caller's side of a dialog.
+struct Call {
+    call_id: String,
+    from: String,
+    to: String,
+    target: String,
+    cseq: u32,
+    /// The INVITE's Via branch (a CANCEL reuses it, RFC 3261 §9.1).
+    branch: String,
+}
+
+impl Call {
+    fn request(
+        &mut self,
+        phone: &Phone,
+        method: &str,
+        extra: &str,
+        body: Option<&str>,
+    ) -> (u32, String) {
+        if method != "ACK" {
+            self.cseq += 1;
+        }
+        let body = body.unwrap_or("");
+        let ct = if body.is_empty() {
+            ""
+        } else {
+            "Content-Type: application/sdp\r\n"
+        };
+        let text = format!(
+            "{method} {} SIP/2.0\r\nVia: SIP/2.0/UDP {};branch=z9hG4bK-{}-{}-{};rport\r\nFrom: {}\r\nTo: {}\r\n\
+Call-ID: {}\r\nCSeq: {} {method}\r\nMax-Forwards: 70\r\n{extra}{ct}Content-Length: {}\r\n\r\n{body}",
+            self.target,
+            phone.addr(),
+            self.call_id.len(),
+            self.cseq,
+            method.to_ascii_lowercase(),
+            self.from,
+            self.to,
+            self.call_id,
+            self.cseq,
+            body.len()
+        );
+        (self.cseq, text)
+    }
+}
+
+/// Sends the caller's INVITE (with `extra` headers) and returns the dialog so far.
+async fn invite(caller: &Phone, extra: &str) -> Call {
+    let call_id = format!("e2e-{}@127.0.0.1", rand::random::<u32>());
+    let from = format!(
+        "\"Caller\" <sip:caller@e2e.invalid>;tag=c{}",
+        rand::random::<u16>()
+    );
+    let body = sdp(40000);
+    let branch = format!("z9hG4bK-inv-{}", rand::random::<u32>());
+    let text = format!(
+        "INVITE sip:callee@{gw} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch={branch};rport\r\nFrom: {from}\r\n\
+To: \"Callee\" <sip:callee@e2e.invalid>\r\nCall-ID: {call_id}\r\nCSeq: 1 INVITE\r\nContact: <sip:caller@{me}>\r\n\
+Max-Forwards: 70\r\n{extra}Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len(),
+        gw = caller.gw,
+        me = caller.addr(),
+    );
+    caller.send(&text).await;
+    Call {
+        call_id,
+        from,
+        to: "\"Callee\" <sip:callee@e2e.invalid>".into(),
+        target: format!("sip:callee@{}", caller.gw),
+        cseq: 1,
+        branch,
+    }
+}
+
+/// The callee answers the gateway's INVITE; the caller gets the 200 and ACKs.
+async fn answer_and_ack(caller: &mut Phone, callee: &mut Phone, mut call: Call) -> (Call, Request) {
+    let inv = callee.request("INVITE", WAIT).await;
+    callee.answer(&inv, 180, "callee-tag", None).await;
+    callee
+        .answer(&inv, 200, "callee-tag", Some(&sdp(42000)))
+        .await;
+    let (ok, _) = caller.final_response(1, "INVITE", WAIT).await;
+    assert_eq!(ok.status_code.code(), 200);
+    call.to = header_value(&ok.headers, "To").unwrap();
+    assert!(tag_of(&call.to).is_some());
+    call.target = uri_of(&header_value(&ok.headers, "Contact").unwrap()).to_string();
+    let (_, ack) = call.request(caller, "ACK", "", None);
+    let ack = ack.replace(&format!("CSeq: {} ACK", call.cseq), "CSeq: 1 ACK");
+    caller.send(&ack).await;
+    (call, inv)
+}
+
+async fn info(caller: &mut Phone, call: &mut Call, headers: &str, within: Duration) -> String {
+    let (n, text) = call.request(caller, "INFO", headers, None);
+    caller.send(&text).await;
+    caller.final_response(n, "INFO", within).await.1
+}
+
+async fn gateway(forward: SocketAddr, record_all: Option<String>) -> Gateway {
+    Gateway::start(GatewayOptions {
+        listen: vec!["udp:127.0.0.1:0".parse().unwrap()],
+        forward: format!("sip:{forward}"),
+        rtp_ports: (
+            33000 + (std::process::id() % 50) as u16 * 40,
+            33039 + (std::process::id() % 50) as u16 * 40,
+        ),
+        record_all,
+        ..GatewayOptions::default()
+    })
+    .await
+    .unwrap()
+}
+
+fn dead_udp_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_outcome_row_driven_by_info_and_a_dead_srs_leaves_the_call_unharmed() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_srs(dir.path(), 34400).await.unwrap();
+    let mut published = server.subscribe();
+    let srs = server
+        .local_addrs()
+        .iter()
+        .find(|l| l.transport == Transport::Udp)
+        .unwrap()
+        .addr;
+    let mut callee = Phone::new("127.0.0.1:9".parse().unwrap()).await;
+    let gw = gateway(callee.addr(), None).await;
+    let gw_addr = gw.local_addrs()[0].addr;
+    callee.gw = gw_addr;
+    let mut caller = Phone::new(gw_addr).await;
+    let call = invite(&caller, "").await;
+    let (mut call, _) = answer_and_ack(&mut caller, &mut callee, call).await;
+
+    for (headers, want) in [
+        (
+            "X-Reason: stopCallRecording\r\n",
+            "SIP/2.0 400 discarding stopCallRecording request because we are not recording",
+        ),
+        (
+            "X-Reason: pauseCallRecording\r\n",
+            "SIP/2.0 400 discarding invalid pauseCallRecording request",
+        ),
+        (
+            "X-Reason: resumeCallRecording\r\n",
+            "SIP/2.0 400 discarding invalid resumeCallRecording request",
+        ),
+        (
+            "X-Reason: startCallRecording\r\n",
+            "SIP/2.0 400 startCallRecording request is missing X-Srs-Url header",
+        ),
+        (
+            "X-Reason: startCallRecording\r\nX-Srs-Url: \r\n",
+            "SIP/2.0 400 startCallRecording request is missing X-Srs-Url header",
+        ),
+    ] {
+        let line = info(&mut caller, &mut call, headers, WAIT).await;
+        assert!(
+            line == want || line.starts_with(&format!("{want}: ")),
+            "{headers:?}: {line}"
+        );
+    }
+    let line = info(
+        &mut caller,
+        &mut call,
+        "X-Reason: startCallRecording\r\nX-Srs-Url: wss://srs.example.com\r\n",
+        WAIT,
+    )
+    .await;
+    assert!(
+        line.starts_with("SIP/2.0 503 Error starting SipRec call recording: ")
+            && line.contains("wss://"),
+        "{line}"
+    );
+
+    // A dead SRS: the contract's 400 once the start timeout (2 s) is over, not before.
+    let dead = dead_udp_port();
+    let t = Instant::now();
+    let line = info(
+        &mut caller,
+        &mut call,
+        &format!("X-Reason: startCallRecording\r\nX-Srs-Url: sip:127.0.0.1:{dead}\r\n"),
+        WAIT,
+    )
+    .await;
+    let took = t.elapsed();
+    assert!(
+        line.starts_with(
+            "SIP/2.0 400 No response from SipRec server, return error to feature server"
+        ),
+        "{line}"
+    );
+    assert!(
+        took >= Duration::from_millis(1900) && took < Duration::from_secs(3),
+        "answered after {took:?}"
+    );
+    // The call is unharmed: an INFO of the call's own (no X-Reason) still reaches the callee.
+    let (n, text) = call.request(
+        &caller,
+        "INFO",
+        "Content-Type: application/dtmf-relay\r\n",
+        None,
+    );
+    caller.send(&text).await;
+    let relayed = callee.request("INFO", WAIT).await;
+    callee.answer(&relayed, 200, "callee-tag", None).await;
+    assert_eq!(
+        caller
+            .final_response(n, "INFO", WAIT)
+            .await
+            .0
+            .status_code
+            .code(),
+        200
+    );
+
+    // Two SRSs in parallel, one dead: the start succeeds on the live one.
+    let line = info(
+        &mut caller,
+        &mut call,
+        &format!("X-Reason: startCallRecording\r\nX-Srs-Url: sip:{srs}, sip:127.0.0.1:{dead}\r\nX-Srs-Recording-ID: e2e-rec-1\r\n"),
+        WAIT,
+    )
+    .await;
+    assert_eq!(line, "SIP/2.0 200 startCallRecording request for a call");
+    let line = info(
+        &mut caller,
+        &mut call,
+        &format!("X-Reason: startCallRecording\r\nX-Srs-Url: sip:{srs}\r\n"),
+        WAIT,
+    )
+    .await;
+    assert!(
+        line.starts_with("SIP/2.0 400 discarding duplicate startCallRecording request for a call"),
+        "{line}"
+    );
+    let line = info(
+        &mut caller,
+        &mut call,
+        "X-Reason: stopCallRecording\r\n",
+        Duration::from_secs(10),
+    )
+    .await;
+    assert_eq!(line, "SIP/2.0 200 stopCallRecording request for a call");
+    let rec = next_recording(&mut published).await;
+    assert_eq!(rec.manifest.recording_key, "e2e-rec-1");
+    assert_eq!(rec.manifest.ended_by, "bye-from-src");
+    // None of the commands reached the callee; the caller hangs up.
+    assert!(callee
+        .backlog
+        .iter()
+        .all(|m| !matches!(m, SipMessage::Request(r) if r.method.to_string() == "INFO")));
+    let (n, text) = call.request(&caller, "BYE", "", None);
+    caller.send(&text).await;
+    assert_eq!(
+        caller
+            .final_response(n, "BYE", WAIT)
+            .await
+            .0
+            .status_code
+            .code(),
+        200
+    );
+    let bye = callee.request("BYE", WAIT).await;
+    callee.answer(&bye, 200, "callee-tag", None).await;
+    gw.shutdown().await;
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_before_the_answer_cancels_the_callee() {
+    let mut callee = Phone::new("127.0.0.1:9".parse().unwrap()).await;
+    let gw = gateway(callee.addr(), None).await;
+    let gw_addr = gw.local_addrs()[0].addr;
+    callee.gw = gw_addr;
+    let mut caller = Phone::new(gw_addr).await;
+    let call = invite(&caller, "").await;
+    let inv = callee.request("INVITE", WAIT).await;
+    callee.answer(&inv, 180, "callee-tag", None).await;
+    caller
+        .wait("180", WAIT, |m| {
+            matches!(m, SipMessage::Response(r) if r.status_code.code() == 180).then_some(())
+        })
+        .await;
+    // The caller gives up: CANCEL with the INVITE's branch (RFC 3261 §9.1).
+    let cancel = format!(
+        "CANCEL sip:callee@{gw_addr} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch={};rport\r\nFrom: {}\r\n\
+To: \"Callee\" <sip:callee@e2e.invalid>\r\nCall-ID: {}\r\nCSeq: 1 CANCEL\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+        call.branch,
+        call.from,
+        call.call_id,
+        me = caller.addr(),
+    );
+    caller.send(&cancel).await;
+    assert_eq!(
+        caller
+            .final_response(1, "CANCEL", WAIT)
+            .await
+            .0
+            .status_code
+            .code(),
+        200
+    );
+    assert_eq!(
+        caller
+            .final_response(1, "INVITE", WAIT)
+            .await
+            .0
+            .status_code
+            .code(),
+        487
+    );
+    // The gateway cancels the callee's INVITE; the callee ends it with 487 and gets the ACK.
+    let c = callee.request("CANCEL", WAIT).await;
+    assert_eq!(
+        header_value(&c.headers, "Call-ID"),
+        header_value(&inv.headers, "Call-ID")
+    );
+    callee.answer(&c, 200, "callee-tag", None).await;
+    callee.answer(&inv, 487, "callee-tag", None).await;
+    let ack = callee.request("ACK", WAIT).await;
+    assert_eq!(header_value(&ack.headers, "CSeq").as_deref(), Some("1 ACK"));
+    gw.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn record_all_and_bye_from_the_callee_end_call_and_recording() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_srs(dir.path(), 34600).await.unwrap();
+    let mut published = server.subscribe();
+    let srs = server
+        .local_addrs()
+        .iter()
+        .find(|l| l.transport == Transport::Udp)
+        .unwrap()
+        .addr;
+    let mut callee = Phone::new("127.0.0.1:9".parse().unwrap()).await;
+    let gw = gateway(callee.addr(), Some(format!("sip:{srs}"))).await;
+    let gw_addr = gw.local_addrs()[0].addr;
+    callee.gw = gw_addr;
+    let mut caller = Phone::new(gw_addr).await;
+    let call = invite(&caller, "X-Recording-ID: e2e-all-1\r\n").await;
+    let (mut call, inv) = answer_and_ack(&mut caller, &mut callee, call).await;
+    // Recording starts at the answer without any INFO; once the SRS has accepted (a pause
+    // before that is "still starting"), pausing it works.
+    let mut line = String::new();
+    for _ in 0..40 {
+        line = info(
+            &mut caller,
+            &mut call,
+            "X-Reason: pauseCallRecording\r\n",
+            WAIT,
+        )
+        .await;
+        if !line.contains("still starting") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(line, "SIP/2.0 200 pauseCallRecording request for a call");
+    // The callee hangs up: BYE in its dialog with the gateway.
+    let h = |n: &str| header_value(&inv.headers, n).unwrap_or_default();
+    let bye = format!(
+        "BYE {} SIP/2.0\r\nVia: SIP/2.0/UDP {};branch=z9hG4bK-callee-bye;rport\r\nFrom: {};tag=callee-tag\r\nTo: {}\r\n\
+Call-ID: {}\r\nCSeq: 1 BYE\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+        uri_of(&h("Contact")),
+        callee.addr(),
+        h("To"),
+        h("From"),
+        h("Call-ID"),
+    );
+    callee.send(&bye).await;
+    assert_eq!(
+        callee
+            .final_response(1, "BYE", WAIT)
+            .await
+            .0
+            .status_code
+            .code(),
+        200
+    );
+    let b = caller.request("BYE", WAIT).await;
+    assert_eq!(
+        header_value(&b.headers, "Call-ID").as_deref(),
+        Some(call.call_id.as_str())
+    );
+    caller.answer(&b, 200, "x", None).await;
+    let rec = next_recording(&mut published).await;
+    assert_eq!(rec.manifest.recording_key, "e2e-all-1");
+    assert_eq!(rec.manifest.ended_by, "bye-from-src");
+    let names: Vec<_> = rec
+        .manifest
+        .participants
+        .iter()
+        .filter_map(|p| p.name.clone())
+        .collect();
+    assert_eq!(names, vec!["Caller".to_string(), "Callee".to_string()]);
+    gw.shutdown().await;
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_srs_ending_its_session_leaves_the_call_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    // An SRS that ends a session after 2 s without media (the phones send none).
+    let cfg = srs_server::Config {
+        listen: vec!["udp:127.0.0.1:0".into()],
+        rtp_ports: "34800-34899".into(),
+        storage: dir.path().join("recordings").display().to_string(),
+        spool: dir.path().join("spool"),
+        media_timeout: 2,
+        ..srs_server::Config::default()
+    };
+    let server = srs_server::Server::start(cfg.validate().unwrap())
+        .await
+        .unwrap();
+    let mut published = server.subscribe();
+    let srs = server.local_addrs()[0].addr;
+    let mut callee = Phone::new("127.0.0.1:9".parse().unwrap()).await;
+    let gw = gateway(callee.addr(), None).await;
+    let gw_addr = gw.local_addrs()[0].addr;
+    callee.gw = gw_addr;
+    let mut caller = Phone::new(gw_addr).await;
+    let call = invite(&caller, "").await;
+    let (mut call, _) = answer_and_ack(&mut caller, &mut callee, call).await;
+    let line = info(
+        &mut caller,
+        &mut call,
+        &format!("X-Reason: startCallRecording\r\nX-Srs-Url: sip:{srs}\r\n"),
+        WAIT,
+    )
+    .await;
+    assert_eq!(line, "SIP/2.0 200 startCallRecording request for a call");
+    let rec = next_recording(&mut published).await;
+    assert_eq!(rec.manifest.ended_by, "media-timeout");
+    // The SRS sent BYE: the recording is off, the call is not. A re-INVITE still reaches the
+    // callee, and stop is now the "not recording" 400.
+    let (n, text) = call.request(&caller, "INVITE", "", Some(&sdp(40100)));
+    caller.send(&text).await;
+    let re = callee.request("INVITE", WAIT).await;
+    callee
+        .answer(&re, 200, "callee-tag", Some(&sdp(42000)))
+        .await;
+    assert_eq!(
+        caller
+            .final_response(n, "INVITE", WAIT)
+            .await
+            .0
+            .status_code
+            .code(),
+        200
+    );
+    let line = info(
+        &mut caller,
+        &mut call,
+        "X-Reason: stopCallRecording\r\n",
+        WAIT,
+    )
+    .await;
+    assert_eq!(
+        line,
+        "SIP/2.0 400 discarding stopCallRecording request because we are not recording"
+    );
+    gw.shutdown().await;
+    server.shutdown().await.unwrap();
+}
