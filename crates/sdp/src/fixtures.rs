@@ -1,25 +1,28 @@
 //! The SDP samples under `fixtures/sdp/` (see its README), for the tests.
 
-pub const TWO_STREAMS: &[u8] = include_bytes!("../../../fixtures/sdp/two-streams-sendonly.sdp");
-pub const THREE_STREAMS: &[u8] = include_bytes!("../../../fixtures/sdp/three-streams.sdp");
-pub const MIXED_SINGLE: &[u8] = include_bytes!("../../../fixtures/sdp/mixed-single.sdp");
-pub const VIDEO_DECLINED: &[u8] = include_bytes!("../../../fixtures/sdp/video-declined.sdp");
-pub const NO_COMMON_CODEC: &[u8] = include_bytes!("../../../fixtures/sdp/no-common-codec.sdp");
-pub const ALL_UNSUPPORTED: &[u8] = include_bytes!("../../../fixtures/sdp/all-unsupported.sdp");
-pub const PAUSE_INACTIVE: &[u8] = include_bytes!("../../../fixtures/sdp/pause-inactive.sdp");
-pub const HOLD_ZERO_ADDR: &[u8] = include_bytes!("../../../fixtures/sdp/hold-zero-addr.sdp");
-pub const HOLD_PORT_ZERO: &[u8] = include_bytes!("../../../fixtures/sdp/hold-port-zero.sdp");
-pub const NO_LABELS: &[u8] = include_bytes!("../../../fixtures/sdp/no-labels.sdp");
-pub const SRTP_SDES: &[u8] = include_bytes!("../../../fixtures/sdp/srtp-sdes.sdp");
-pub const IPV6: &[u8] = include_bytes!("../../../fixtures/sdp/ipv6.sdp");
-pub const NO_TIMING: &[u8] = include_bytes!("../../../fixtures/sdp/no-timing.sdp");
-pub const UNKNOWN_PROTO: &[u8] = include_bytes!("../../../fixtures/sdp/unknown-proto.sdp");
-pub const SAME_LABEL: &[u8] = include_bytes!("../../../fixtures/sdp/same-label.sdp");
-pub const MEDIA_LEVEL_CONNECTION: &[u8] =
+pub(crate) const TWO_STREAMS: &[u8] =
+    include_bytes!("../../../fixtures/sdp/two-streams-sendonly.sdp");
+pub(crate) const THREE_STREAMS: &[u8] = include_bytes!("../../../fixtures/sdp/three-streams.sdp");
+pub(crate) const MIXED_SINGLE: &[u8] = include_bytes!("../../../fixtures/sdp/mixed-single.sdp");
+pub(crate) const VIDEO_DECLINED: &[u8] = include_bytes!("../../../fixtures/sdp/video-declined.sdp");
+pub(crate) const NO_COMMON_CODEC: &[u8] =
+    include_bytes!("../../../fixtures/sdp/no-common-codec.sdp");
+pub(crate) const ALL_UNSUPPORTED: &[u8] =
+    include_bytes!("../../../fixtures/sdp/all-unsupported.sdp");
+pub(crate) const PAUSE_INACTIVE: &[u8] = include_bytes!("../../../fixtures/sdp/pause-inactive.sdp");
+pub(crate) const HOLD_ZERO_ADDR: &[u8] = include_bytes!("../../../fixtures/sdp/hold-zero-addr.sdp");
+pub(crate) const HOLD_PORT_ZERO: &[u8] = include_bytes!("../../../fixtures/sdp/hold-port-zero.sdp");
+pub(crate) const NO_LABELS: &[u8] = include_bytes!("../../../fixtures/sdp/no-labels.sdp");
+pub(crate) const SRTP_SDES: &[u8] = include_bytes!("../../../fixtures/sdp/srtp-sdes.sdp");
+pub(crate) const IPV6: &[u8] = include_bytes!("../../../fixtures/sdp/ipv6.sdp");
+pub(crate) const NO_TIMING: &[u8] = include_bytes!("../../../fixtures/sdp/no-timing.sdp");
+pub(crate) const UNKNOWN_PROTO: &[u8] = include_bytes!("../../../fixtures/sdp/unknown-proto.sdp");
+pub(crate) const SAME_LABEL: &[u8] = include_bytes!("../../../fixtures/sdp/same-label.sdp");
+pub(crate) const MEDIA_LEVEL_CONNECTION: &[u8] =
     include_bytes!("../../../fixtures/sdp/media-level-connection.sdp");
 
 /// Every fixture, with its file name.
-pub const ALL: [(&str, &[u8]); 16] = [
+pub(crate) const ALL: [(&str, &[u8]); 16] = [
     ("two-streams-sendonly.sdp", TWO_STREAMS),
     ("three-streams.sdp", THREE_STREAMS),
     ("mixed-single.sdp", MIXED_SINGLE),
