@@ -13,10 +13,10 @@ use crate::SipTransports;
 
 /// Messages one peer's queue holds; beyond it new messages to that peer are dropped (as a
 /// congested network would; the transaction layer retransmits over UDP).
-pub const PEER_QUEUE: usize = 256;
+pub(crate) const PEER_QUEUE: usize = 256;
 
 /// A peer's task ends after this long without a message (a new one starts with the next).
-pub const PEER_IDLE: Duration = Duration::from_secs(60);
+pub(crate) const PEER_IDLE: Duration = Duration::from_secs(60);
 
 /// A message an [`Outbox`] could not send.
 #[derive(Debug, Clone, PartialEq, Eq)]
