@@ -133,8 +133,9 @@ pub struct StreamTimelineStats {
     /// Samples cut off because a single packet reached further ahead than the ring holds
     /// ([`RING_HEADROOM`] past its arrival position); dropped.
     pub oversize_dropped_samples: u64,
-    /// Times the stream was shifted to follow its sender's clock drift (see
-    /// [`DRIFT_WINDOW`]).
+    /// Times the stream was shifted to follow its sender's clock drift: after each 2 s window
+    /// whose smallest lag (arrival position minus timestamp position) was more than 10 ms
+    /// either way, by that lag.
     pub drift_corrections: u32,
 }
 
@@ -144,9 +145,9 @@ pub struct StreamTimelineStats {
 /// within a few tens of milliseconds of the other channel over hours, instead of drifting
 /// until a re-anchor at `max_skew`). The smallest lag ignores jitter: the least-delayed
 /// packet of the window shows the true offset.
-pub const DRIFT_WINDOW: Duration = Duration::from_secs(2);
+pub(crate) const DRIFT_WINDOW: Duration = Duration::from_secs(2);
 /// The offset beyond which a stream is shifted to follow its sender's clock.
-pub const DRIFT_STEP: Duration = Duration::from_millis(10);
+pub(crate) const DRIFT_STEP: Duration = Duration::from_millis(10);
 
 /// What [`Timeline::finish`] reports.
 #[derive(Debug, Clone, PartialEq, Eq)]
