@@ -206,21 +206,36 @@ impl RecState {
 /// What the driver keeps per recording.
 #[derive(Debug)]
 pub struct Recording {
+    /// The recording session in the SRS core.
     pub id: SessionId,
+    /// SIP Call-ID of the recording session's dialog; the storage key's last fallback (see
+    /// [`recording_key`]).
     pub call_id: String,
+    /// The `recording` tracing span (session id, Call-ID) of the receive loops, the ticker and
+    /// the driver's log lines about this recording.
     pub span: Span,
+    /// The spool directory: WAV, metadata documents, journal.
     pub spool: SpoolEntry,
+    /// Wall-clock start, written to the journal and the manifest.
     pub start_utc: time::OffsetDateTime,
     start: Instant,
     /// Pauses in seconds since the start (wall clock), for the journal; the final manifest
     /// takes the timeline's exact ones.
     pause_log: Vec<(f64, Option<f64>)>,
+    /// Timeline and per-stream receive state, shared with the receive loops and the ticker.
     pub state: Arc<Mutex<RecState>>,
+    /// The task that advances the timeline every [`TICK`] and reports the media timeout;
+    /// aborted by [`Recording::finish`].
     pub ticker: Option<JoinHandle<()>>,
+    /// The metadata documents (RFC 7865) as received, in order, byte for byte.
     pub metadata_docs: Vec<Vec<u8>>,
+    /// Parse problems of those documents (they are stored all the same).
     pub metadata_errors: Vec<String>,
+    /// The current metadata state (complete document plus partial updates), if any.
     pub metadata: Option<rs_metadata::Recording>,
+    /// Which stream goes to which WAV channel, and the participants heard on each.
     pub channels: ChannelPlan,
+    /// The WAV's sample rate, in Hz (see [`recording_rate`]).
     pub sample_rate: u32,
 }
 
