@@ -3,7 +3,8 @@
 //! Node's INFOs start, pause, resume, stop, then BYE) and SIPp as the callee runs
 //! `fixtures/sipp/gateway-callee.xml` (880 Hz); srs-server is the SRS. The test checks every
 //! INFO's reply (code and reason phrase, from SIPp's message log), the relayed media, and the
-//! stored recording: caller left, callee right, silence while paused, the Recording ID as key.
+//! stored recording: caller left, callee right, silence while paused, the Recording ID as key;
+//! and, counted on the wire with tcpdump, the packets each SIPp received from the relay.
 
 use std::process::Stdio;
 use std::sync::atomic::Ordering;
@@ -17,6 +18,77 @@ use siprec_sip::transaction::Transport;
 fn free_even_port() -> u16 {
     let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     s.local_addr().unwrap().port() & !1
+}
+
+/// tcpdump on loopback counting UDP packets to some ports (Debian `tcpdump`; capturing needs
+/// root or CAP_NET_RAW, as CI has).
+struct Capture {
+    child: tokio::process::Child,
+    ports: Vec<u16>,
+}
+
+impl Capture {
+    async fn start(ports: &[u16]) -> Capture {
+        use tokio::io::AsyncBufReadExt;
+        let tcpdump = require_tool(
+            "tcpdump",
+            "install it with `apt-get install tcpdump` (and run as root)",
+        );
+        let filter = ports
+            .iter()
+            .map(|p| format!("dst port {p}"))
+            .collect::<Vec<_>>()
+            .join(" or ");
+        let mut child = tokio::process::Command::new(tcpdump)
+            .args([
+                "-i",
+                "lo",
+                "-n",
+                "-l",
+                "-q",
+                "--immediate-mode",
+                &format!("udp and ({filter})"),
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        // It prints "listening on lo" on stderr once the capture runs.
+        let mut err = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
+        loop {
+            match tokio::time::timeout(Duration::from_secs(10), err.next_line()).await {
+                Ok(Ok(Some(l))) if l.contains("listening on") => break,
+                Ok(Ok(Some(_))) => continue,
+                other => {
+                    panic!("tcpdump did not start capturing (needs root or CAP_NET_RAW): {other:?}")
+                }
+            }
+        }
+        Capture {
+            child,
+            ports: ports.to_vec(),
+        }
+    }
+
+    /// Stops the capture and returns the packets seen per port.
+    async fn stop(self) -> Vec<u32> {
+        // SIGINT makes tcpdump flush and exit.
+        let _ = std::process::Command::new("kill")
+            .args(["-INT", &self.child.id().unwrap().to_string()])
+            .status();
+        let out = self.child.wait_with_output().await.unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        self.ports
+            .iter()
+            .map(|p| {
+                text.lines()
+                    .filter(|l| l.contains(&format!("> 127.0.0.1.{p}:")))
+                    .count() as u32
+            })
+            .collect()
+    }
 }
 
 fn free_port() -> u16 {
@@ -56,6 +128,11 @@ async fn a_sipp_call_through_the_gateway_is_relayed_and_recorded_on_info() {
         .unwrap()
         .addr;
 
+    // What reaches each SIPp's media port is counted on the wire (tcpdump on loopback): the
+    // relay is proven at the endpoints, not only by the gateway's own counters.
+    let (caller_mp, callee_mp) = (free_even_port(), free_even_port());
+    let capture = Capture::start(&[caller_mp, callee_mp]).await;
+
     // The callee: SIPp as UAS behind --forward.
     let callee_port = free_port();
     let callee_log = dir.path().join("callee-messages.log");
@@ -72,7 +149,7 @@ async fn a_sipp_call_through_the_gateway_is_relayed_and_recorded_on_info() {
         ])
         .args([
             "-mp",
-            &free_even_port().to_string(),
+            &callee_mp.to_string(),
             "-timeout",
             "40s",
             "-timeout_error",
@@ -114,7 +191,7 @@ async fn a_sipp_call_through_the_gateway_is_relayed_and_recorded_on_info() {
         .args(["-i", "127.0.0.1", "-p", "0", "-mi", "127.0.0.1"])
         .args([
             "-mp",
-            &free_even_port().to_string(),
+            &caller_mp.to_string(),
             "-timeout",
             "40s",
             "-timeout_error",
@@ -221,6 +298,23 @@ async fn a_sipp_call_through_the_gateway_is_relayed_and_recorded_on_info() {
     // Forked: both legs while recording and not paused (~2 s each).
     assert!((150..=260).contains(&forked), "forked {forked}");
     assert_eq!(c.strangers.load(Ordering::Relaxed), 0);
+    // Each SIPp got the other's audio: 4.5 s of 20 ms packets from ACK to BYE (225; the
+    // callee starts playing a moment after the caller).
+    let got = capture.stop().await;
+    let (to_caller, to_callee) = (got[0], got[1]);
+    assert!(
+        (210..=240).contains(&to_caller),
+        "the caller received {to_caller} packets"
+    );
+    assert!(
+        (210..=240).contains(&to_callee),
+        "the callee received {to_callee} packets"
+    );
+    assert_eq!(
+        u64::from(to_caller + to_callee),
+        relayed,
+        "every relayed packet reached its SIPp"
+    );
     gw.shutdown().await;
     server.shutdown().await.unwrap();
     tokio::time::sleep(Duration::ZERO).await;
