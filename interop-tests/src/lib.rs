@@ -12,6 +12,7 @@
 //!   between an SRC and srs-server.
 
 pub mod audio;
+pub mod bench;
 pub mod dns;
 pub mod fault_relay;
 pub mod garage;

@@ -263,19 +263,23 @@ async fn info(caller: &mut Phone, call: &mut Call, headers: &str, within: Durati
     caller.final_response(n, "INFO", within).await.1
 }
 
-async fn gateway(forward: SocketAddr, record_all: Option<String>) -> Gateway {
-    Gateway::start(GatewayOptions {
+/// A gateway forwarding to a callee phone, and a caller phone pointed at it.
+async fn gateway(record_all: Option<String>) -> (Gateway, Phone, Phone) {
+    let mut callee = Phone::new("127.0.0.1:9".parse().unwrap()).await;
+    let base = 33000 + (std::process::id() % 50) as u16 * 40;
+    let gw = Gateway::start(GatewayOptions {
         listen: vec!["udp:127.0.0.1:0".parse().unwrap()],
-        forward: format!("sip:{forward}"),
-        rtp_ports: (
-            33000 + (std::process::id() % 50) as u16 * 40,
-            33039 + (std::process::id() % 50) as u16 * 40,
-        ),
+        forward: format!("sip:{}", callee.addr()),
+        rtp_ports: (base, base + 39),
         record_all,
         ..GatewayOptions::default()
     })
     .await
-    .unwrap()
+    .unwrap();
+    let gw_addr = gw.local_addrs()[0].addr;
+    callee.gw = gw_addr;
+    let caller = Phone::new(gw_addr).await;
+    (gw, caller, callee)
 }
 
 fn dead_udp_port() -> u16 {
@@ -297,11 +301,7 @@ async fn every_outcome_row_driven_by_info_and_a_dead_srs_leaves_the_call_unharme
         .find(|l| l.transport == Transport::Udp)
         .unwrap()
         .addr;
-    let mut callee = Phone::new("127.0.0.1:9".parse().unwrap()).await;
-    let gw = gateway(callee.addr(), None).await;
-    let gw_addr = gw.local_addrs()[0].addr;
-    callee.gw = gw_addr;
-    let mut caller = Phone::new(gw_addr).await;
+    let (gw, mut caller, mut callee) = gateway(None).await;
     let call = invite(&caller, "").await;
     let (mut call, _) = answer_and_ack(&mut caller, &mut callee, call).await;
 
@@ -442,11 +442,7 @@ async fn every_outcome_row_driven_by_info_and_a_dead_srs_leaves_the_call_unharme
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancel_before_the_answer_cancels_the_callee() {
-    let mut callee = Phone::new("127.0.0.1:9".parse().unwrap()).await;
-    let gw = gateway(callee.addr(), None).await;
-    let gw_addr = gw.local_addrs()[0].addr;
-    callee.gw = gw_addr;
-    let mut caller = Phone::new(gw_addr).await;
+    let (gw, mut caller, mut callee) = gateway(None).await;
     let call = invite(&caller, "").await;
     let inv = callee.request("INVITE", WAIT).await;
     callee.answer(&inv, 180, "callee-tag", None).await;
@@ -457,12 +453,13 @@ async fn cancel_before_the_answer_cancels_the_callee() {
         .await;
     // The caller gives up: CANCEL with the INVITE's branch (RFC 3261 §9.1).
     let cancel = format!(
-        "CANCEL sip:callee@{gw_addr} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch={};rport\r\nFrom: {}\r\n\
+        "CANCEL sip:callee@{gw} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch={};rport\r\nFrom: {}\r\n\
 To: \"Callee\" <sip:callee@e2e.invalid>\r\nCall-ID: {}\r\nCSeq: 1 CANCEL\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
         call.branch,
         call.from,
         call.call_id,
         me = caller.addr(),
+        gw = caller.gw,
     );
     caller.send(&cancel).await;
     assert_eq!(
@@ -507,11 +504,7 @@ async fn record_all_and_bye_from_the_callee_end_call_and_recording() {
         .find(|l| l.transport == Transport::Udp)
         .unwrap()
         .addr;
-    let mut callee = Phone::new("127.0.0.1:9".parse().unwrap()).await;
-    let gw = gateway(callee.addr(), Some(format!("sip:{srs}"))).await;
-    let gw_addr = gw.local_addrs()[0].addr;
-    callee.gw = gw_addr;
-    let mut caller = Phone::new(gw_addr).await;
+    let (gw, mut caller, mut callee) = gateway(Some(format!("sip:{srs}"))).await;
     let call = invite(&caller, "X-Recording-ID: e2e-all-1\r\n").await;
     let (mut call, inv) = answer_and_ack(&mut caller, &mut callee, call).await;
     // Recording starts at the answer without any INFO; once the SRS has accepted (a pause
@@ -589,11 +582,7 @@ async fn an_srs_ending_its_session_leaves_the_call_alone() {
         .unwrap();
     let mut published = server.subscribe();
     let srs = server.local_addrs()[0].addr;
-    let mut callee = Phone::new("127.0.0.1:9".parse().unwrap()).await;
-    let gw = gateway(callee.addr(), None).await;
-    let gw_addr = gw.local_addrs()[0].addr;
-    callee.gw = gw_addr;
-    let mut caller = Phone::new(gw_addr).await;
+    let (gw, mut caller, mut callee) = gateway(None).await;
     let call = invite(&caller, "").await;
     let (mut call, _) = answer_and_ack(&mut caller, &mut callee, call).await;
     let line = info(

@@ -605,27 +605,19 @@ impl GatewayCore {
                 return;
             }
         };
-        let Some(pa) = self.ports.allocate() else {
-            self.simple(
-                now,
-                &key,
-                &req,
-                503,
-                Some("no relay port free"),
-                vec![other("Retry-After", "5")],
-            );
-            return;
-        };
-        let Some(pb) = self.ports.allocate() else {
-            self.ports.release(pa);
-            self.simple(
-                now,
-                &key,
-                &req,
-                503,
-                Some("no relay port free"),
-                vec![other("Retry-After", "5")],
-            );
+        let pair = self
+            .ports
+            .allocate()
+            .and_then(|pa| match self.ports.allocate() {
+                Some(pb) => Some((pa, pb)),
+                None => {
+                    self.ports.release(pa);
+                    None
+                }
+            });
+        let Some((pa, pb)) = pair else {
+            let retry = vec![other("Retry-After", "5")];
+            self.simple(now, &key, &req, 503, Some("no relay port free"), retry);
             return;
         };
         let b_offer = match offer

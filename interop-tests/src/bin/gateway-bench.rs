@@ -25,6 +25,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
+use interop_tests::bench::{cpu_seconds, percentile};
 use siprec_sip::message::{call_id, cseq, header_value, make_response, parse_message, tag_of};
 use siprec_sip::rsip::{self, headers::UntypedHeader, Header, Response, SipMessage};
 use siprec_sip::transaction::{Peer, Transport};
@@ -63,22 +64,6 @@ fn args() -> anyhow::Result<Args> {
         bail!("--calls: 1 to 2400 (four relay ports per call in 40000-49999)");
     }
     Ok(a)
-}
-
-fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
-    let rest = stat.rsplit_once(") ").context("stat format")?.1;
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: f64 = f[11].parse::<f64>()? + f[12].parse::<f64>()?;
-    Ok(ticks / 100.0) // USER_HZ is 100 on Linux
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
 fn sdp(port: u16) -> String {
