@@ -328,6 +328,18 @@ impl TestSrc {
         Self::with_conn(conn, transport, srs, local, (pt1, freq1), (pt2, freq2)).await
     }
 
+    /// A new SRC over a TCP connection the caller opened (from a port of its choosing).
+    pub async fn from_tcp(
+        stream: TcpStream,
+        (pt1, freq1): (u8, f64),
+        (pt2, freq2): (u8, f64),
+    ) -> anyhow::Result<TestSrc> {
+        let srs = stream.peer_addr()?;
+        let local = stream.local_addr()?;
+        let conn = Conn::Tcp(stream, StreamFramer::new(64 * 1024));
+        Self::with_conn(conn, Transport::Tcp, srs, local, (pt1, freq1), (pt2, freq2)).await
+    }
+
     /// A new SRC towards `srs` over TLS, through `siprec-sip-tokio`'s TLS client: the SRS
     /// certificate must chain to `tls`'s roots and name `server_name`.
     pub async fn new_tls(
