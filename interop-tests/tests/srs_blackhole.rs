@@ -84,7 +84,7 @@ async fn a_blackholed_tcp_src_does_not_delay_other_calls() {
         );
     }
     assert!(keys.contains(&"blackholed".to_string()), "{keys:?}");
-    assert!(calls >= 20, "only {calls} calls in 4 s");
+    assert!(calls >= 10, "only {calls} calls in 4 s");
     assert!(
         worst < Duration::from_millis(500),
         "an INVITE waited {worst:?} for its 200 while srs-server's BYE was stuck"
