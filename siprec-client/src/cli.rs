@@ -761,8 +761,10 @@ pub fn main() -> ExitCode {
 fn gateway_logging(json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let b = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi && !json)
         .with_writer(std::io::stderr);
     let _ = if json {
         b.json().try_init()

@@ -15,6 +15,10 @@ use siprec_core::client::{Outcome, Reply};
 use siprec_sip::message::header_value;
 use siprec_sip::rsip::Request;
 
+/// Longest `X-Srs-Recording-ID` or `X-Call-Sid` value taken (they name a recording and go into
+/// its metadata).
+pub const MAX_ID_LEN: usize = 256;
+
 /// Longest reason phrase the gateway writes (a 503 lists every SRS and why).
 pub const MAX_REASON_PHRASE: usize = 240;
 
@@ -40,8 +44,9 @@ pub enum Info {
     Relay,
     /// A recording command.
     Command(Command),
-    /// `X-Reason` names something else: answer `400` with this reason phrase.
-    Unknown(String),
+    /// `X-Reason` names something else, or a header value is unusable: answer `400` with this
+    /// reason phrase.
+    Refused(String),
 }
 
 /// Classifies an INFO request. See the [module docs](self).
@@ -56,7 +61,7 @@ pub fn classify(req: &Request) -> Info {
         r if r.eq_ignore_ascii_case("pauseCallRecording") => Activity::Pause,
         r if r.eq_ignore_ascii_case("resumeCallRecording") => Activity::Resume,
         other => {
-            return Info::Unknown(phrase(&format!(
+            return Info::Refused(phrase(&format!(
                 "unknown X-Reason {other:?}: expected startCallRecording, stopCallRecording, \
                  pauseCallRecording or resumeCallRecording"
             )))
@@ -67,12 +72,22 @@ pub fn classify(req: &Request) -> Info {
             .map(|v| v.trim().to_string())
             .filter(|v| !v.is_empty())
     };
+    let recording_id = non_empty("X-Srs-Recording-ID");
+    let call_sid = non_empty("X-Call-Sid");
+    for (name, value) in [
+        ("X-Srs-Recording-ID", &recording_id),
+        ("X-Call-Sid", &call_sid),
+    ] {
+        if value.as_ref().is_some_and(|v| v.len() > MAX_ID_LEN) {
+            return Info::Refused(format!("{name} is longer than {MAX_ID_LEN} bytes"));
+        }
+    }
     Info::Command(Command {
         activity,
         reason: reason.trim().to_string(),
         server: header_value(&req.headers, "X-Srs-Url").unwrap_or_default(),
-        recording_id: non_empty("X-Srs-Recording-ID"),
-        call_sid: non_empty("X-Call-Sid"),
+        recording_id,
+        call_sid,
     })
 }
 
@@ -153,7 +168,15 @@ From: <sip:a@x>;tag=1\r\nTo: <sip:b@y>;tag=2\r\nCall-ID: c1\r\nCSeq: 2 INFO\r\n{
     #[test]
     fn no_reason_is_relayed_and_an_unknown_one_is_named() {
         assert_eq!(classify(&info("")), Info::Relay);
-        let Info::Unknown(p) = classify(&info("X-Reason: rewindCallRecording\r\n")) else {
+        let long = format!(
+            "X-Reason: startCallRecording\r\nX-Call-Sid: {}\r\n",
+            "s".repeat(300)
+        );
+        let Info::Refused(p) = classify(&info(&long)) else {
+            panic!()
+        };
+        assert_eq!(p, "X-Call-Sid is longer than 256 bytes");
+        let Info::Refused(p) = classify(&info("X-Reason: rewindCallRecording\r\n")) else {
             panic!()
         };
         assert!(

@@ -228,6 +228,9 @@ struct Call {
     byes: usize,
     context: CallContext,
     src: Option<SrcCore>,
+    /// One tracing span per call (its id and the A leg's Call-ID): every log line about the
+    /// call, its INFO commands and its recording sessions is inside it.
+    span: tracing::Span,
     /// The codec the SRC offers its SRSs.
     src_codec: Option<Format>,
     /// Delayed offer (RFC 3261 §13.2.1): the A leg's INVITE had no SDP, so B's 2xx carries the
@@ -345,6 +348,7 @@ impl GatewayCore {
             SipMessage::Response(r) => message::call_id(&r.headers),
         };
         if let Some(call) = call_id.and_then(|c| self.rs_calls.get(&c).copied()) {
+            let _span = self.span(call).entered();
             if let Some(s) = self.calls.get_mut(&call).and_then(|c| c.src.as_mut()) {
                 s.handle_message(now, peer, msg);
             }
@@ -359,6 +363,7 @@ impl GatewayCore {
     pub fn handle_transport_error(&mut self, now: Instant, peer: Peer, reason: &str) {
         let ids: Vec<CallId> = self.calls.keys().copied().collect();
         for id in ids {
+            let _span = self.span(id).entered();
             let Some(call) = self.calls.get_mut(&id) else {
                 continue;
             };
@@ -383,6 +388,7 @@ impl GatewayCore {
         rs: RsId,
         result: Result<Vec<Target>, String>,
     ) {
+        let _span = self.span(call).entered();
         if let Some(s) = self.calls.get_mut(&call).and_then(|c| c.src.as_mut()) {
             s.resolved(now, rs, result);
         }
@@ -395,6 +401,7 @@ impl GatewayCore {
         self.process(now);
         let ids: Vec<CallId> = self.calls.keys().copied().collect();
         for id in ids {
+            let _span = self.span(id).entered();
             let Some(call) = self.calls.get_mut(&id) else {
                 continue;
             };
@@ -410,7 +417,7 @@ impl GatewayCore {
                 self.no_answer(now, id);
             }
             if end {
-                debug!(call = %id, "ending grace over");
+                debug!("ending grace over");
                 self.finish(id);
             }
         }
@@ -462,7 +469,7 @@ impl GatewayCore {
                 TxEvent::Timeout { key } => self.on_client_timeout(now, key),
                 TxEvent::AckTimeout { key, .. } => {
                     if let Some(&id) = self.a_invites.get(&key) {
-                        warn!(call = %id, "no ACK for the A leg's 200; hanging up");
+                        warn!("no ACK for the A leg's 200; hanging up");
                         if let Some(cseq) =
                             self.calls.get_mut(&id).and_then(|c| c.b_ack_pending.take())
                         {
@@ -639,7 +646,9 @@ impl GatewayCore {
         let b_tag = new_tag();
         let b_invite = self.b_invite(&req, &b_tag, max_forwards - 1, b_offer);
         let b_call_id = message::call_id(&b_invite.headers).unwrap_or_default();
-        info!(call = %id, a_call_id = %context.call_id, from = %context.caller.aor, to = %context.callee.aor,
+        let span = tracing::info_span!("call", call = %id, a_call_id = %context.call_id);
+        let _entered = span.clone().entered();
+        info!(from = %context.caller.aor, to = %context.callee.aor,
               b_call_id = %b_call_id, "call: INVITE forwarded to the B leg");
         let b_key = self.layer.send_request(now, b_peer, b_invite.clone());
         let a_call_id = context.call_id.clone();
@@ -675,6 +684,7 @@ impl GatewayCore {
             byes: 0,
             context,
             src: None,
+            span: span.clone(),
             src_codec: None,
             b_ack_pending: None,
             commands: HashMap::new(),
@@ -761,6 +771,7 @@ impl GatewayCore {
         let Some((id, pending)) = self.clients.get(&key).cloned() else {
             return;
         };
+        let _span = self.span(id).entered();
         let code = resp.status_code.code();
         // A 2xx to an INVITE may come again (our ACK lost): keep the entry to ACK it again;
         // every other final response ends the transaction's business.
@@ -832,7 +843,7 @@ impl GatewayCore {
             let body = match self.relay_sdp(now, id, Side::B, true, &resp.headers, &resp.body) {
                 Ok(b) => b,
                 Err(e) => {
-                    debug!(call = %id, error = %e, "provisional SDP not anchored; relayed without it");
+                    debug!(error = %e, "provisional SDP not anchored; relayed without it");
                     None
                 }
             };
@@ -858,7 +869,7 @@ impl GatewayCore {
         match stage {
             Stage::Calling | Stage::Early => {
                 let reason = message::status_reason(&resp.status_code);
-                info!(call = %id, code, %reason, "call: B leg refused; same answer to the A leg");
+                info!(code, %reason, "call: B leg refused; same answer to the A leg");
                 let Some(call) = self.calls.get(&id) else {
                     return;
                 };
@@ -911,7 +922,7 @@ impl GatewayCore {
 
     fn on_b_2xx(&mut self, now: Instant, id: CallId, resp: Response) {
         if let Err(e) = self.b_dialog(now, id, &resp) {
-            warn!(call = %id, error = %e, "B leg's 200 cannot start a dialog; call refused");
+            warn!(error = %e, "B leg's 200 cannot start a dialog; call refused");
             self.fail_call(now, id, 502, "the B leg's 200 OK cannot start a dialog");
             return;
         }
@@ -932,7 +943,7 @@ impl GatewayCore {
         let body = match self.relay_sdp(now, id, Side::B, !delayed, &resp.headers, &resp.body) {
             Ok(b) => b,
             Err(e) => {
-                warn!(call = %id, error = %e, "B leg's answer cannot be anchored; call ended");
+                warn!(error = %e, "B leg's answer cannot be anchored; call ended");
                 let why = command::phrase(&format!("the B leg's answer cannot be anchored: {e}"));
                 let Some(call) = self.calls.get(&id) else {
                     return;
@@ -981,13 +992,13 @@ impl GatewayCore {
                     .insert((leg.call_id.clone(), leg.tag.clone()), (id, Side::A));
             }
             Err(e) => {
-                debug!(call = %id, error = %e, "no A-leg dialog; in-dialog requests from B cannot be relayed")
+                debug!(error = %e, "no A-leg dialog; in-dialog requests from B cannot be relayed")
             }
         }
         call.stage = Stage::Answered;
         call.ring_deadline = None;
         let a_key = call.a_key.clone();
-        info!(call = %id, "call: answered");
+        info!("call: answered");
         self.respond(now, &a_key, out);
         if let Some(value) = self.config.record_all.clone() {
             let rid = {
@@ -999,7 +1010,7 @@ impl GatewayCore {
             if self.ensure_src(now, id, None).is_ok() {
                 if let Some(s) = self.calls.get_mut(&id).and_then(|c| c.src.as_mut()) {
                     let op = s.start(now, &value, rid.as_deref());
-                    debug!(call = %id, ?op, "record-all: recording started");
+                    debug!(?op, "record-all: recording started");
                 }
                 self.after_src(now, id);
             }
@@ -1036,7 +1047,7 @@ impl GatewayCore {
             if let (Some(s), Some(c)) = (call.src.as_mut(), codec.clone()) {
                 if s.is_recording() || s.is_starting() {
                     // The SRSs are re-INVITEd with the call's new codec.
-                    info!(call = %id, codec = %c.encoding, "codec changed mid-call; re-offering it to the SRSs");
+                    info!(codec = %c.encoding, "codec changed mid-call; re-offering it to the SRSs");
                     s.set_codecs(now, vec![c.clone()]);
                     call.src_codec = Some(c);
                     reoffer = true;
@@ -1083,7 +1094,7 @@ impl GatewayCore {
             match self.relay_sdp(now, id, to, true, &resp.headers, &resp.body) {
                 Ok(b) => b,
                 Err(e) => {
-                    debug!(call = %id, error = %e, "SDP in a relayed response not anchored");
+                    debug!(error = %e, "SDP in a relayed response not anchored");
                     None
                 }
             }
@@ -1133,7 +1144,7 @@ impl GatewayCore {
                 self.layer.send_request(now, peer, b_ack);
             }
             Ok(None) | Err(_) => {
-                warn!(call = %id, "delayed offer: A's ACK has no usable answer; call ended");
+                warn!("delayed offer: A's ACK has no usable answer; call ended");
                 self.layer.send_request(now, peer, b_ack);
                 self.hangup(now, id, None);
             }
@@ -1157,12 +1168,13 @@ impl GatewayCore {
         let Some((id, pending)) = self.clients.remove(&key) else {
             return;
         };
+        let _span = self.span(id).entered();
         match pending {
             Pending::Initial => {
                 let stage = self.calls.get(&id).map(|c| c.stage);
                 match stage {
                     Some(Stage::Calling) | Some(Stage::Early) => {
-                        info!(call = %id, "call: B leg did not answer in time");
+                        info!("call: B leg did not answer in time");
                         self.fail_call(now, id, 408, "the B leg did not answer");
                     }
                     Some(Stage::Cancelled) => self.finish(id),
@@ -1187,13 +1199,14 @@ impl GatewayCore {
         let Some(&id) = self.a_invites.get(invite) else {
             return;
         };
+        let _span = self.span(id).entered();
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
         if !matches!(call.stage, Stage::Calling | Stage::Early) {
             return;
         }
-        info!(call = %id, "call: cancelled by the A leg");
+        info!("call: cancelled by the A leg");
         call.stage = Stage::Cancelled;
         call.ring_deadline = None;
         call.end_deadline = Some(now + self.config.timers.t1x64());
@@ -1209,6 +1222,7 @@ impl GatewayCore {
     }
 
     fn no_answer(&mut self, now: Instant, id: CallId) {
+        let _span = self.span(id).entered();
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
@@ -1216,7 +1230,7 @@ impl GatewayCore {
         if !matches!(call.stage, Stage::Calling | Stage::Early) {
             return;
         }
-        info!(call = %id, "call: B leg rang too long; cancelled");
+        info!("call: B leg rang too long; cancelled");
         call.stage = Stage::Cancelled;
         call.end_deadline = Some(now + self.config.timers.t1x64());
         let b_key = call.b_key.clone();
@@ -1262,6 +1276,7 @@ impl GatewayCore {
         peer: Peer,
         req: Request,
     ) {
+        let _span = self.span(id).entered();
         let Some(call) = self.calls.get_mut(&id) else {
             self.simple(now, &key, &req, 481, None, Vec::new());
             return;
@@ -1278,16 +1293,16 @@ impl GatewayCore {
             Method::Bye => {
                 self.simple(now, &key, &req, 200, None, Vec::new());
                 if !ending {
-                    info!(call = %id, side = side.as_str(), "call: BYE");
+                    info!(side = side.as_str(), "call: BYE");
                     self.hangup(now, id, Some(side));
                 }
             }
             _ if ending => self.simple(now, &key, &req, 481, None, Vec::new()),
             Method::Info => match command::classify(&req) {
                 Info::Relay => self.relay_request(now, id, side, key, req),
-                Info::Unknown(why) => {
+                Info::Refused(why) => {
                     let reason = header_value(&req.headers, "X-Reason").unwrap_or_default();
-                    info!(call = %id, x_reason = %reason, code = 400, "{why}");
+                    info!(x_reason = %reason, code = 400, "{why}");
                     self.simple(now, &key, &req, 400, Some(&why), Vec::new());
                     self.events.push_back(Event::Command {
                         call: id,
@@ -1367,7 +1382,7 @@ impl GatewayCore {
             call.leg_mut(to).offer_out = true;
             call.leg_mut(from).offer_in = true;
         }
-        debug!(call = %id, method = %req.method, from = from.as_str(), "relayed");
+        debug!(method = %req.method, from = from.as_str(), "relayed");
         let ckey = self.layer.send_request(now, peer, out);
         self.clients.insert(
             ckey,
@@ -1400,7 +1415,7 @@ impl GatewayCore {
                 "{} may not control recording (not in --control-from)",
                 peer.addr.ip()
             ));
-            info!(call = %id, x_reason = %c.reason, code = 403, "{why}");
+            info!(x_reason = %c.reason, code = 403, "{why}");
             self.simple(now, &key, &req, 403, Some(&why), Vec::new());
             self.events.push_back(Event::Command {
                 call: id,
@@ -1434,7 +1449,7 @@ impl GatewayCore {
             }
         };
         if let Some((code, why)) = refusal {
-            info!(call = %id, x_reason = %c.reason, code, "{why}");
+            info!(x_reason = %c.reason, code, "{why}");
             self.simple(now, &key, &req, code, Some(&why), Vec::new());
             self.events.push_back(Event::Command {
                 call: id,
@@ -1514,6 +1529,13 @@ impl GatewayCore {
         Ok(())
     }
 
+    /// The call's span (none once it is gone).
+    fn span(&self, id: CallId) -> tracing::Span {
+        self.calls
+            .get(&id)
+            .map_or_else(tracing::Span::none, |c| c.span.clone())
+    }
+
     fn wall(&self, now: Instant) -> SystemTime {
         let (t0, w0) = self.clock;
         match now.checked_duration_since(t0) {
@@ -1525,6 +1547,7 @@ impl GatewayCore {
     /// Moves the SRC's output of `id` out: transmits (learning each recording session's
     /// Call-ID), relay changes, resolutions, and the answers to waiting INFOs.
     fn after_src(&mut self, now: Instant, id: CallId) {
+        let _span = self.span(id).entered();
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
@@ -1550,11 +1573,11 @@ impl GatewayCore {
                     update: RelayUpdate::ForkStop { rs },
                 }),
                 src::Event::Srs(report) => {
-                    info!(call = %id, a_call_id = %call.context.call_id, srs = %report.entry, status = ?report.status, detail = %report.detail, "{}", report.line);
+                    info!(srs = %report.entry, status = ?report.status, detail = %report.detail, "{}", report.line);
                 }
                 src::Event::Outcome(o) => answers.push(o),
                 src::Event::RecordingEnded { reason } => {
-                    warn!(call = %id, a_call_id = %call.context.call_id, %reason, "recording ended");
+                    warn!(%reason, "recording ended");
                 }
             }
         }
@@ -1562,8 +1585,8 @@ impl GatewayCore {
             let Some(call) = self.calls.get_mut(&id) else {
                 return;
             };
+            // The SRC core has logged the contract's line (inside this call's span).
             let (code, phrase) = command::reply_of(&o);
-            info!(call = %id, a_call_id = %call.context.call_id, activity = %o.activity, code, reason = o.reason.as_deref().unwrap_or(""), "{}", o.reply.log_line());
             if let Some(cmd) = call.commands.remove(&o.op) {
                 let resp = make_response(&cmd.request, code, Some(&phrase), None);
                 self.respond(now, &cmd.key, resp);
@@ -1590,6 +1613,7 @@ impl GatewayCore {
     /// Ends an established call: BYE to every leg but `from` (who sent one), the recording
     /// stopped (BYE to each SRS), then the call is forgotten.
     fn hangup(&mut self, now: Instant, id: CallId, from: Option<Side>) {
+        let _span = self.span(id).entered();
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
@@ -1641,6 +1665,7 @@ impl GatewayCore {
 
     /// Forgets the call: its dialogs, transactions, recording sessions and relay ports.
     fn finish(&mut self, id: CallId) {
+        let _span = self.span(id).entered();
         let Some(call) = self.calls.remove(&id) else {
             return;
         };
@@ -1653,7 +1678,7 @@ impl GatewayCore {
         for p in call.ports {
             self.ports.release(p);
         }
-        info!(call = %id, a_call_id = %call.context.call_id, "call: ended");
+        info!("call: ended");
         self.relay(id, RelayUpdate::Close);
         self.events.push_back(Event::CallEnded { call: id });
     }
