@@ -169,6 +169,8 @@ struct Net {
     b_seen: Vec<Request>,
     /// Initial INVITEs B received.
     b_invites: Vec<Request>,
+    /// The INVITE B is ringing on (BMode::Ring), to answer it by hand.
+    b_ringing: Option<(ServerKey, Request)>,
     events: Vec<Event>,
     released: Arc<Mutex<Vec<u16>>>,
     /// Messages from the gateway to nobody (a dead SRS or B).
@@ -211,6 +213,7 @@ impl Net {
             b_dialog: None,
             b_seen: Vec::new(),
             b_invites: Vec::new(),
+            b_ringing: None,
             events: Vec::new(),
             released,
             lost: 0,
@@ -300,6 +303,9 @@ impl Net {
                 BMode::Ring | BMode::Answer => {
                     let ring = make_response(&req, 180, None, Some("b-tag"));
                     self.b.layer.respond(self.now, &key, ring).unwrap();
+                    if self.b_mode == BMode::Ring {
+                        self.b_ringing = Some((key.clone(), req.clone()));
+                    }
                     if self.b_mode == BMode::Answer {
                         let mut ok = make_response(&req, 200, None, Some("b-tag"));
                         ok.headers
@@ -1068,4 +1074,54 @@ fn an_unparseable_request_gets_400_with_the_reason() {
     assert!(text.starts_with("SIP/2.0 400 Bad Request\r\n"), "{text}");
     assert!(text.contains("Warning: 399 gateway \""), "{text}");
     assert_eq!(net.gw.calls(), 0);
+}
+
+#[test]
+fn a_200_crossing_the_cancel_is_acked_and_ended_with_bye() {
+    let mut net = Net::new();
+    net.b_mode = BMode::Ring;
+    let c = net.invite_a(vec![]);
+    let (bkey, breq) = net.b_ringing.take().expect("B rings");
+    // A cancels: A gets 487 at once and the gateway CANCELs B ...
+    let cancel = net.a.layer.cancel(net.now, &c.key).unwrap();
+    net.run();
+    assert_eq!(net.a.codes(&cancel), vec![200]);
+    assert_eq!(net.a.codes(&c.key), vec![100, 180, 487]);
+    // ... but B had answered already (RFC 3261 §9.1: the 200 and the CANCEL cross).
+    let mut ok = make_response(&breq, 200, None, Some("b-tag"));
+    ok.headers
+        .push(other("Contact", "<sip:bob@192.0.2.20:5060>"));
+    let (h, body) = with_body(vec![], &sdp("192.0.2.20", 6000, "0"));
+    ok.headers
+        .retain(|h| !matches!(h, Header::ContentLength(_)));
+    ok.headers.extend(h.iter().cloned().collect::<Vec<_>>());
+    ok.body = body;
+    net.b.layer.respond(net.now, &bkey, ok).unwrap();
+    net.run();
+    // The gateway takes B's call only to end it: ACK, then BYE; A never sees a 200.
+    assert_eq!(net.b.acks.len(), 1);
+    assert!(net.b_seen.iter().any(|r| r.method == Method::Bye));
+    assert!(!net.a.codes(&c.key).contains(&200));
+    assert_eq!(net.gw.calls(), 0);
+    assert_eq!(net.released.lock().unwrap().len(), 2);
+}
+
+#[test]
+fn both_legs_hanging_up_at_once_end_the_call_once() {
+    let mut net = Net::new();
+    let mut c = net.answered_call();
+    // B's BYE and A's BYE cross in the gateway.
+    let bd = net.b_dialog.as_mut().unwrap();
+    bd.set_via("192.0.2.20", 5060, Transport::Udp);
+    let b_bye = bd.new_request(Method::Bye, None);
+    let b_key = net.b.layer.send_request(net.now, udp(GW), b_bye);
+    let d = c.dialog.as_mut().unwrap();
+    let a_bye = d.new_request(Method::Bye, None);
+    let a_key = net.a.layer.send_request(net.now, udp(GW), a_bye);
+    net.run();
+    assert_eq!(net.a.codes(&a_key), vec![200]);
+    assert_eq!(net.b.codes(&b_key), vec![200]);
+    net.advance(Duration::from_secs(1));
+    assert_eq!(net.gw.calls(), 0);
+    assert_eq!(net.ended().len(), 1, "the call ends once");
 }
