@@ -117,14 +117,24 @@ fn info_replies(log: &str) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sipp_call_through_the_gateway_is_relayed_and_recorded_on_info() {
+    // Over UDP, then the same call with every hop over TCP (caller, B leg, SRS).
+    sipp_call(Transport::Udp, 32400, (32800, 32899), "gw-rec-udp").await;
+    sipp_call(Transport::Tcp, 33200, (33600, 33699), "gw-rec-tcp").await;
+}
+
+async fn sipp_call(t: Transport, srs_rtp: u16, relay_ports: (u16, u16), recid: &str) {
     let sipp = require_tool("sipp", "install it with `apt-get install sip-tester`");
+    let (sipp_t, uri_t) = match t {
+        Transport::Tcp => ("t1", ";transport=tcp"),
+        _ => ("u1", ""),
+    };
     let dir = tempfile::tempdir().unwrap();
-    let server = start_srs(dir.path(), 32400).await.unwrap();
+    let server = start_srs(dir.path(), srs_rtp).await.unwrap();
     let mut published = server.subscribe();
     let srs = server
         .local_addrs()
         .iter()
-        .find(|l| l.transport == Transport::Udp)
+        .find(|l| l.transport == t)
         .unwrap()
         .addr;
 
@@ -138,7 +148,7 @@ async fn a_sipp_call_through_the_gateway_is_relayed_and_recorded_on_info() {
     let callee_log = dir.path().join("callee-messages.log");
     let callee = tokio::process::Command::new(&sipp)
         .current_dir(fixtures_dir().join("sipp"))
-        .args(["-sf", "gateway-callee.xml", "-m", "1", "-t", "u1"])
+        .args(["-sf", "gateway-callee.xml", "-m", "1", "-t", sipp_t])
         .args([
             "-i",
             "127.0.0.1",
@@ -166,14 +176,22 @@ async fn a_sipp_call_through_the_gateway_is_relayed_and_recorded_on_info() {
         .unwrap();
 
     let gw = Gateway::start(GatewayOptions {
-        listen: vec!["udp:127.0.0.1:0".parse().unwrap()],
-        forward: format!("sip:127.0.0.1:{callee_port}"),
-        rtp_ports: (32800, 32899),
+        listen: vec![
+            "udp:127.0.0.1:0".parse().unwrap(),
+            "tcp:127.0.0.1:0".parse().unwrap(),
+        ],
+        forward: format!("sip:127.0.0.1:{callee_port}{uri_t}"),
+        rtp_ports: relay_ports,
         ..GatewayOptions::default()
     })
     .await
     .unwrap();
-    let gw_addr = gw.local_addrs()[0].addr;
+    let gw_addr = gw
+        .local_addrs()
+        .iter()
+        .find(|l| l.transport == t)
+        .unwrap()
+        .addr;
 
     let caller_log = dir.path().join("caller-messages.log");
     let caller = tokio::process::Command::new(&sipp)
@@ -186,7 +204,7 @@ async fn a_sipp_call_through_the_gateway_is_relayed_and_recorded_on_info() {
             "-l",
             "1",
             "-t",
-            "u1",
+            sipp_t,
         ])
         .args(["-i", "127.0.0.1", "-p", "0", "-mi", "127.0.0.1"])
         .args([
@@ -197,8 +215,8 @@ async fn a_sipp_call_through_the_gateway_is_relayed_and_recorded_on_info() {
             "-timeout_error",
             "-nostdin",
         ])
-        .args(["-set", "srs", &format!("sip:{srs}")])
-        .args(["-set", "recid", "gw-rec-1"])
+        .args(["-set", "srs", &format!("sip:{srs}{uri_t}")])
+        .args(["-set", "recid", recid])
         .arg("-trace_msg")
         .arg("-message_file")
         .arg(&caller_log)
@@ -241,7 +259,7 @@ async fn a_sipp_call_through_the_gateway_is_relayed_and_recorded_on_info() {
 
     let rec = interop_tests::next_recording(&mut published).await;
     let m = &rec.manifest;
-    assert_eq!(m.recording_key, "gw-rec-1");
+    assert_eq!(m.recording_key, recid);
     assert_eq!(m.ended_by, "bye-from-src");
     let names: Vec<_> = m
         .participants
