@@ -1,8 +1,22 @@
-//! srs-server configuration: plain structs with documented defaults, read from TOML, the
-//! environment and the command line (in that order, later wins), then validated.
+//! srs-server configuration.
+//!
+//! Every setting is declared once, in the `settings!` list below: its doc, type, default,
+//! environment variable and clap attributes. From that one list come
+//! - [`Config`]: the settings as typed fields, their TOML keys and [`Config::default`];
+//! - [`Overrides`]: the same settings as `--flags` and `SRS_*` environment variables, each
+//!   `None` unless given, merged by [`Config::apply`];
+//! - [`SETTINGS`]: each setting's key, flag, variable, doc and default, which `--help`, the
+//!   error messages and the README's settings table (checked by a test) are written from.
+//!
+//! Precedence, lowest first: the default, the TOML file (`--config`), the environment
+//! variable, the flag ([`CommandLine::into_config`]). [`Config::validate`] then checks each
+//! setting and returns the typed [`Validated`] form, or a [`ConfigError`] that names the
+//! setting by its TOML key, flag and variable.
 
+use std::fmt;
 use std::net::IpAddr;
-use std::path::PathBuf;
+use std::ops::RangeInclusive;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -10,211 +24,483 @@ use siprec_sip::transaction::Transport;
 use siprec_sip_tokio::{ListenAddr, TlsServer};
 use siprec_storage::S3Options;
 
-/// The whole configuration.
+/// Generates [`Config`], its `Default`, [`Overrides`], [`Config::apply`], one [`Setting`]
+/// constant per setting and [`SETTINGS`] from a list of entries:
 ///
-/// Defaults:
-/// - `listen`: `udp:0.0.0.0:5060` and `tcp:0.0.0.0:5060`
-/// - `rtp_ports`: `20000-29999`
-/// - `storage`: `./recordings` (a directory, through object_store's LocalFileSystem)
-/// - `spool`: `./spool`
-/// - `media_timeout`: 60 s (never counted while paused)
-/// - `media_ip`: the listen address when it is specific, else the address the OS would use
-///   to reach the SRC
-/// - `max_sessions`: 1000
-/// - `max_connections`: 10000 open TCP/TLS connections
-/// - `instance_id`: the host name
-/// - `tls_cert`, `tls_key`: none (required with a `tls:` listener)
-/// - `s3`: empty (an `s3://` storage takes its settings from the `AWS_*` environment)
-/// - `spool_max_mb`: 10240 (10 GiB; 0 = no limit)
-/// - `shutdown_grace`: 30 s; `shutdown_upload_wait`: 60 s
-/// - `upload_retry_max`: 30 s
-/// - `jitter_ms`: 60; `checkpoint_ms`: 20
-/// - `media_clock_rate`: 1.0
-/// - `sip_allow`: empty (any source may send SIP)
-/// - `invite_rate`: 100 new sessions per second per source, `invite_burst`: 500
-/// - `max_metadata_kb`: 32
-/// - `rtp_latching`: true
-/// - `tls_client_ca`: none (TLS clients are not asked for a certificate)
-/// - `recording_rate`: 0 (auto: 16000 when any stream is G.722 or Opus, else 8000)
-/// - `codecs`: PCMU, PCMA, G722, opus
-/// - `srtp`: optional (RTP/AVP and RTP/SAVP with SDES keys)
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct Config {
-    /// SIP listeners, `udp:HOST:PORT` / `tcp:HOST:PORT` / `tls:HOST:PORT`.
-    pub listen: Vec<String>,
-    /// RTP port range, `LOW-HIGH`.
-    pub rtp_ports: String,
-    /// Storage location: directory path or `file://` URL.
-    pub storage: String,
-    /// Spool directory for recordings in progress.
-    pub spool: PathBuf,
-    /// Seconds without RTP (while not paused) before the SRS ends a session with BYE.
-    pub media_timeout: u64,
-    /// Address announced in SDP answers.
-    pub media_ip: Option<IpAddr>,
-    /// Most concurrent recording sessions.
-    pub max_sessions: usize,
-    /// Most TCP and TLS connections open at once (TLS handshakes included); beyond it new
-    /// connections are closed at accept.
-    pub max_connections: usize,
-    /// Instance identifier written into recording.json.
-    pub instance_id: Option<String>,
-    /// PEM certificate chain (leaf first) of the `tls:` listeners.
-    pub tls_cert: Option<PathBuf>,
-    /// PEM private key of `tls_cert`.
-    pub tls_key: Option<PathBuf>,
-    /// S3 settings for an `s3://bucket/prefix` storage (TOML table `[s3]`); unset fields come
-    /// from `AWS_ENDPOINT_URL`, `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_REGION`,
-    /// `AWS_ALLOW_HTTP`.
-    pub s3: S3Options,
-    /// Largest spool (recordings in progress plus those waiting for storage), in MiB; beyond
-    /// it new INVITEs get `503 Spool Full` with Retry-After. 0 = no limit.
-    pub spool_max_mb: u64,
-    /// On SIGTERM: seconds live sessions are given to end by themselves before the SRS sends
-    /// BYE (new INVITEs get 503 at once).
-    pub shutdown_grace: u64,
-    /// On SIGTERM: seconds to wait for pending uploads; what is left stays in the spool and
-    /// is published at the next start.
-    pub shutdown_upload_wait: u64,
-    /// Longest wait between two upload attempts while storage fails, in seconds (the wait
-    /// starts at 1 s and doubles).
-    pub upload_retry_max: u64,
-    /// How long audio is held back so late and reordered packets land in place, in ms.
-    pub jitter_ms: u64,
-    /// How often the spool WAV is made valid on disk (header updated, buffer flushed), in ms
-    /// of audio. A process killed with SIGKILL loses at most `jitter_ms + checkpoint_ms`.
-    pub checkpoint_ms: u64,
-    /// Speed of the media clock relative to the wall clock. 1.0 for real calls; a test or
-    /// load generator that sends N seconds of RTP per second sets N, so faster-than-real-time
-    /// audio is placed by its RTP timestamps instead of being squeezed.
-    pub media_clock_rate: f64,
-    /// Source networks (CIDR, e.g. `10.0.0.0/8`, `2001:db8::/32`, or a single address)
-    /// allowed to send SIP; empty allows any. Others get `403 Forbidden`.
-    pub sip_allow: Vec<String>,
-    /// New recording sessions per second allowed from one source address (a token bucket);
-    /// 0 = no limit. Beyond it INVITEs get `503 Rate Limited` with `Retry-After: 1`.
-    pub invite_rate: f64,
-    /// INVITEs one source may send at once before `invite_rate` applies.
-    pub invite_burst: u32,
-    /// Largest metadata document accepted, in KiB; larger gets `413`.
-    pub max_metadata_kb: u64,
-    /// RTP latching (for SRCs behind NAT): each stream takes RTP from the first source that
-    /// sends it and drops packets from any other (counted as `packets_foreign`). Off: only
-    /// RTP from the address the SDP offer named is taken.
-    pub rtp_latching: bool,
-    /// Mutual TLS: a PEM CA bundle; when set, `tls:` listeners require a client certificate
-    /// that chains to it (handshakes without one fail).
-    pub tls_client_ca: Option<PathBuf>,
-    /// WAV sample rate: 8000, 16000 or 48000; 0 picks 16000 when any recorded stream uses a
-    /// wideband codec (G.722, Opus) and 8000 otherwise.
-    pub recording_rate: u32,
-    /// Codecs accepted in offers (SDP encoding names, optionally `NAME/RATE`); the offer's
-    /// order decides among them.
-    pub codecs: Vec<String>,
-    /// SRTP (SDES, RFC 4568): `optional` records RTP/AVP and RTP/SAVP, `required` answers
-    /// RTP/AVP offers 488, `off` declines RTP/SAVP streams.
-    pub srtp: String,
+/// ```text
+/// /// Doc: the field's rustdoc, its `--help` text and its meaning in the README.
+/// #[arg(env = "SRS_NAME", value_name = "VALUE", <more clap attributes>)]
+/// name: Type = default, shown "how --help and the README show the default";
+/// ```
+///
+/// `Type` is the [`Config`] field's; the flag takes a `Type`, or a `T` for an `Option<T>`
+/// setting (whose default must be `None`). `, shown "…"` is optional: without it the default
+/// is shown from its value. The flag is `--name` (underscores as dashes), the TOML key `name`.
+macro_rules! settings {
+    // Normalises each entry to `[docs] [env] [clap] name: ConfigType, FlagType = default,
+    // [shown];` — an `Option<T>` setting first, since a `$t:ty` cannot be taken apart later.
+    (@norm [$($done:tt)*]
+        $(#[doc = $doc:literal])*
+        #[arg(env = $env:literal, $($arg:tt)*)]
+        $name:ident: Option<$t:ty> = None $(, shown $shown:literal)?;
+        $($rest:tt)*
+    ) => {
+        settings!(@norm [$($done)*
+            [$($doc)*] [$env] [$($arg)*] $name: Option<$t>, $t = None, [$($shown)?];
+        ] $($rest)*);
+    };
+    (@norm [$($done:tt)*]
+        $(#[doc = $doc:literal])*
+        #[arg(env = $env:literal, $($arg:tt)*)]
+        $name:ident: $t:ty = $default:expr $(, shown $shown:literal)?;
+        $($rest:tt)*
+    ) => {
+        settings!(@norm [$($done)*
+            [$($doc)*] [$env] [$($arg)*] $name: $t, $t = $default, [$($shown)?];
+        ] $($rest)*);
+    };
+    (@norm [$($done:tt)*]) => { settings!(@emit $($done)*); };
+    (@emit $(
+        [$($doc:literal)*] [$env:literal] [$($arg:tt)*]
+        $name:ident: $ty:ty, $flag_ty:ty = $default:expr, [$($shown:literal)?];
+    )*) => {
+        /// The whole configuration: one field per setting (see [`SETTINGS`]), each with its
+        /// default, read from TOML by the same names.
+        #[derive(Debug, Clone, PartialEq, Deserialize)]
+        #[serde(default, deny_unknown_fields)]
+        pub struct Config {
+            $(
+                $(#[doc = $doc])*
+                ///
+                #[doc = concat!("Default: ", shown_in_rustdoc!($default $(, $shown)?), ".")]
+                pub $name: $ty,
+            )*
+            /// S3 settings for an `s3://bucket/prefix` storage (TOML table `[s3]` only); unset
+            /// fields come from `AWS_ENDPOINT_URL`, `AWS_ACCESS_KEY_ID`,
+            /// `AWS_SECRET_ACCESS_KEY`, `AWS_REGION`, `AWS_ALLOW_HTTP`.
+            ///
+            /// Default: empty.
+            pub s3: S3Options,
+        }
+
+        impl Default for Config {
+            fn default() -> Self {
+                Config {
+                    $($name: DeclaredDefault::into_value($default),)*
+                    s3: S3Options::default(),
+                }
+            }
+        }
+
+        /// The settings given as flags or environment variables (a flag wins over its
+        /// variable): `None` unless given. [`Config::apply`] lays them over a [`Config`].
+        #[derive(Debug, Clone, Default, clap::Args)]
+        pub struct Overrides {
+            $(
+                $(#[doc = $doc])*
+                #[arg(long, env = $env, $($arg)*, help = help_text(&Setting::$name))]
+                pub $name: Option<$flag_ty>,
+            )*
+        }
+
+        impl Config {
+            /// Sets every setting `overrides` gives; leaves the others as they are.
+            #[allow(clippy::useless_conversion)] // `Option<T>` settings take a `T`.
+            pub fn apply(&mut self, overrides: Overrides) {
+                $(
+                    if let Some(v) = overrides.$name {
+                        self.$name = v.into();
+                    }
+                )*
+            }
+        }
+
+        #[allow(non_upper_case_globals)] // Named as the TOML key, like the field.
+        impl Setting {
+            $(
+                #[doc = concat!("[`Config::", stringify!($name), "`].")]
+                pub const $name: Setting = Setting {
+                    key: stringify!($name),
+                    env: $env,
+                    doc: concat!($($doc),*),
+                    shown: shown_text!($($shown)?),
+                    default: |c| ShowDefault::show(&c.$name),
+                };
+            )*
+        }
+
+        /// Every setting, in the order of `--help` and the README.
+        pub const SETTINGS: &[Setting] = &[$(Setting::$name),*];
+    };
+    ($($entries:tt)*) => { settings!(@norm [] $($entries)*); };
 }
 
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            listen: vec!["udp:0.0.0.0:5060".into(), "tcp:0.0.0.0:5060".into()],
-            rtp_ports: "20000-29999".into(),
-            storage: "./recordings".into(),
-            spool: PathBuf::from("./spool"),
-            media_timeout: 60,
-            media_ip: None,
-            max_sessions: 1000,
-            max_connections: siprec_sip_tokio::DEFAULT_MAX_CONNECTIONS,
-            instance_id: None,
-            tls_cert: None,
-            tls_key: None,
-            s3: S3Options::default(),
-            spool_max_mb: 10 * 1024,
-            shutdown_grace: 30,
-            shutdown_upload_wait: 60,
-            upload_retry_max: 30,
-            jitter_ms: 60,
-            checkpoint_ms: 20,
-            media_clock_rate: 1.0,
-            sip_allow: Vec::new(),
-            invite_rate: 100.0,
-            invite_burst: 500,
-            max_metadata_kb: 32,
-            rtp_latching: true,
-            tls_client_ca: None,
-            recording_rate: 0,
-            codecs: ["PCMU", "PCMA", "G722", "opus"].map(String::from).to_vec(),
-            srtp: "optional".into(),
+/// The default as the rustdoc of a [`Config`] field shows it: its `shown` text, else the
+/// declared value.
+macro_rules! shown_in_rustdoc {
+    ($default:expr, $shown:literal) => {
+        $shown
+    };
+    ($default:expr) => {
+        concat!("`", stringify!($default), "`")
+    };
+}
+
+macro_rules! shown_text {
+    () => {
+        None
+    };
+    ($shown:literal) => {
+        Some($shown)
+    };
+}
+
+settings! {
+    // SIP.
+
+    /// SIP listeners: `udp:HOST:PORT`, `tcp:HOST:PORT` or `tls:HOST:PORT` (TLS needs
+    /// `--tls-cert` and `--tls-key`).
+    #[arg(env = "SRS_LISTEN", value_name = "TRANSPORT:HOST:PORT", value_delimiter = ',')]
+    listen: Vec<String> = ["udp:0.0.0.0:5060", "tcp:0.0.0.0:5060"];
+
+    /// PEM certificate chain (leaf first) of the `tls:` listeners.
+    #[arg(env = "SRS_TLS_CERT", value_name = "FILE")]
+    tls_cert: Option<PathBuf> = None;
+
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1) of `--tls-cert`.
+    #[arg(env = "SRS_TLS_KEY", value_name = "FILE")]
+    tls_key: Option<PathBuf> = None;
+
+    /// Mutual TLS: a PEM CA bundle; `tls:` listeners then require a client certificate that
+    /// chains to it (handshakes without one fail).
+    #[arg(env = "SRS_TLS_CLIENT_CA", value_name = "FILE")]
+    tls_client_ca: Option<PathBuf> = None, shown "none: no client certificate asked";
+
+    /// Source networks (CIDR such as `10.0.0.0/8` or `2001:db8::/32`, or single addresses)
+    /// allowed to send SIP; UDP requests from elsewhere get
+    /// `403 Forbidden (source not allowed)`, TCP/TLS connections from elsewhere are closed at
+    /// accept (before any TLS handshake).
+    #[arg(env = "SRS_SIP_ALLOW", value_name = "CIDR", value_delimiter = ',')]
+    sip_allow: Vec<String> = [], shown "empty: any source";
+
+    /// Most TCP/TLS connections open at once (handshakes in progress count); beyond it new
+    /// ones are closed at accept.
+    #[arg(env = "SRS_MAX_CONNECTIONS", value_name = "N")]
+    max_connections: usize = siprec_sip_tokio::DEFAULT_MAX_CONNECTIONS;
+
+    /// Most concurrent recording sessions; beyond it INVITEs get `503` + `Retry-After: 5`.
+    #[arg(env = "SRS_MAX_SESSIONS", value_name = "N")]
+    max_sessions: usize = 1000;
+
+    /// New recording sessions per second from one source address (token bucket); beyond it
+    /// INVITEs get `503 Rate Limited` + `Retry-After: 1`. 0 = no limit.
+    #[arg(env = "SRS_INVITE_RATE", value_name = "N")]
+    invite_rate: f64 = 100.0;
+
+    /// INVITEs one source may send at once before `--invite-rate` applies.
+    #[arg(env = "SRS_INVITE_BURST", value_name = "N")]
+    invite_burst: u32 = 500;
+
+    /// Largest metadata document in KiB, 1 to 64; larger ones get
+    /// `413 Request Entity Too Large`.
+    #[arg(env = "SRS_MAX_METADATA_KB", value_name = "KIB")]
+    max_metadata_kb: u64 = 32;
+
+    // Media.
+
+    /// RTP port range, `LOW-HIGH` (even ports are used).
+    #[arg(env = "SRS_RTP_PORTS", value_name = "LOW-HIGH")]
+    rtp_ports: String = "20000-29999";
+
+    /// Address announced in SDP answers; RTP sockets bind to it.
+    #[arg(env = "SRS_MEDIA_IP", value_name = "IP")]
+    media_ip: Option<IpAddr> = None,
+        shown "the listen address if specific, else the address the OS uses to reach the SRC";
+
+    /// RTP latching (SRCs behind NAT): each stream takes RTP from the first source that sends
+    /// it and drops packets from any other (counted as `packets_foreign`); `false`: only RTP
+    /// from the address the SDP offer named is taken.
+    #[arg(env = "SRS_RTP_LATCHING", value_name = "BOOL")]
+    rtp_latching: bool = true;
+
+    /// Codecs accepted in offers (SDP encoding names, optionally `NAME/RATE`); the offer's
+    /// order decides among them.
+    #[arg(env = "SRS_CODECS", value_name = "LIST", value_delimiter = ',')]
+    codecs: Vec<String> = ["PCMU", "PCMA", "G722", "opus"];
+
+    /// SRTP with SDES keys (RFC 4568): `optional` records RTP/AVP and RTP/SAVP, `required`
+    /// answers RTP/AVP-only offers `488`, `off` declines RTP/SAVP streams.
+    #[arg(env = "SRS_SRTP", value_name = "POLICY")]
+    srtp: String = "optional";
+
+    /// WAV sample rate: 8000, 16000 or 48000; 0 = 16000 when any recorded stream is G.722 or
+    /// Opus, else 8000.
+    #[arg(env = "SRS_RECORDING_RATE", value_name = "HZ")]
+    recording_rate: u32 = 0, shown "`0` (auto)";
+
+    /// Seconds without RTP (never counted while paused) before the SRS ends the session with
+    /// BYE.
+    #[arg(env = "SRS_MEDIA_TIMEOUT", value_name = "SECS")]
+    media_timeout: u64 = 60;
+
+    /// Jitter window in ms, 0 to 5000: audio is held back this long so late and reordered
+    /// packets land in place.
+    #[arg(env = "SRS_JITTER_MS", value_name = "MS")]
+    jitter_ms: u64 = 60;
+
+    /// The spool WAV is made valid on disk (header updated, buffer flushed) every this many
+    /// ms of audio, 10 to 10000; a process killed with SIGKILL loses at most
+    /// `jitter_ms + checkpoint_ms`.
+    #[arg(env = "SRS_CHECKPOINT_MS", value_name = "MS")]
+    checkpoint_ms: u64 = 20;
+
+    /// Media clock speed relative to the wall clock, for test senders only: one that sends N
+    /// seconds of RTP per second sets N, so its audio is placed by RTP timestamp instead of
+    /// being squeezed. 1 for real calls.
+    #[arg(env = "SRS_MEDIA_CLOCK_RATE", value_name = "RATE")]
+    media_clock_rate: f64 = 1.0;
+
+    // Storage.
+
+    /// Where recordings are published: a directory or `file://` URL (object_store
+    /// `LocalFileSystem`), or `s3://BUCKET[/PREFIX]` (S3 settings from the `[s3]` table of
+    /// the TOML file, else `AWS_ENDPOINT_URL`, `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
+    /// `AWS_REGION`, `AWS_ALLOW_HTTP`).
+    #[arg(env = "SRS_STORAGE", value_name = "PATH_OR_URL")]
+    storage: String = "./recordings";
+
+    /// Spool directory: recordings in progress and waiting for storage.
+    #[arg(env = "SRS_SPOOL", value_name = "DIR")]
+    spool: PathBuf = "./spool";
+
+    /// Largest spool in MiB (recordings in progress and waiting for storage); beyond it new
+    /// INVITEs get `503 Spool Full` with `Retry-After`. 0 = no limit.
+    #[arg(env = "SRS_SPOOL_MAX_MB", value_name = "MIB")]
+    spool_max_mb: u64 = 10240;
+
+    /// Longest wait between two upload attempts while storage fails, in seconds (the wait
+    /// starts at 1 s and doubles).
+    #[arg(env = "SRS_UPLOAD_RETRY_MAX", value_name = "SECS")]
+    upload_retry_max: u64 = 30;
+
+    /// Instance id written into `recording.json`.
+    #[arg(env = "SRS_INSTANCE_ID", value_name = "ID")]
+    instance_id: Option<String> = None, shown "the host name";
+
+    // Shutdown.
+
+    /// On SIGTERM: seconds live sessions get to end by themselves before the SRS sends BYE
+    /// (new INVITEs get `503` at once).
+    #[arg(env = "SRS_SHUTDOWN_GRACE", value_name = "SECS")]
+    shutdown_grace: u64 = 30;
+
+    /// On SIGTERM: seconds to wait for pending uploads; the rest stays in the spool and is
+    /// published at the next start.
+    #[arg(env = "SRS_SHUTDOWN_UPLOAD_WAIT", value_name = "SECS")]
+    shutdown_upload_wait: u64 = 60;
+}
+
+/// The command line: `--config FILE` and every setting as a flag or `SRS_*` variable.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct CommandLine {
+    /// TOML file with the settings below by their TOML key (e.g. `rtp_ports =
+    /// "20000-20999"`, `listen = ["udp:0.0.0.0:5060"]`) and an `[s3]` table (endpoint,
+    /// region, access_key_id, secret_access_key, allow_http, virtual_hosted_style).
+    #[arg(long, env = "SRS_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// The settings given as flags or environment variables.
+    #[command(flatten)]
+    pub overrides: Overrides,
+}
+
+impl CommandLine {
+    /// The configuration: the defaults, then the TOML file, then the environment and the
+    /// flags (clap takes a flag over its variable).
+    pub fn into_config(self) -> Result<Config, ConfigError> {
+        let mut config = match &self.config {
+            Some(file) => Config::from_toml_file(file)?,
+            None => Config::default(),
+        };
+        config.apply(self.overrides);
+        Ok(config)
+    }
+}
+
+/// One setting of [`Config`] as errors, `--help` and the README show it: its TOML key, flag,
+/// environment variable, doc and default.
+#[derive(Clone, Copy)]
+pub struct Setting {
+    key: &'static str,
+    env: &'static str,
+    doc: &'static str,
+    shown: Option<&'static str>,
+    default: fn(&Config) -> String,
+}
+
+impl Setting {
+    /// The TOML key, also the [`Config`] field: `rtp_ports`.
+    pub fn key(&self) -> &'static str {
+        self.key
+    }
+
+    /// The flag: `--rtp-ports`.
+    pub fn flag(&self) -> String {
+        format!("--{}", self.key.replace('_', "-"))
+    }
+
+    /// The environment variable: `SRS_RTP_PORTS`.
+    pub fn env(&self) -> &'static str {
+        self.env
+    }
+
+    /// What the setting does (Markdown, one paragraph).
+    pub fn doc(&self) -> &'static str {
+        self.doc.trim()
+    }
+
+    /// The default as `--help` and the README show it (Markdown).
+    pub fn default_text(&self) -> String {
+        match self.shown {
+            Some(text) => text.to_string(),
+            None => (self.default)(&Config::default()),
         }
     }
 }
 
-/// A configuration problem, with what to fix.
+impl fmt::Display for Setting {
+    /// `rtp_ports (--rtp-ports, SRS_RTP_PORTS)`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({}, {})", self.key, self.flag(), self.env)
+    }
+}
+
+impl fmt::Debug for Setting {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Setting({})", self.key)
+    }
+}
+
+impl PartialEq for Setting {
+    fn eq(&self, other: &Self) -> bool {
+        self.key == other.key
+    }
+}
+
+impl Eq for Setting {}
+
+/// The `--help` text of a setting: its doc and its default (without Markdown backticks).
+fn help_text(setting: &Setting) -> String {
+    let default = setting.default_text().replace('`', "");
+    format!("{} [default: {default}]", setting.doc())
+}
+
+/// How a declared default becomes the field's value: a string or path from `"text"`, a list
+/// from `["a", "b"]`, anything else as is.
+trait DeclaredDefault<T> {
+    fn into_value(self) -> T;
+}
+
+impl<T> DeclaredDefault<T> for T {
+    fn into_value(self) -> T {
+        self
+    }
+}
+
+impl DeclaredDefault<String> for &str {
+    fn into_value(self) -> String {
+        self.to_string()
+    }
+}
+
+impl DeclaredDefault<PathBuf> for &str {
+    fn into_value(self) -> PathBuf {
+        PathBuf::from(self)
+    }
+}
+
+impl<const N: usize> DeclaredDefault<Vec<String>> for [&str; N] {
+    fn into_value(self) -> Vec<String> {
+        self.map(String::from).to_vec()
+    }
+}
+
+/// A default value as `--help` and the README show it (Markdown).
+trait ShowDefault {
+    fn show(&self) -> String;
+}
+
+macro_rules! show_with_display {
+    ($($t:ty),*) => {$(
+        impl ShowDefault for $t {
+            fn show(&self) -> String {
+                format!("`{self}`")
+            }
+        }
+    )*};
+}
+
+show_with_display!(String, IpAddr, bool, u32, u64, usize, f64);
+
+impl ShowDefault for PathBuf {
+    fn show(&self) -> String {
+        format!("`{}`", self.display())
+    }
+}
+
+impl ShowDefault for Vec<String> {
+    fn show(&self) -> String {
+        if self.is_empty() {
+            return "empty".into();
+        }
+        let items: Vec<String> = self.iter().map(ShowDefault::show).collect();
+        items.join(", ")
+    }
+}
+
+impl<T: ShowDefault> ShowDefault for Option<T> {
+    fn show(&self) -> String {
+        self.as_ref()
+            .map_or_else(|| "none".into(), ShowDefault::show)
+    }
+}
+
+/// A configuration problem, naming the setting and what to fix.
 #[non_exhaustive]
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    /// A listen entry is not `udp:HOST:PORT`, `tcp:HOST:PORT` or `tls:HOST:PORT`.
-    #[error(
-        "listen {0:?}: expected udp:HOST:PORT, tcp:HOST:PORT or tls:HOST:PORT (e.g. udp:0.0.0.0:5060)"
-    )]
-    Listen(String),
-    /// A `tls:` listener without both a certificate and a key.
-    #[error("listen {0:?}: a TLS listener needs --tls-cert FILE and --tls-key FILE (TOML tls_cert/tls_key, env SRS_TLS_CERT/SRS_TLS_KEY)")]
-    TlsWithoutCert(String),
-    /// Only one of the certificate and the key is set.
-    #[error("{given} is set but {missing} is not: give both the TLS certificate and its key")]
-    TlsIncomplete {
-        /// The setting present.
-        given: &'static str,
-        /// The setting missing.
-        missing: &'static str,
-    },
-    /// The certificate or key file cannot be read, holds no usable PEM, or the key does not
-    /// match the certificate (the message names the file).
-    #[error("{0}")]
-    Tls(siprec_sip_tokio::Error),
-    /// No listener at all.
-    #[error("no listen address configured")]
-    NoListen,
-    /// The RTP range is malformed or empty.
-    #[error(
-        "rtp-ports {0:?}: expected LOW-HIGH with 1024 <= LOW < HIGH <= 65535, e.g. 20000-29999"
-    )]
-    RtpPorts(String),
-    /// The media timeout is zero.
-    #[error("media-timeout must be at least 1 second")]
-    MediaTimeout,
-    /// max_sessions is zero.
-    #[error("max-sessions must be at least 1")]
-    MaxSessions,
-    /// max_connections is zero.
-    #[error("max-connections must be at least 1")]
-    MaxConnections,
-    /// A timing or size setting is out of range.
-    #[error("{name} = {value}: {expected}")]
-    Range {
+    /// A setting's value is malformed or out of range.
+    #[error("{setting} = {value}: expected {expected}")]
+    Invalid {
         /// The setting.
-        name: &'static str,
-        /// Its value.
+        setting: Setting,
+        /// Its value, as Rust debug-prints it (strings quoted).
         value: String,
         /// What is accepted.
-        expected: &'static str,
+        expected: String,
+    },
+    /// A setting that works only with others that are not set: a TLS listener, certificate
+    /// or client CA without the certificate or key.
+    #[error("{setting} = {value} needs {}", join(needs, " and "))]
+    Needs {
+        /// The setting given.
+        setting: Setting,
+        /// Its value, as Rust debug-prints it.
+        value: String,
+        /// The settings missing.
+        needs: Vec<Setting>,
+    },
+    /// A certificate, key or CA file cannot be read, holds no usable PEM, or the key does
+    /// not match the certificate (the message names the file).
+    #[error("{}: {source}", join(settings, ", "))]
+    Tls {
+        /// The settings that name the files.
+        settings: Vec<Setting>,
+        /// What is wrong.
+        source: siprec_sip_tokio::Error,
     },
     /// The storage location or its S3 settings cannot be used.
-    #[error("storage: {0}")]
+    #[error("{storage} or [s3]: {0}", storage = Setting::storage)]
     Storage(siprec_storage::Error),
-    /// A `sip_allow` entry is not an address or a CIDR network.
-    #[error("sip_allow {0:?}: expected an address or a network like 10.0.0.0/8 or 2001:db8::/32")]
-    Allow(String),
-    /// A codec the recorder cannot decode, or none at all.
-    #[error("codecs: {0:?} is not one of PCMU, PCMA, G722, opus")]
-    Codec(String),
-    /// `tls_client_ca` without a TLS listener certificate.
-    #[error("tls-client-ca needs a TLS listener (--tls-cert and --tls-key)")]
-    ClientCaWithoutTls,
     /// The TOML file cannot be read or parsed.
     #[error("config file {path}: {reason}")]
     File {
@@ -223,6 +509,11 @@ pub enum ConfigError {
         /// What is wrong.
         reason: String,
     },
+}
+
+fn join(settings: &[Setting], sep: &str) -> String {
+    let names: Vec<String> = settings.iter().map(Setting::to_string).collect();
+    names.join(sep)
 }
 
 /// The validated configuration.
@@ -283,8 +574,9 @@ pub struct Validated {
 }
 
 impl Config {
-    /// Reads a TOML file (keys as in [`Config`], e.g. `rtp_ports = "20000-20999"`).
-    pub fn from_toml_file(path: &std::path::Path) -> Result<Config, ConfigError> {
+    /// Reads a TOML file (keys as in [`Config`], e.g. `rtp_ports = "20000-20999"`); keys it
+    /// leaves out keep their defaults.
+    pub fn from_toml_file(path: &Path) -> Result<Config, ConfigError> {
         let err = |reason: String| ConfigError::File {
             path: path.display().to_string(),
             reason,
@@ -293,194 +585,260 @@ impl Config {
         toml::from_str(&text).map_err(|e| err(e.to_string()))
     }
 
-    /// Checks every field and returns the typed form.
+    /// Checks every setting and returns the typed form.
     pub fn validate(&self) -> Result<Validated, ConfigError> {
+        let tls = self.check_tls()?;
+        Ok(Validated {
+            listen: self.check_listen(tls.is_some())?,
+            tls,
+            rtp_ports: check_rtp_ports(&self.rtp_ports)?,
+            storage: self.check_storage()?,
+            s3: self.s3.clone(),
+            spool: self.spool.clone(),
+            media_timeout: secs(at_least(Setting::media_timeout, self.media_timeout, 1)?),
+            media_ip: self.media_ip,
+            max_sessions: at_least(Setting::max_sessions, self.max_sessions, 1)?,
+            max_connections: at_least(Setting::max_connections, self.max_connections, 1)?,
+            instance_id: self.instance_id.clone().unwrap_or_else(host_name),
+            spool_max_bytes: check_spool_max(self.spool_max_mb)?,
+            shutdown_grace: secs(self.shutdown_grace),
+            shutdown_upload_wait: secs(self.shutdown_upload_wait),
+            upload_retry_max: secs(at_least(
+                Setting::upload_retry_max,
+                self.upload_retry_max,
+                1,
+            )?),
+            jitter: ms(within(Setting::jitter_ms, self.jitter_ms, 0..=5000)?),
+            checkpoint: ms(within(
+                Setting::checkpoint_ms,
+                self.checkpoint_ms,
+                10..=10_000,
+            )?),
+            media_clock_rate: within(
+                Setting::media_clock_rate,
+                self.media_clock_rate,
+                0.01..=1000.0,
+            )?,
+            sip_allow: check_sip_allow(&self.sip_allow)?,
+            invite_rate: check_invite_rate(self.invite_rate)?,
+            invite_burst: at_least(Setting::invite_burst, self.invite_burst, 1)?,
+            max_metadata_bytes: within(Setting::max_metadata_kb, self.max_metadata_kb, 1..=64)?
+                as usize
+                * 1024,
+            rtp_latching: self.rtp_latching,
+            recording_rate: one_of(
+                Setting::recording_rate,
+                self.recording_rate,
+                &[0, 8000, 16000, 48000],
+            )?,
+            codecs: check_codecs(&self.codecs)?,
+            srtp: check_srtp(&self.srtp)?,
+        })
+    }
+
+    /// The certificate and key of the `tls:` listeners, with the client CA when set.
+    fn check_tls(&self) -> Result<Option<TlsServer>, ConfigError> {
+        let (cert, key, ca) = (Setting::tls_cert, Setting::tls_key, Setting::tls_client_ca);
+        let server = match (&self.tls_cert, &self.tls_key, &self.tls_client_ca) {
+            (Some(c), Some(k), _) => {
+                TlsServer::from_pem_files(c, k).map_err(|source| ConfigError::Tls {
+                    settings: vec![cert, key],
+                    source,
+                })?
+            }
+            (Some(c), None, _) => return Err(needs(cert, c, vec![key])),
+            (None, Some(k), _) => return Err(needs(key, k, vec![cert])),
+            (None, None, Some(a)) => return Err(needs(ca, a, vec![cert, key])),
+            (None, None, None) => return Ok(None),
+        };
+        match &self.tls_client_ca {
+            Some(a) => server
+                .require_client_cert(a)
+                .map(Some)
+                .map_err(|source| ConfigError::Tls {
+                    settings: vec![ca],
+                    source,
+                }),
+            None => Ok(Some(server)),
+        }
+    }
+
+    /// The listeners; a `tls:` one needs the certificate and key (`have_tls`).
+    fn check_listen(&self, have_tls: bool) -> Result<Vec<ListenAddr>, ConfigError> {
+        let setting = Setting::listen;
         if self.listen.is_empty() {
-            return Err(ConfigError::NoListen);
+            return Err(invalid(setting, &self.listen, "at least one listener"));
         }
-        let listen = self
-            .listen
-            .iter()
-            .map(|l| l.parse().map_err(|_| ConfigError::Listen(l.clone())))
-            .collect::<Result<Vec<ListenAddr>, _>>()?;
-        let tls = match (&self.tls_cert, &self.tls_key) {
-            (Some(cert), Some(key)) => {
-                Some(TlsServer::from_pem_files(cert, key).map_err(ConfigError::Tls)?)
+        let check = |l: &String| {
+            let addr: ListenAddr = l.parse().map_err(|_| {
+                let expected =
+                    "udp:HOST:PORT, tcp:HOST:PORT or tls:HOST:PORT (e.g. udp:0.0.0.0:5060)";
+                invalid(setting, l, expected)
+            })?;
+            if addr.transport == Transport::Tls && !have_tls {
+                return Err(needs(setting, l, vec![Setting::tls_cert, Setting::tls_key]));
             }
-            (Some(_), None) => {
-                return Err(ConfigError::TlsIncomplete {
-                    given: "tls-cert",
-                    missing: "tls-key",
-                })
-            }
-            (None, Some(_)) => {
-                return Err(ConfigError::TlsIncomplete {
-                    given: "tls-key",
-                    missing: "tls-cert",
-                })
-            }
-            (None, None) => None,
+            Ok(addr)
         };
-        let tls = match (tls, &self.tls_client_ca) {
-            (Some(t), Some(ca)) => Some(t.require_client_cert(ca).map_err(ConfigError::Tls)?),
-            (None, Some(_)) => return Err(ConfigError::ClientCaWithoutTls),
-            (t, None) => t,
-        };
-        if tls.is_none() {
-            if let Some(l) = listen.iter().find(|l| l.transport == Transport::Tls) {
-                return Err(ConfigError::TlsWithoutCert(l.to_string()));
-            }
-        }
-        let bad = || ConfigError::RtpPorts(self.rtp_ports.clone());
-        let (lo, hi) = self.rtp_ports.split_once('-').ok_or_else(bad)?;
-        let lo: u16 = lo.trim().parse().map_err(|_| bad())?;
-        let hi: u16 = hi.trim().parse().map_err(|_| bad())?;
-        if lo < 1024 || lo >= hi {
-            return Err(bad());
-        }
-        if self.media_timeout == 0 {
-            return Err(ConfigError::MediaTimeout);
-        }
-        if self.max_sessions == 0 {
-            return Err(ConfigError::MaxSessions);
-        }
-        if self.max_connections == 0 {
-            return Err(ConfigError::MaxConnections);
-        }
-        let range = |name, value: String, expected| ConfigError::Range {
-            name,
-            value,
-            expected,
-        };
-        if self.jitter_ms > 5000 {
-            return Err(range(
-                "jitter_ms",
-                self.jitter_ms.to_string(),
-                "expected 0 to 5000",
-            ));
-        }
-        if !(10..=10_000).contains(&self.checkpoint_ms) {
-            return Err(range(
-                "checkpoint_ms",
-                self.checkpoint_ms.to_string(),
-                "expected 10 to 10000",
-            ));
-        }
-        if !(self.media_clock_rate.is_finite() && (0.01..=1000.0).contains(&self.media_clock_rate))
-        {
-            return Err(range(
-                "media_clock_rate",
-                self.media_clock_rate.to_string(),
-                "expected 0.01 to 1000 (1.0 for real calls)",
-            ));
-        }
-        if self.upload_retry_max == 0 {
-            return Err(range(
-                "upload_retry_max",
-                "0".into(),
-                "expected at least 1 second",
-            ));
-        }
-        let sip_allow = self
-            .sip_allow
-            .iter()
-            .map(|a| {
-                let a = a.trim();
-                a.parse::<ipnet::IpNet>()
-                    .or_else(|_| a.parse::<IpAddr>().map(ipnet::IpNet::from))
-                    .map_err(|_| ConfigError::Allow(a.to_string()))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        if !(self.invite_rate.is_finite() && self.invite_rate >= 0.0) {
-            return Err(range(
-                "invite_rate",
-                self.invite_rate.to_string(),
-                "expected 0 (no limit) or more new sessions per second",
-            ));
-        }
-        if self.invite_burst == 0 {
-            return Err(range("invite_burst", "0".into(), "expected at least 1"));
-        }
-        if !(1..=64).contains(&self.max_metadata_kb) {
-            return Err(range(
-                "max_metadata_kb",
-                self.max_metadata_kb.to_string(),
-                "expected 1 to 64 (a SIP message is at most 64 KiB)",
-            ));
-        }
-        if ![0, 8000, 16000, 48000].contains(&self.recording_rate) {
-            return Err(range(
-                "recording_rate",
-                self.recording_rate.to_string(),
-                "expected 8000, 16000, 48000, or 0 (auto)",
-            ));
-        }
-        let known = |c: &str| {
-            let name = c.split('/').next().unwrap_or("").trim();
-            siprec_rtp::Codec::from_encoding(name).is_audio()
-        };
-        if let Some(bad) = self.codecs.iter().find(|c| !known(c)) {
-            return Err(ConfigError::Codec(bad.clone()));
-        }
-        if self.codecs.is_empty() {
-            return Err(ConfigError::Codec(String::new()));
-        }
-        let srtp = match self.srtp.trim().to_ascii_lowercase().as_str() {
-            "off" => siprec_core::SrtpPolicy::Off,
-            "optional" => siprec_core::SrtpPolicy::Optional,
-            "required" => siprec_core::SrtpPolicy::Required,
-            _ => {
-                return Err(range(
-                    "srtp",
-                    self.srtp.clone(),
-                    "expected off, optional or required",
-                ))
-            }
-        };
-        // An S3 location is opened here so a bad URL or setting stops the start with a clear
-        // message (nothing is contacted yet); a directory is created only when serving.
+        self.listen.iter().map(check).collect()
+    }
+
+    /// The storage location. An S3 location is opened here so a bad URL or setting stops the
+    /// start with a clear message (nothing is contacted yet); a directory is created only
+    /// when serving.
+    fn check_storage(&self) -> Result<String, ConfigError> {
         let storage = self.storage.trim();
         let s3_given = self.s3 != S3Options::default();
         let plain_dir = !storage.is_empty() && !storage.contains("://");
         if s3_given || !(plain_dir || storage.starts_with("file://")) {
             siprec_storage::Store::open_with(storage, &self.s3).map_err(ConfigError::Storage)?;
         }
-        let instance_id = self.instance_id.clone().unwrap_or_else(|| {
-            std::fs::read_to_string("/etc/hostname")
-                .map(|h| h.trim().to_string())
-                .ok()
-                .filter(|h| !h.is_empty())
-                .unwrap_or_else(|| "srs".into())
-        });
-        Ok(Validated {
-            listen,
-            rtp_ports: (lo, hi),
-            storage: self.storage.clone(),
-            spool: self.spool.clone(),
-            media_timeout: Duration::from_secs(self.media_timeout),
-            media_ip: self.media_ip,
-            max_sessions: self.max_sessions,
-            max_connections: self.max_connections,
-            instance_id,
-            tls,
-            s3: self.s3.clone(),
-            spool_max_bytes: (self.spool_max_mb > 0).then(|| self.spool_max_mb * 1024 * 1024),
-            shutdown_grace: Duration::from_secs(self.shutdown_grace),
-            shutdown_upload_wait: Duration::from_secs(self.shutdown_upload_wait),
-            upload_retry_max: Duration::from_secs(self.upload_retry_max),
-            jitter: Duration::from_millis(self.jitter_ms),
-            checkpoint: Duration::from_millis(self.checkpoint_ms),
-            media_clock_rate: self.media_clock_rate,
-            sip_allow,
-            invite_rate: self.invite_rate,
-            invite_burst: self.invite_burst,
-            max_metadata_bytes: (self.max_metadata_kb * 1024) as usize,
-            rtp_latching: self.rtp_latching,
-            recording_rate: self.recording_rate,
-            codecs: self.codecs.iter().map(|c| c.trim().to_string()).collect(),
-            srtp,
-        })
+        Ok(self.storage.clone())
     }
+}
+
+fn invalid(setting: Setting, value: impl fmt::Debug, expected: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        setting,
+        value: format!("{value:?}"),
+        expected: expected.into(),
+    }
+}
+
+fn needs(setting: Setting, value: impl fmt::Debug, needs: Vec<Setting>) -> ConfigError {
+    ConfigError::Needs {
+        setting,
+        value: format!("{value:?}"),
+        needs,
+    }
+}
+
+fn at_least<T>(setting: Setting, value: T, min: T) -> Result<T, ConfigError>
+where
+    T: PartialOrd + fmt::Debug + fmt::Display,
+{
+    if value >= min {
+        Ok(value)
+    } else {
+        Err(invalid(setting, value, format!("at least {min}")))
+    }
+}
+
+fn within<T>(setting: Setting, value: T, range: RangeInclusive<T>) -> Result<T, ConfigError>
+where
+    T: PartialOrd + fmt::Debug + fmt::Display,
+{
+    if range.contains(&value) {
+        Ok(value)
+    } else {
+        let expected = format!("{} to {}", range.start(), range.end());
+        Err(invalid(setting, value, expected))
+    }
+}
+
+fn one_of<T>(setting: Setting, value: T, accepted: &[T]) -> Result<T, ConfigError>
+where
+    T: PartialEq + fmt::Debug + fmt::Display,
+{
+    if accepted.contains(&value) {
+        Ok(value)
+    } else {
+        let list: Vec<String> = accepted.iter().map(T::to_string).collect();
+        Err(invalid(
+            setting,
+            value,
+            format!("one of {}", list.join(", ")),
+        ))
+    }
+}
+
+fn secs(s: u64) -> Duration {
+    Duration::from_secs(s)
+}
+
+fn ms(ms: u64) -> Duration {
+    Duration::from_millis(ms)
+}
+
+fn check_rtp_ports(range: &str) -> Result<(u16, u16), ConfigError> {
+    let bad = || {
+        let expected = "LOW-HIGH with 1024 <= LOW < HIGH <= 65535, e.g. 20000-29999";
+        invalid(Setting::rtp_ports, range, expected)
+    };
+    let (lo, hi) = range.split_once('-').ok_or_else(bad)?;
+    let lo: u16 = lo.trim().parse().map_err(|_| bad())?;
+    let hi: u16 = hi.trim().parse().map_err(|_| bad())?;
+    if lo < 1024 || lo >= hi {
+        return Err(bad());
+    }
+    Ok((lo, hi))
+}
+
+/// The spool limit in bytes (`None`: no limit).
+fn check_spool_max(mb: u64) -> Result<Option<u64>, ConfigError> {
+    let max = u64::MAX >> 20;
+    let mb = within(Setting::spool_max_mb, mb, 0..=max)?;
+    Ok((mb > 0).then_some(mb << 20))
+}
+
+fn check_sip_allow(allow: &[String]) -> Result<Vec<ipnet::IpNet>, ConfigError> {
+    let parse = |a: &String| {
+        let a = a.trim();
+        a.parse::<ipnet::IpNet>()
+            .or_else(|_| a.parse::<IpAddr>().map(ipnet::IpNet::from))
+            .map_err(|_| {
+                let expected = "an address or a network like 10.0.0.0/8 or 2001:db8::/32";
+                invalid(Setting::sip_allow, a, expected)
+            })
+    };
+    allow.iter().map(parse).collect()
+}
+
+fn check_invite_rate(rate: f64) -> Result<f64, ConfigError> {
+    if rate.is_finite() && rate >= 0.0 {
+        Ok(rate)
+    } else {
+        let expected = "0 (no limit) or more new sessions per second";
+        Err(invalid(Setting::invite_rate, rate, expected))
+    }
+}
+
+fn check_codecs(codecs: &[String]) -> Result<Vec<String>, ConfigError> {
+    let expected = "PCMU, PCMA, G722 or opus, optionally as NAME/RATE";
+    if codecs.is_empty() {
+        return Err(invalid(
+            Setting::codecs,
+            codecs,
+            format!("at least one of {expected}"),
+        ));
+    }
+    let check = |c: &String| {
+        let name = c.split('/').next().unwrap_or("").trim();
+        if siprec_rtp::Codec::from_encoding(name).is_audio() {
+            Ok(c.trim().to_string())
+        } else {
+            Err(invalid(Setting::codecs, c, expected))
+        }
+    };
+    codecs.iter().map(check).collect()
+}
+
+fn check_srtp(srtp: &str) -> Result<siprec_core::SrtpPolicy, ConfigError> {
+    match srtp.trim().to_ascii_lowercase().as_str() {
+        "off" => Ok(siprec_core::SrtpPolicy::Off),
+        "optional" => Ok(siprec_core::SrtpPolicy::Optional),
+        "required" => Ok(siprec_core::SrtpPolicy::Required),
+        _ => Err(invalid(Setting::srtp, srtp, "off, optional or required")),
+    }
+}
+
+/// The default instance id: the host name, else `srs`.
+fn host_name() -> String {
+    std::fs::read_to_string("/etc/hostname")
+        .map(|h| h.trim().to_string())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "srs".into())
 }
 
 #[cfg(test)]
@@ -507,7 +865,10 @@ mod tests {
         }
         .validate()
         .unwrap_err();
-        assert_eq!(e.to_string(), "max-connections must be at least 1");
+        assert_eq!(
+            e.to_string(),
+            "max_connections (--max-connections, SRS_MAX_CONNECTIONS) = 0: expected at least 1"
+        );
         assert!(v.sip_allow[1].contains(&"192.0.2.7".parse::<IpAddr>().unwrap()));
         assert_eq!(v.max_metadata_bytes, 32 * 1024);
         assert!(v.rtp_latching);
@@ -517,22 +878,39 @@ mod tests {
         }
         .validate()
         .unwrap_err();
-        assert!(e.to_string().contains("sip_allow \"10.0.0.0/33\""), "{e}");
+        assert!(
+            e.to_string()
+                .starts_with("sip_allow (--sip-allow, SRS_SIP_ALLOW) = \"10.0.0.0/33\": expected"),
+            "{e}"
+        );
         let e = Config {
             tls_client_ca: Some("/nonexistent/ca.pem".into()),
             ..Config::default()
         }
         .validate()
         .unwrap_err();
-        assert!(e.to_string().contains("needs a TLS listener"), "{e}");
-        for (rate, burst, md) in [(-1.0, 1, 32), (f64::NAN, 1, 32), (1.0, 0, 32), (1.0, 1, 65)] {
+        assert_eq!(
+            e.to_string(),
+            "tls_client_ca (--tls-client-ca, SRS_TLS_CLIENT_CA) = \"/nonexistent/ca.pem\" needs \
+             tls_cert (--tls-cert, SRS_TLS_CERT) and tls_key (--tls-key, SRS_TLS_KEY)"
+        );
+        for (rate, burst, md, bad) in [
+            (-1.0, 1, 32, Setting::invite_rate),
+            (f64::NAN, 1, 32, Setting::invite_rate),
+            (f64::INFINITY, 1, 32, Setting::invite_rate),
+            (1.0, 0, 32, Setting::invite_burst),
+            (1.0, 1, 65, Setting::max_metadata_kb),
+        ] {
             let c = Config {
                 invite_rate: rate,
                 invite_burst: burst,
                 max_metadata_kb: md,
                 ..Config::default()
             };
-            assert!(c.validate().is_err(), "{rate} {burst} {md}");
+            match c.validate() {
+                Err(ConfigError::Invalid { setting, .. }) => assert_eq!(setting, bad),
+                other => panic!("{rate} {burst} {md}: {other:?}"),
+            }
         }
     }
 
@@ -542,33 +920,138 @@ mod tests {
         assert_eq!(v.rtp_ports, (20000, 29999));
         assert_eq!(v.listen.len(), 2);
         assert_eq!(v.media_timeout, Duration::from_secs(60));
+        assert_eq!(v.spool_max_bytes, Some(10 << 30));
+        assert_eq!(v.srtp, siprec_core::SrtpPolicy::Optional);
+        assert_eq!(v.codecs, ["PCMU", "PCMA", "G722", "opus"]);
     }
 
+    /// Each check names its setting by key, flag and variable, and shows the value.
     #[test]
-    fn bad_values_name_the_problem() {
-        let c = Config {
-            rtp_ports: "30000-20000".into(),
-            ..Config::default()
-        };
-        assert!(c
-            .validate()
-            .unwrap_err()
-            .to_string()
-            .contains("30000-20000"));
-        let c = Config {
-            listen: vec!["ws:0.0.0.0:80".into()],
-            ..Config::default()
-        };
-        assert!(c
-            .validate()
-            .unwrap_err()
-            .to_string()
-            .contains("ws:0.0.0.0:80"));
-        let c = Config {
-            media_timeout: 0,
-            ..Config::default()
-        };
-        assert!(matches!(c.validate(), Err(ConfigError::MediaTimeout)));
+    fn bad_values_name_the_setting() {
+        let cases: Vec<(Config, Setting, &str)> = vec![
+            (
+                Config {
+                    rtp_ports: "30000-20000".into(),
+                    ..Config::default()
+                },
+                Setting::rtp_ports,
+                "\"30000-20000\"",
+            ),
+            (
+                Config {
+                    listen: vec!["ws:0.0.0.0:80".into()],
+                    ..Config::default()
+                },
+                Setting::listen,
+                "\"ws:0.0.0.0:80\"",
+            ),
+            (
+                Config {
+                    listen: vec![],
+                    ..Config::default()
+                },
+                Setting::listen,
+                "[]",
+            ),
+            (
+                Config {
+                    media_timeout: 0,
+                    ..Config::default()
+                },
+                Setting::media_timeout,
+                "0",
+            ),
+            (
+                Config {
+                    checkpoint_ms: 1,
+                    ..Config::default()
+                },
+                Setting::checkpoint_ms,
+                "1",
+            ),
+            (
+                Config {
+                    jitter_ms: 5001,
+                    ..Config::default()
+                },
+                Setting::jitter_ms,
+                "5001",
+            ),
+            (
+                Config {
+                    media_clock_rate: f64::NAN,
+                    ..Config::default()
+                },
+                Setting::media_clock_rate,
+                "NaN",
+            ),
+            (
+                Config {
+                    upload_retry_max: 0,
+                    ..Config::default()
+                },
+                Setting::upload_retry_max,
+                "0",
+            ),
+            (
+                Config {
+                    max_sessions: 0,
+                    ..Config::default()
+                },
+                Setting::max_sessions,
+                "0",
+            ),
+            (
+                Config {
+                    spool_max_mb: u64::MAX,
+                    ..Config::default()
+                },
+                Setting::spool_max_mb,
+                "18446744073709551615",
+            ),
+            (
+                Config {
+                    recording_rate: 44100,
+                    ..Config::default()
+                },
+                Setting::recording_rate,
+                "44100",
+            ),
+            (
+                Config {
+                    codecs: vec!["PCMU".into(), "H264".into()],
+                    ..Config::default()
+                },
+                Setting::codecs,
+                "\"H264\"",
+            ),
+            (
+                Config {
+                    codecs: vec![],
+                    ..Config::default()
+                },
+                Setting::codecs,
+                "[]",
+            ),
+            (
+                Config {
+                    srtp: "mandatory".into(),
+                    ..Config::default()
+                },
+                Setting::srtp,
+                "\"mandatory\"",
+            ),
+        ];
+        for (config, setting, value) in cases {
+            let e = config.validate().unwrap_err();
+            let ConfigError::Invalid { setting: s, .. } = &e else {
+                panic!("{setting:?}: {e:?}");
+            };
+            assert_eq!(*s, setting, "{e}");
+            let start = format!("{setting} = {value}: expected ");
+            assert!(e.to_string().starts_with(&start), "{e}");
+            assert!(e.to_string().contains(&setting.flag()), "{e}");
+        }
     }
 
     #[test]
@@ -579,9 +1062,13 @@ mod tests {
             ..Config::default()
         };
         let e = tls.validate().unwrap_err();
-        assert!(matches!(e, ConfigError::TlsWithoutCert(_)), "{e}");
+        assert!(
+            matches!(&e, ConfigError::Needs { setting, .. } if *setting == Setting::listen),
+            "{e}"
+        );
         assert!(e.to_string().contains("tls:127.0.0.1:5061"), "{e}");
         assert!(e.to_string().contains("--tls-cert"), "{e}");
+        assert!(e.to_string().contains("--tls-key"), "{e}");
 
         let cert = dir.path().join("srs.crt");
         let key = dir.path().join("srs.key");
@@ -590,7 +1077,11 @@ mod tests {
             ..tls.clone()
         };
         let e = c.validate().unwrap_err().to_string();
-        assert!(e.contains("tls-key"), "{e}");
+        assert!(
+            e.starts_with("tls_cert (--tls-cert, SRS_TLS_CERT) = "),
+            "{e}"
+        );
+        assert!(e.ends_with("needs tls_key (--tls-key, SRS_TLS_KEY)"), "{e}");
 
         // Unreadable file: the message names it.
         let c = Config {
@@ -599,8 +1090,9 @@ mod tests {
             ..tls.clone()
         };
         let e = c.validate().unwrap_err();
-        assert!(matches!(e, ConfigError::Tls(_)), "{e}");
+        assert!(matches!(e, ConfigError::Tls { .. }), "{e}");
         assert!(e.to_string().contains("srs.crt"), "{e}");
+        assert!(e.to_string().starts_with("tls_cert (--tls-cert"), "{e}");
 
         // Invalid PEM.
         std::fs::write(&cert, "-----BEGIN CERTIFICATE-----\nnot base64!\n").unwrap();
@@ -618,12 +1110,22 @@ mod tests {
         assert!(v.tls.is_some());
         assert_eq!(v.listen[0].transport, Transport::Tls);
 
+        // A client CA that is not PEM: named by its setting.
+        let ca = dir.path().join("ca.pem");
+        std::fs::write(&ca, "").unwrap();
+        let c = Config {
+            tls_client_ca: Some(ca),
+            ..c
+        };
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.starts_with("tls_client_ca (--tls-client-ca"), "{e}");
+
         let t: Config = toml::from_str(
             "listen = [\"tls:0.0.0.0:5061\"]\ntls_cert = \"a.pem\"\ntls_key = \"b.pem\"\n",
         )
         .unwrap();
-        assert_eq!(t.tls_cert.as_deref(), Some(std::path::Path::new("a.pem")));
-        assert_eq!(t.tls_key.as_deref(), Some(std::path::Path::new("b.pem")));
+        assert_eq!(t.tls_cert.as_deref(), Some(Path::new("a.pem")));
+        assert_eq!(t.tls_key.as_deref(), Some(Path::new("b.pem")));
     }
 
     #[test]
@@ -644,30 +1146,151 @@ mod tests {
     }
 
     #[test]
-    fn storage_and_ranges_are_checked() {
+    fn storage_is_checked() {
         let c = Config {
             storage: "s3://".into(),
             ..Config::default()
         };
         let e = c.validate().unwrap_err().to_string();
+        assert!(
+            e.starts_with("storage (--storage, SRS_STORAGE) or [s3]: "),
+            "{e}"
+        );
         assert!(e.contains("no bucket"), "{e}");
-        let c = Config {
-            checkpoint_ms: 1,
+    }
+
+    /// The README's settings table as the declarations give it: flag, TOML key and variable
+    /// from the clap arguments, default and meaning from [`SETTINGS`].
+    fn settings_table() -> String {
+        use clap::Args;
+        let cmd = CommandLine::augment_args(clap::Command::new("srs-server"));
+        let arg = |id: &str| {
+            cmd.get_arguments()
+                .find(|a| a.get_id() == id)
+                .unwrap_or_else(|| panic!("no argument {id}"))
+        };
+        let flag_and_env = |a: &clap::Arg| {
+            let list = a.get_value_delimiter().is_some();
+            let values: Vec<String> = a
+                .get_value_names()
+                .unwrap_or_default()
+                .iter()
+                .map(|v| v.to_string())
+                .collect();
+            let flag = format!(
+                "`--{} {}`{}",
+                a.get_long().unwrap(),
+                values.join(" "),
+                if list { " (repeatable)" } else { "" }
+            );
+            let env = format!(
+                "`{}`{}",
+                a.get_env().unwrap().to_string_lossy(),
+                if list { " (comma-separated)" } else { "" }
+            );
+            (flag, env)
+        };
+        let mut t = String::from("| flag | TOML key | environment | default | meaning |\n");
+        t += "|---|---|---|---|---|\n";
+        let config = arg("config");
+        let (flag, env) = flag_and_env(config);
+        let meaning = config.get_help().unwrap().to_string();
+        t += &format!("| {flag} | | {env} | none | {meaning} |\n");
+        for s in SETTINGS {
+            let (flag, env) = flag_and_env(arg(s.key()));
+            let (key, default, meaning) = (s.key(), s.default_text(), s.doc().replace('|', "\\|"));
+            t += &format!("| {flag} | `{key}` | {env} | {default} | {meaning} |\n");
+        }
+        t += "| | `[s3]` table | `AWS_*` | | see [Storage](#storage-a-directory-s3-or-garage) |\n";
+        t
+    }
+
+    const REGENERATE: &str = "UPDATE_README=1 cargo test -p srs-server --lib readme";
+
+    /// The settings table of README.md (between the two marker comments) is the one the
+    /// declarations render; `UPDATE_README=1` rewrites it.
+    #[test]
+    fn readme_settings_table_matches_the_declarations() {
+        let begin = "<!-- srs-server settings: generated from srs-server/src/config.rs";
+        let end = "<!-- end of srs-server settings -->";
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md");
+        let readme = std::fs::read_to_string(&path).unwrap();
+        let start = readme
+            .find(begin)
+            .expect("README.md: no settings table marker");
+        let start = start + readme[start..].find('\n').unwrap() + 1;
+        let stop = start + readme[start..].find(end).expect("README.md: no end marker");
+        let (current, table) = (&readme[start..stop], settings_table());
+        if current == table {
+            return;
+        }
+        if std::env::var_os("UPDATE_README").is_some() {
+            let updated = format!("{}{table}{}", &readme[..start], &readme[stop..]);
+            std::fs::write(&path, updated).unwrap();
+            return;
+        }
+        let (old, new): (Vec<&str>, Vec<&str>) =
+            (current.lines().collect(), table.lines().collect());
+        let mut diff = String::new();
+        for l in old.iter().filter(|l| !new.contains(l)) {
+            diff += &format!("- {l}\n");
+        }
+        for l in new.iter().filter(|l| !old.contains(l)) {
+            diff += &format!("+ {l}\n");
+        }
+        if diff.is_empty() {
+            diff = "(same rows, other order)\n".into();
+        }
+        panic!("README.md settings table differs from the declarations (- README, + declarations):\n{diff}regenerate it with: {REGENERATE}");
+    }
+
+    /// Flags and variables are named after the TOML key, and `--help` says the doc and the
+    /// default.
+    #[test]
+    fn flags_variables_and_help_follow_the_key() {
+        use clap::Args;
+        let cmd = Overrides::augment_args(clap::Command::new("srs-server"));
+        let args: Vec<&clap::Arg> = cmd.get_arguments().collect();
+        assert_eq!(args.len(), SETTINGS.len());
+        for (a, s) in args.iter().zip(SETTINGS) {
+            assert_eq!(a.get_id(), s.key());
+            assert_eq!(format!("--{}", a.get_long().unwrap()), s.flag());
+            let env = format!("SRS_{}", s.key().to_ascii_uppercase());
+            assert_eq!(a.get_env().unwrap().to_str(), Some(env.as_str()));
+            assert_eq!(s.env(), env);
+            assert_eq!(a.get_value_names().map(|v| v.len()), Some(1), "{}", s.key());
+            let help = a.get_help().unwrap().to_string();
+            assert!(help.starts_with(s.doc()), "{help}");
+            assert!(
+                help.ends_with(']') && help.contains(" [default: "),
+                "{help}"
+            );
+        }
+        let listen = help_text(&Setting::listen);
+        assert!(
+            listen.ends_with("[default: udp:0.0.0.0:5060, tcp:0.0.0.0:5060]"),
+            "{listen}"
+        );
+    }
+
+    /// Overrides replace what they give and nothing else; an `Option` setting takes a plain
+    /// value.
+    #[test]
+    fn apply_sets_only_what_is_given() {
+        let mut c = Config {
+            media_timeout: 5,
             ..Config::default()
         };
-        assert!(c
-            .validate()
-            .unwrap_err()
-            .to_string()
-            .contains("checkpoint_ms"));
-        let c = Config {
-            media_clock_rate: f64::NAN,
-            ..Config::default()
-        };
-        assert!(c
-            .validate()
-            .unwrap_err()
-            .to_string()
-            .contains("media_clock_rate"));
+        c.apply(Overrides {
+            jitter_ms: Some(80),
+            instance_id: Some("srs-7".into()),
+            codecs: Some(vec!["opus".into()]),
+            ..Overrides::default()
+        });
+        assert_eq!(c.media_timeout, 5);
+        assert_eq!(c.jitter_ms, 80);
+        assert_eq!(c.instance_id.as_deref(), Some("srs-7"));
+        assert_eq!(c.codecs, ["opus"]);
+        assert_eq!(c.rtp_ports, Config::default().rtp_ports);
     }
 }
