@@ -54,7 +54,7 @@ pub async fn start_srs(dir: &std::path::Path, rtp_base: u16) -> anyhow::Result<s
         media_timeout: 10,
         ..srs_server::Config::default()
     };
-    srs_server::Server::start(cfg.validate()?).await
+    Ok(srs_server::Server::start(cfg.validate()?).await?)
 }
 
 /// The next recording the server publishes (panics after 10 s).

@@ -9,7 +9,7 @@
 //! `siprec-recorder` → `siprec-storage`.
 //!
 //! ```no_run
-//! # async fn demo() -> anyhow::Result<()> {
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! let config = srs_server::Config { listen: vec!["udp:127.0.0.1:5060".into()], ..Default::default() };
 //! let server = srs_server::Server::start(config.validate()?).await?;
 //! let mut published = server.subscribe();
@@ -65,15 +65,39 @@ pub struct Server {
     published: broadcast::Sender<PublishedRecording>,
     pending_uploads: Arc<AtomicUsize>,
     shutdown: Option<oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// Why a server could not start, or did not stop cleanly.
+#[non_exhaustive]
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// The storage location cannot be opened.
+    #[error("storage: {0}")]
+    Storage(#[from] siprec_storage::Error),
+    /// The spool directory cannot be created.
+    #[error("cannot create spool directory {}: {source}", path.display())]
+    Spool {
+        /// The directory.
+        path: std::path::PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// A SIP listener cannot be bound or set up.
+    #[error(transparent)]
+    Listen(#[from] siprec_sip_tokio::Error),
+    /// The server task panicked or was cancelled.
+    #[error("server task: {0}")]
+    Task(#[from] tokio::task::JoinError),
 }
 
 impl Server {
     /// Binds the listeners and starts serving.
-    pub async fn start(cfg: Validated) -> anyhow::Result<Server> {
+    pub async fn start(cfg: Validated) -> Result<Server, ServerError> {
         let store = Store::open_with(&cfg.storage, &cfg.s3)?.with_claimant(&cfg.instance_id);
-        std::fs::create_dir_all(&cfg.spool).map_err(|e| {
-            anyhow::anyhow!("cannot create spool directory {}: {e}", cfg.spool.display())
+        std::fs::create_dir_all(&cfg.spool).map_err(|source| ServerError::Spool {
+            path: cfg.spool.clone(),
+            source,
         })?;
         let (published, _) = broadcast::channel(256);
         let mut uploader = Uploader::new(store.clone(), published.clone(), cfg.upload_retry_max);
@@ -171,16 +195,16 @@ impl Server {
     /// Graceful stop: new INVITEs get 503, live sessions get `shutdown_grace` to end, then
     /// BYE; everything publishes (waiting at most `shutdown_upload_wait`; the rest stays in
     /// the spool for the next start).
-    pub async fn shutdown(mut self) -> anyhow::Result<()> {
+    pub async fn shutdown(mut self) -> Result<(), ServerError> {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
-        (&mut self.task).await?
+        Ok((&mut self.task).await?)
     }
 }
 
 /// Runs a server until `shutdown` completes, then stops gracefully.
-pub async fn run(cfg: Validated, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+pub async fn run(cfg: Validated, shutdown: impl Future<Output = ()>) -> Result<(), ServerError> {
     let server = Server::start(cfg).await?;
     let addrs: Vec<String> = server.local_addrs().iter().map(|a| a.to_string()).collect();
     info!(listen = %addrs.join(" "), media_ip = %server.media_ip(), storage = %server.store().object_store(), "srs-server listening");
@@ -210,7 +234,7 @@ impl Driver {
         mut inbound: mpsc::Receiver<siprec_sip_tokio::Inbound>,
         mut stop: oneshot::Receiver<()>,
         mut ready: mpsc::UnboundedReceiver<(Ready, tracing::Span)>,
-    ) -> anyhow::Result<()> {
+    ) {
         let (timeouts_tx, mut timeouts) = mpsc::unbounded_channel::<MediaTimedOut>();
         let mut stopping = false;
         let mut grace_end: Option<Instant> = None;
@@ -322,7 +346,6 @@ impl Driver {
         if left > 0 {
             warn!(pending_uploads = left, spool = %self.cfg.spool.display(), "storage did not take every recording in time: they stay in the spool and are published at the next start");
         }
-        Ok(())
     }
 
     fn advertised(&self, local: SocketAddr) -> SocketAddr {

@@ -30,7 +30,8 @@ fn main() -> anyhow::Result<()> {
         .validate()
         .context("invalid configuration")?;
     let rt = tokio::runtime::Runtime::new()?;
-    rt.block_on(srs_server::run(cfg, shutdown_signal()))
+    rt.block_on(srs_server::run(cfg, shutdown_signal()))?;
+    Ok(())
 }
 
 async fn shutdown_signal() {
