@@ -9,9 +9,10 @@
 //! relayed packet (utime+stime from /proc), packets lost end to end, and the copies the SRS
 //! received; the ratio of the two phases is the cost of the fork. The baseline, measured first
 //! in the same run with the same pacer and socket count: a bare relay process (this binary with
-//! `--bare-relay N`: one tokio task per call that latches each side's source and forwards, with
-//! no SIP, no SDP, no fork), so the gateway's figure is also a ratio to the least a tokio relay
-//! of this shape costs. The pacer reports how many 20 ms ticks it started late: when it fell
+//! `--bare-relay N`: the calls' sockets on one epoll thread per core, as the gateway's relay
+//! threads hold them, each packet forwarded to the other side's source, with no SIP, no SDP,
+//! no fork, no counters), so the gateway's figure is also a ratio to the least a relay of this
+//! shape costs. The pacer reports how many 20 ms ticks it started late: when it fell
 //! behind, the run is marked invalid.
 //!
 //! `cargo build --release -p siprec-client -p interop-tests --bins &&
@@ -425,55 +426,74 @@ async fn measure(pid: u32, m: &Media, secs: u64) -> anyhow::Result<Phase> {
     })
 }
 
-/// The baseline: `n` calls of two sockets each; a packet on one side goes out of the other
-/// to the source last seen there. Prints the ports (`PORTS a0 b0 a1 b1 …`), then relays until
-/// killed.
-async fn bare_relay(n: usize) -> anyhow::Result<()> {
+/// The baseline: `n` calls of two sockets each, spread over as many epoll threads as the
+/// gateway has relay threads (one per core); a packet on one side goes out of the other to the
+/// source last seen there, with nothing else (no SIP, no SDP, no fork, no counters). Prints the
+/// ports (`PORTS a0 b0 a1 b1 …`), then relays until killed.
+fn bare_relay(n: usize) -> anyhow::Result<()> {
+    use mio::net::UdpSocket as MioUdp;
+    use mio::{Events, Interest, Poll, Token};
+    let threads = std::thread::available_parallelism().map_or(1, |t| t.get().min(4));
     let mut ports = Vec::with_capacity(2 * n);
-    let mut pairs = Vec::with_capacity(n);
-    for _ in 0..n {
-        let a = UdpSocket::bind("127.0.0.1:0").await?;
-        let b = UdpSocket::bind("127.0.0.1:0").await?;
+    let mut groups: Vec<Vec<(StdUdp, StdUdp)>> = (0..threads).map(|_| Vec::new()).collect();
+    for j in 0..n {
+        let a = StdUdp::bind("127.0.0.1:0")?;
+        let b = StdUdp::bind("127.0.0.1:0")?;
+        a.set_nonblocking(true)?;
+        b.set_nonblocking(true)?;
         ports.push(a.local_addr()?.port());
         ports.push(b.local_addr()?.port());
-        pairs.push((a, b));
+        groups[j % threads].push((a, b));
     }
     let list: Vec<String> = ports.iter().map(u16::to_string).collect();
     println!("PORTS {}", list.join(" "));
-    for (a, b) in pairs {
-        tokio::spawn(async move {
-            let (mut ba, mut bb) = ([0u8; 2048], [0u8; 2048]);
-            let (mut src_a, mut src_b): (Option<SocketAddr>, Option<SocketAddr>) = (None, None);
+    let mut handles = Vec::new();
+    for group in groups {
+        handles.push(std::thread::spawn(move || -> anyhow::Result<()> {
+            let mut poll = Poll::new()?;
+            let mut socks: Vec<[MioUdp; 2]> = Vec::with_capacity(group.len());
+            for (k, (a, b)) in group.into_iter().enumerate() {
+                let mut pair = [MioUdp::from_std(a), MioUdp::from_std(b)];
+                poll.registry()
+                    .register(&mut pair[0], Token(2 * k), Interest::READABLE)?;
+                poll.registry()
+                    .register(&mut pair[1], Token(2 * k + 1), Interest::READABLE)?;
+                socks.push(pair);
+            }
+            let mut src: Vec<[Option<SocketAddr>; 2]> = vec![[None, None]; socks.len()];
+            let mut events = Events::with_capacity(1024);
+            let mut buf = [0u8; 2048];
             loop {
-                tokio::select! {
-                    Ok((n, from)) = a.recv_from(&mut ba) => {
-                        src_a.get_or_insert(from);
-                        if let Some(d) = src_b { let _ = b.try_send_to(&ba[..n], d); }
-                    }
-                    Ok((n, from)) = b.recv_from(&mut bb) => {
-                        src_b.get_or_insert(from);
-                        if let Some(d) = src_a { let _ = a.try_send_to(&bb[..n], d); }
+                poll.poll(&mut events, None)?;
+                for ev in events.iter() {
+                    let (k, side) = (ev.token().0 / 2, ev.token().0 % 2);
+                    while let Ok((len, from)) = socks[k][side].recv_from(&mut buf) {
+                        src[k][side].get_or_insert(from);
+                        if let Some(d) = src[k][1 - side] {
+                            let _ = socks[k][1 - side].send_to(&buf[..len], d);
+                        }
                     }
                 }
             }
-        });
+        }));
     }
-    std::future::pending::<()>().await;
+    for h in handles {
+        h.join()
+            .map_err(|_| anyhow::anyhow!("relay thread panicked"))??;
+    }
     Ok(())
 }
 
 fn main() -> anyhow::Result<()> {
     let argv: Vec<String> = std::env::args().collect();
-    let bare = argv.get(1).map(String::as_str) == Some("--bare-relay");
-    // The bare relay gets the gateway's runtime shape (two worker threads); the bench one.
+    if argv.get(1).map(String::as_str) == Some("--bare-relay") {
+        let n = argv.get(2).context("--bare-relay N")?.parse()?;
+        return bare_relay(n);
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(if bare { 2 } else { 1 })
+        .worker_threads(1)
         .enable_all()
         .build()?;
-    if bare {
-        let n = argv.get(2).context("--bare-relay N")?.parse()?;
-        return rt.block_on(bare_relay(n));
-    }
     rt.block_on(bench())
 }
 

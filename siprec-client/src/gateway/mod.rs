@@ -1,13 +1,13 @@
 //! `siprec-client gateway`: the tokio driver of the live-call B2BUA
 //! ([`siprec_gateway::GatewayCore`]).
 //!
-//! [`Gateway::start`] binds the SIP listeners, resolves `--forward` once, and runs two kinds
-//! of tasks: the driver, which moves SIP bytes, timers and name resolutions in and out of the
-//! core (sending through one queue per peer, so a slow TCP connect never stalls other calls),
-//! and one relay task per call, which owns the call's four relay sockets (RTP and RTCP facing
-//! each leg), relays every packet to the other leg and copies the audio to the recording
-//! servers as the core's [`RelayUpdate`]s say. The relay task does no allocation, locking or
-//! logging per packet.
+//! [`Gateway::start`] binds the SIP listeners, resolves `--forward` once, and runs the driver,
+//! which moves SIP bytes, timers and name resolutions in and out of the core (sending through
+//! one queue per peer, so a slow TCP connect never stalls other calls), and a few relay threads
+//! (`shard`): each owns the four relay sockets (RTP and RTCP facing each leg) of its share of
+//! the calls, waits on all of them with one epoll set, relays every packet to the other leg and
+//! copies the audio to the recording servers as the core's [`RelayUpdate`]s say. The media
+//! path does no allocation, locking or logging per packet.
 
 use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
@@ -17,22 +17,22 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use siprec_core::client::{RsId, SrsUri};
-use siprec_gateway::relay::{Channel, Relay, Side};
 use siprec_gateway::{
     CallId, Event, Forward, GatewayConfig, GatewayCore, PortAllocator, RelayUpdate,
 };
-use siprec_rtp::srtp::SrtpSender;
 use siprec_sip::transaction::{Transmit, Transport};
 use siprec_sip_tokio::{
     Inbound, ListenAddr, Outbox, SendFailure, SipTransports, TlsClient, TlsConfig, TlsServer,
 };
-use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
+mod shard;
+
 use crate::resolver_api::{IpLiteralResolver, ResolvedTarget, SrsResolver};
 use crate::Error;
+use shard::Shards;
 
 /// Settings of a [`Gateway`] (the CLI's flags).
 #[derive(Debug, Clone)]
@@ -62,6 +62,8 @@ pub struct GatewayOptions {
     pub dns: Option<SocketAddr>,
     /// How long a start waits for the first SRS (default 2 s).
     pub start_timeout: Duration,
+    /// Relay threads (the media path; default: one per core, at most 4).
+    pub relay_threads: usize,
 }
 
 impl Default for GatewayOptions {
@@ -79,6 +81,7 @@ impl Default for GatewayOptions {
             ca: None,
             dns: None,
             start_timeout: Duration::from_secs(2),
+            relay_threads: std::thread::available_parallelism().map_or(1, |n| n.get().min(4)),
         }
     }
 }
@@ -175,6 +178,7 @@ impl Gateway {
                 }
             };
         let counters = Arc::new(GatewayCounters::default());
+        let shards = Shards::new(opts.relay_threads, &counters)?;
         let (resolved_tx, resolved_rx) = mpsc::unbounded_channel();
         let (outbox, errors_rx) = Outbox::new(transports.clone());
         let driver = Driver {
@@ -184,7 +188,7 @@ impl Gateway {
             resolver,
             resolved_tx,
             outbox,
-            relays: HashMap::new(),
+            shards,
             counters: Arc::clone(&counters),
         };
         let (stop_tx, stop_rx) = oneshot::channel();
@@ -348,7 +352,8 @@ struct Driver {
     resolved_tx: mpsc::UnboundedSender<(CallId, RsId, Result<Vec<ResolvedTarget>, String>)>,
     /// One send queue per peer: a slow TCP connect or TLS handshake never blocks the driver.
     outbox: Outbox,
-    relays: HashMap<CallId, mpsc::UnboundedSender<RelayUpdate>>,
+    /// The relay threads (the media path).
+    shards: Shards,
     counters: Arc<GatewayCounters>,
 }
 
@@ -390,9 +395,7 @@ impl Driver {
             }
             self.flush();
         }
-        for (_, r) in self.relays.drain() {
-            let _ = r.send(RelayUpdate::Close);
-        }
+        self.shards.stop();
         self.transports.close();
         debug!("gateway driver finished");
     }
@@ -400,10 +403,8 @@ impl Driver {
     fn flush(&mut self) {
         loop {
             let mut idle = true;
-            while let Some(t) = self.core.poll_transmit() {
-                idle = false;
-                self.send(t);
-            }
+            // Relay changes before the messages: a 200 that lets a party send media leaves
+            // after the relay knows the party's address.
             while let Some(ev) = self.core.poll_event() {
                 idle = false;
                 match ev {
@@ -415,6 +416,10 @@ impl Driver {
                     }
                 }
             }
+            while let Some(t) = self.core.poll_transmit() {
+                idle = false;
+                self.send(t);
+            }
             if idle {
                 break;
             }
@@ -424,30 +429,15 @@ impl Driver {
     fn relay(&mut self, call: CallId, update: RelayUpdate) {
         match update {
             RelayUpdate::Open { ports } => {
-                let (Some(a), Some(b)) = (self.pool.take(ports[0]), self.pool.take(ports[1]))
+                let (Some([a0, a1]), Some([b0, b1])) =
+                    (self.pool.take(ports[0]), self.pool.take(ports[1]))
                 else {
                     warn!(%call, "relay sockets missing; the call's media is not relayed");
                     return;
                 };
-                match RelayTask::new(a, b, Arc::clone(&self.counters)) {
-                    Ok(task) => {
-                        let (tx, rx) = mpsc::unbounded_channel();
-                        tokio::spawn(task.run(rx));
-                        self.relays.insert(call, tx);
-                    }
-                    Err(e) => warn!(%call, error = %e, "relay sockets unusable"),
-                }
+                self.shards.open(call, [a0, a1, b0, b1]);
             }
-            RelayUpdate::Close => {
-                if let Some(tx) = self.relays.remove(&call) {
-                    let _ = tx.send(RelayUpdate::Close);
-                }
-            }
-            other => {
-                if let Some(tx) = self.relays.get(&call) {
-                    let _ = tx.send(other);
-                }
-            }
+            other => self.shards.update(call, other),
         }
     }
 
@@ -466,152 +456,6 @@ impl Driver {
 
     fn send(&mut self, t: Transmit) {
         self.outbox.send(t);
-    }
-}
-
-/// Largest RTP/RTCP datagram relayed.
-const MAX_PACKET: usize = 2048;
-
-/// One call's relay: four sockets, the [`Relay`] decisions, SRTP contexts of the forks.
-struct RelayTask {
-    /// `[side][channel]`: A-facing RTP, RTCP; B-facing RTP, RTCP.
-    sockets: [[UdpSocket; 2]; 2],
-    relay: Relay,
-    srtp: Vec<(RsId, usize, SrtpSender)>,
-    counters: Arc<GatewayCounters>,
-    scratch: Box<[u8; MAX_PACKET + 64]>,
-    protected: Box<[u8; MAX_PACKET + 64]>,
-    last: siprec_gateway::relay::RelayStats,
-}
-
-impl RelayTask {
-    fn new(
-        a: [std::net::UdpSocket; 2],
-        b: [std::net::UdpSocket; 2],
-        counters: Arc<GatewayCounters>,
-    ) -> std::io::Result<RelayTask> {
-        let [a0, a1] = a;
-        let [b0, b1] = b;
-        Ok(RelayTask {
-            sockets: [
-                [UdpSocket::from_std(a0)?, UdpSocket::from_std(a1)?],
-                [UdpSocket::from_std(b0)?, UdpSocket::from_std(b1)?],
-            ],
-            relay: Relay::new(),
-            srtp: Vec::new(),
-            counters,
-            scratch: Box::new([0; MAX_PACKET + 64]),
-            protected: Box::new([0; MAX_PACKET + 64]),
-            last: Default::default(),
-        })
-    }
-
-    async fn run(mut self, mut updates: mpsc::UnboundedReceiver<RelayUpdate>) {
-        let mut bufs = [[0u8; MAX_PACKET]; 4];
-        loop {
-            let [b0, b1, b2, b3] = &mut bufs;
-            let (side, channel, n, from) = tokio::select! {
-                u = updates.recv() => match u {
-                    None | Some(RelayUpdate::Close) => break,
-                    Some(u) => { self.apply(u); continue; }
-                },
-                r = self.sockets[0][0].recv_from(b0) => match r { Ok((n, f)) => (Side::A, Channel::Rtp, n, f), Err(_) => continue },
-                r = self.sockets[0][1].recv_from(b1) => match r { Ok((n, f)) => (Side::A, Channel::Rtcp, n, f), Err(_) => continue },
-                r = self.sockets[1][0].recv_from(b2) => match r { Ok((n, f)) => (Side::B, Channel::Rtp, n, f), Err(_) => continue },
-                r = self.sockets[1][1].recv_from(b3) => match r { Ok((n, f)) => (Side::B, Channel::Rtcp, n, f), Err(_) => continue },
-            };
-            let i = side.index() * 2 + usize::from(channel == Channel::Rtcp);
-            let packet = &bufs[i][..n];
-            self.packet(side, channel, packet, from);
-        }
-        self.fold_counters();
-    }
-
-    fn apply(&mut self, u: RelayUpdate) {
-        match u {
-            RelayUpdate::Remote { side, media } => self.relay.set_remote(side, &media),
-            RelayUpdate::Codec { format } => self.relay.set_codec(format),
-            RelayUpdate::Fork { rs, plan } => {
-                self.srtp.retain(|(r, _, _)| *r != rs);
-                for (leg, m) in plan.legs.iter().enumerate() {
-                    if let Some(key) = m.as_ref().and_then(|m| m.srtp.as_ref()) {
-                        match SrtpSender::new(key) {
-                            Ok(s) => self.srtp.push((rs, leg, s)),
-                            Err(e) => debug!(error = %e, "SRTP context for a fork"),
-                        }
-                    }
-                }
-                self.relay.set_fork(rs, &plan);
-            }
-            RelayUpdate::ForkStop { rs } => {
-                self.srtp.retain(|(r, _, _)| *r != rs);
-                self.relay.remove_fork(rs);
-            }
-            RelayUpdate::Open { .. } | RelayUpdate::Close => {}
-        }
-        self.fold_counters();
-    }
-
-    fn packet(&mut self, side: Side, channel: Channel, packet: &[u8], from: SocketAddr) {
-        let out = &self.sockets[side.other().index()][usize::from(channel == Channel::Rtcp)];
-        if let Some(dest) = self.relay.route(side, channel, from) {
-            // A full socket buffer drops the packet, as the network would.
-            let _ = out.try_send_to(packet, dest);
-        }
-        if channel == Channel::Rtcp || packet.len() < 12 || packet[0] >> 6 != 2 {
-            return;
-        }
-        let pt = packet[1] & 0x7f;
-        let fork_sock = &self.sockets[side.index()][0];
-        let leg = side.index();
-        let scratch = &mut self.scratch;
-        let protected = &mut self.protected;
-        let srtp = &mut self.srtp;
-        for (rs, f) in self.relay.forks(side, pt) {
-            let mut bytes: &[u8] = packet;
-            if f.payload_type != pt {
-                let n = packet.len();
-                scratch[..n].copy_from_slice(packet);
-                scratch[1] = (packet[1] & 0x80) | (f.payload_type & 0x7f);
-                bytes = &scratch[..n];
-            }
-            if f.srtp.is_some() {
-                let Some((_, _, ctx)) = srtp.iter_mut().find(|(r, l, _)| *r == rs && *l == leg)
-                else {
-                    continue;
-                };
-                match ctx.protect(bytes, &mut protected[..]) {
-                    Ok(m) => bytes = &protected[..m],
-                    Err(_) => continue,
-                }
-            }
-            let _ = fork_sock.try_send_to(bytes, f.dest);
-        }
-    }
-
-    /// Adds what changed since the last fold to the shared counters (on control events and
-    /// at the end, never per packet).
-    fn fold_counters(&mut self) {
-        let now = self.relay.stats();
-        let d = |a: u64, b: u64| a.saturating_sub(b);
-        self.counters.relayed.fetch_add(
-            d(
-                now.relayed[0] + now.relayed[1],
-                self.last.relayed[0] + self.last.relayed[1],
-            ),
-            Ordering::Relaxed,
-        );
-        self.counters.forked.fetch_add(
-            d(
-                now.forked[0] + now.forked[1],
-                self.last.forked[0] + self.last.forked[1],
-            ),
-            Ordering::Relaxed,
-        );
-        self.counters
-            .strangers
-            .fetch_add(d(now.strangers, self.last.strangers), Ordering::Relaxed);
-        self.last = now;
     }
 }
 
@@ -675,6 +519,10 @@ pub struct GatewayArgs {
     /// DNS server for SRS host names (default: the system's).
     #[arg(long, value_name = "HOST:PORT", value_parser = crate::cli::parse_host_port)]
     pub dns: Option<SocketAddr>,
+    /// Relay threads, each owning the RTP sockets of its share of the calls (default: one per
+    /// core, at most 4).
+    #[arg(long, value_name = "N")]
+    pub relay_threads: Option<usize>,
     /// Log lines as JSON (one object per line) instead of text.
     #[arg(long)]
     pub json: bool,
@@ -712,6 +560,9 @@ impl GatewayArgs {
             max_calls: self.max_calls,
             ca: self.ca.clone(),
             dns: self.dns,
+            relay_threads: self
+                .relay_threads
+                .unwrap_or_else(|| GatewayOptions::default().relay_threads),
             ..GatewayOptions::default()
         }
     }
