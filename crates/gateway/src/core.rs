@@ -233,9 +233,13 @@ struct Call {
     span: tracing::Span,
     /// The codec the SRC offers its SRSs.
     src_codec: Option<Format>,
-    /// Delayed offer (RFC 3261 §13.2.1): the A leg's INVITE had no SDP, so B's 2xx carries the
-    /// offer and A's ACK the answer; B's ACK (CSeq number) waits for it.
-    b_ack_pending: Option<u32>,
+    /// Delayed offer (RFC 3261 §13.2.1), in the initial INVITE or a re-INVITE: the 2xx of the
+    /// leg we sent it to carries the offer and the other leg's ACK the answer, so our ACK to
+    /// that leg (its side and the INVITE's CSeq number) waits for it.
+    ack_pending: Option<(Side, u32)>,
+    /// The last ACK sent to a leg for a 2xx (its side and CSeq number), sent again as it was
+    /// when that 2xx comes again (our ACK was lost; RFC 3261 §13.2.2.4).
+    last_ack: Option<(Side, u32, Box<Request>)>,
     commands: HashMap<OpId, Command>,
 }
 
@@ -470,13 +474,13 @@ impl GatewayCore {
                 TxEvent::AckTimeout { key, .. } => {
                     if let Some(&id) = self.a_invites.get(&key) {
                         warn!("no ACK for the A leg's 200; hanging up");
-                        if let Some(cseq) =
-                            self.calls.get_mut(&id).and_then(|c| c.b_ack_pending.take())
+                        if let Some((side, cseq)) =
+                            self.calls.get_mut(&id).and_then(|c| c.ack_pending.take())
                         {
                             let call = &self.calls[&id];
-                            if let Some(d) = call.leg(Side::B).dialog.as_ref() {
+                            if let Some(d) = call.leg(side).dialog.as_ref() {
                                 let ack = d.make_ack(cseq);
-                                let peer = call.leg(Side::B).peer;
+                                let peer = call.leg(side).peer;
                                 self.layer.send_request(now, peer, ack);
                             }
                         }
@@ -686,7 +690,8 @@ impl GatewayCore {
             src: None,
             span: span.clone(),
             src_codec: None,
-            b_ack_pending: None,
+            ack_pending: None,
+            last_ack: None,
             commands: HashMap::new(),
         };
         self.calls.insert(id, call);
@@ -812,19 +817,16 @@ impl GatewayCore {
                 Stage::Answered | Stage::Ending => {
                     // A retransmitted 2xx: our ACK was lost (or, with a delayed offer, still
                     // waits for A's answer).
-                    if self
-                        .calls
-                        .get(&id)
-                        .is_some_and(|c| c.b_ack_pending.is_none())
-                    {
-                        self.ack_b(now, id, &resp);
+                    if self.calls.get(&id).is_some_and(|c| c.ack_pending.is_none()) {
+                        // The ACK sent before (with A's answer after a delayed offer).
+                        self.ack_leg(now, id, Side::B, &resp);
                     }
                     return;
                 }
                 Stage::Cancelled => {
                     // CANCEL and 200 crossed (RFC 3261 §9.1): take the call and end it.
                     if self.b_dialog(now, id, &resp).is_ok() {
-                        self.ack_b(now, id, &resp);
+                        self.ack_leg(now, id, Side::B, &resp);
                         self.hangup(now, id, Some(Side::A));
                     } else {
                         self.finish(id);
@@ -907,19 +909,6 @@ impl GatewayCore {
         Ok(())
     }
 
-    fn ack_b(&mut self, now: Instant, id: CallId, resp: &Response) {
-        let Some(call) = self.calls.get(&id) else {
-            return;
-        };
-        let Some(d) = call.leg(Side::B).dialog.as_ref() else {
-            return;
-        };
-        let cseq = message::cseq(&resp.headers).map_or(1, |(n, _)| n);
-        let ack = d.make_ack(cseq);
-        let peer = call.leg(Side::B).peer;
-        self.layer.send_request(now, peer, ack);
-    }
-
     fn on_b_2xx(&mut self, now: Instant, id: CallId, resp: Response) {
         if let Err(e) = self.b_dialog(now, id, &resp) {
             warn!(error = %e, "B leg's 200 cannot start a dialog; call refused");
@@ -935,10 +924,10 @@ impl GatewayCore {
         if delayed {
             let cseq = message::cseq(&resp.headers).map_or(1, |(n, _)| n);
             if let Some(c) = self.calls.get_mut(&id) {
-                c.b_ack_pending = Some(cseq);
+                c.ack_pending = Some((Side::B, cseq));
             }
         } else {
-            self.ack_b(now, id, &resp);
+            self.ack_leg(now, id, Side::B, &resp);
         }
         let body = match self.relay_sdp(now, id, Side::B, !delayed, &resp.headers, &resp.body) {
             Ok(b) => b,
@@ -1087,11 +1076,28 @@ impl GatewayCore {
         } else {
             return;
         }
+        // A re-INVITE without SDP is a delayed offer: the 2xx is the offer, and our ACK waits
+        // for the requester's answer (in its ACK).
+        let delayed = method == Method::Invite && sreq.body.is_empty();
         if (200..300).contains(&code) && method == Method::Invite {
-            self.ack_leg(now, id, to, &resp);
+            let cseq = message::cseq(&resp.headers).map_or(1, |(n, _)| n);
+            let Some(call) = self.calls.get_mut(&id) else {
+                return;
+            };
+            let acked = call
+                .last_ack
+                .as_ref()
+                .is_some_and(|(s, n, _)| *s == to && *n == cseq);
+            if delayed && !acked {
+                if call.ack_pending.is_none() {
+                    call.ack_pending = Some((to, cseq));
+                }
+            } else {
+                self.ack_leg(now, id, to, &resp);
+            }
         }
         let body = if code < 300 {
-            match self.relay_sdp(now, id, to, true, &resp.headers, &resp.body) {
+            match self.relay_sdp(now, id, to, !delayed, &resp.headers, &resp.body) {
                 Ok(b) => b,
                 Err(e) => {
                     debug!(error = %e, "SDP in a relayed response not anchored");
@@ -1116,51 +1122,83 @@ impl GatewayCore {
         self.respond(now, skey, out);
     }
 
-    /// A's ACK for our 2xx. With a delayed offer it carries A's answer, which completes B's
-    /// ACK; without an answer the call cannot have media and is ended.
+    /// A leg's ACK for our 2xx. After a delayed offer it carries that leg's answer, which
+    /// completes our ACK to the other leg; without an answer the call cannot have media and is
+    /// ended.
     fn on_ack(&mut self, now: Instant, ack: Request) {
         let Some(tag) = header_value(&ack.headers, "To").and_then(|t| tag_of(&t)) else {
             return;
         };
         let call_id = message::call_id(&ack.headers).unwrap_or_default();
-        let Some(&(id, Side::A)) = self.dialogs.get(&(call_id, tag)) else {
+        let Some(&(id, from)) = self.dialogs.get(&(call_id, tag)) else {
             return;
         };
-        let Some(cseq) = self.calls.get_mut(&id).and_then(|c| c.b_ack_pending.take()) else {
+        let to = from.other();
+        let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
-        let answer = self.relay_sdp(now, id, Side::A, true, &ack.headers, &ack.body);
-        let Some(call) = self.calls.get(&id) else {
+        let Some((side, cseq)) = call.ack_pending.filter(|(s, _)| *s == to) else {
             return;
         };
-        let Some(d) = call.leg(Side::B).dialog.as_ref() else {
-            return;
-        };
-        let mut b_ack = d.make_ack(cseq);
-        let peer = call.leg(Side::B).peer;
-        match answer {
-            Ok(Some(sdp)) => {
-                set_body(&mut b_ack.headers, &mut b_ack.body, Some(sdp));
-                self.layer.send_request(now, peer, b_ack);
-            }
-            Ok(None) | Err(_) => {
-                warn!("delayed offer: A's ACK has no usable answer; call ended");
-                self.layer.send_request(now, peer, b_ack);
-                self.hangup(now, id, None);
-            }
-        }
-    }
-
-    fn ack_leg(&mut self, now: Instant, id: CallId, side: Side, resp: &Response) {
+        call.ack_pending = None;
+        let _span = self.span(id).entered();
+        let answer = self.relay_sdp(now, id, from, true, &ack.headers, &ack.body);
         let Some(call) = self.calls.get(&id) else {
             return;
         };
         let Some(d) = call.leg(side).dialog.as_ref() else {
             return;
         };
-        let cseq = message::cseq(&resp.headers).map_or(1, |(n, _)| n);
-        let ack = d.make_ack(cseq);
+        let mut out = d.make_ack(cseq);
         let peer = call.leg(side).peer;
+        match answer {
+            Ok(Some(sdp)) => {
+                set_body(&mut out.headers, &mut out.body, Some(sdp));
+                self.layer.send_request(now, peer, out);
+            }
+            Ok(None) | Err(_) => {
+                warn!(
+                    side = from.as_str(),
+                    "delayed offer: the ACK has no usable answer; call ended"
+                );
+                self.layer.send_request(now, peer, out);
+                self.hangup(now, id, None);
+            }
+        }
+    }
+
+    /// ACKs `side`'s 2xx `resp`: the ACK sent before for the same CSeq again (it may carry a
+    /// delayed offer's answer), else a new one.
+    fn ack_leg(&mut self, now: Instant, id: CallId, side: Side, resp: &Response) {
+        let cseq = message::cseq(&resp.headers).map_or(1, |(n, _)| n);
+        let Some(call) = self.calls.get(&id) else {
+            return;
+        };
+        let peer = call.leg(side).peer;
+        let ack = match &call.last_ack {
+            Some((s, n, ack)) if *s == side && *n == cseq => (**ack).clone(),
+            _ => {
+                let Some(d) = call.leg(side).dialog.as_ref() else {
+                    return;
+                };
+                d.make_ack(cseq)
+            }
+        };
+        self.send_ack(now, id, side, cseq, ack, peer);
+    }
+
+    fn send_ack(
+        &mut self,
+        now: Instant,
+        id: CallId,
+        side: Side,
+        cseq: u32,
+        ack: Request,
+        peer: Peer,
+    ) {
+        if let Some(call) = self.calls.get_mut(&id) {
+            call.last_ack = Some((side, cseq, Box::new(ack.clone())));
+        }
         self.layer.send_request(now, peer, ack);
     }
 

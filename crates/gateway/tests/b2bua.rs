@@ -1125,3 +1125,45 @@ fn both_legs_hanging_up_at_once_end_the_call_once() {
     assert_eq!(net.gw.calls(), 0);
     assert_eq!(net.ended().len(), 1, "the call ends once");
 }
+
+#[test]
+fn a_reinvite_without_sdp_gets_its_answer_from_the_requesters_ack() {
+    let mut net = Net::new();
+    let mut c = net.answered_call();
+    let acks_before = net.b.acks.len();
+    // A re-INVITE without SDP (delayed offer): B's 200 carries the offer.
+    let re = net.a_request(&mut c, Method::Invite, vec![], None);
+    assert_eq!(net.a.codes(&re), vec![100, 200]);
+    let ok = net.a.last(&re);
+    let offer = body_text(&ok.body);
+    assert!(
+        offer.contains("m=audio 30002 RTP/AVP 8 101"),
+        "B's offer anchored towards A: {offer}"
+    );
+    assert_eq!(
+        net.b.acks.len(),
+        acks_before,
+        "B's ACK waits for A's answer"
+    );
+    // A's ACK with the answer completes B's ACK.
+    let cseq = siprec_sip::message::cseq(&ok.headers).unwrap().0;
+    let d = c.dialog.as_mut().unwrap();
+    let mut ack = d.make_ack(cseq);
+    let (h, body) = with_body(vec![], &sdp("192.0.2.10", 4500, "8 101"));
+    ack.headers
+        .retain(|h| !matches!(h, Header::ContentLength(_)));
+    ack.headers.extend(h.iter().cloned().collect::<Vec<_>>());
+    ack.body = body;
+    net.a.layer.send_request(net.now, udp(GW), ack);
+    net.run();
+    assert_eq!(net.b.acks.len(), acks_before + 1);
+    let text = body_text(&net.b.acks.last().unwrap().body);
+    assert!(
+        text.contains("m=audio 30004 RTP/AVP 8 101"),
+        "A's answer anchored towards B: {text}"
+    );
+    assert!(
+        codec_pts(&net.relay_updates()).ends_with(&[8]),
+        "the codec comes from A's answer"
+    );
+}
