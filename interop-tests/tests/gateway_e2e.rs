@@ -159,9 +159,15 @@ impl Phone {
 }
 
 fn sdp(port: u16) -> String {
+    sdp_with(port, "0 101")
+}
+
+/// An audio offer or answer on `port` with these payload types (0 PCMU, 8 PCMA, 101 events).
+fn sdp_with(port: u16, pts: &str) -> String {
     format!(
         "v=0\r\no=phone 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
-m=audio {port} RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\na=sendrecv\r\n"
+m=audio {port} RTP/AVP {pts}\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\n\
+a=rtpmap:101 telephone-event/8000\r\na=sendrecv\r\n"
     )
 }
 
@@ -213,12 +219,15 @@ Call-ID: {}\r\nCSeq: {} {method}\r\nMax-Forwards: 70\r\n{extra}{ct}Content-Lengt
 
 /// Sends the caller's INVITE (with `extra` headers) and returns the dialog so far.
 async fn invite(caller: &Phone, extra: &str) -> Call {
+    invite_sdp(caller, extra, &sdp(40000)).await
+}
+
+async fn invite_sdp(caller: &Phone, extra: &str, body: &str) -> Call {
     let call_id = format!("e2e-{}@127.0.0.1", rand::random::<u32>());
     let from = format!(
         "\"Caller\" <sip:caller@e2e.invalid>;tag=c{}",
         rand::random::<u16>()
     );
-    let body = sdp(40000);
     let branch = format!("z9hG4bK-inv-{}", rand::random::<u32>());
     let text = format!(
         "INVITE sip:callee@{gw} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch={branch};rport\r\nFrom: {from}\r\n\
@@ -240,12 +249,20 @@ Max-Forwards: 70\r\n{extra}Content-Type: application/sdp\r\nContent-Length: {}\r
 }
 
 /// The callee answers the gateway's INVITE; the caller gets the 200 and ACKs.
-async fn answer_and_ack(caller: &mut Phone, callee: &mut Phone, mut call: Call) -> (Call, Request) {
+async fn answer_and_ack(caller: &mut Phone, callee: &mut Phone, call: Call) -> (Call, Request) {
+    let (call, inv, _) = answer_and_ack_sdp(caller, callee, call, &sdp(42000)).await;
+    (call, inv)
+}
+
+async fn answer_and_ack_sdp(
+    caller: &mut Phone,
+    callee: &mut Phone,
+    mut call: Call,
+    answer: &str,
+) -> (Call, Request, Response) {
     let inv = callee.request("INVITE", WAIT).await;
     callee.answer(&inv, 180, "callee-tag", None).await;
-    callee
-        .answer(&inv, 200, "callee-tag", Some(&sdp(42000)))
-        .await;
+    callee.answer(&inv, 200, "callee-tag", Some(answer)).await;
     let (ok, _) = caller.final_response(1, "INVITE", WAIT).await;
     assert_eq!(ok.status_code.code(), 200);
     call.to = header_value(&ok.headers, "To").unwrap();
@@ -254,7 +271,7 @@ async fn answer_and_ack(caller: &mut Phone, callee: &mut Phone, mut call: Call) 
     let (_, ack) = call.request(caller, "ACK", "", None);
     let ack = ack.replace(&format!("CSeq: {} ACK", call.cseq), "CSeq: 1 ACK");
     caller.send(&ack).await;
-    (call, inv)
+    (call, inv, ok)
 }
 
 async fn info(caller: &mut Phone, call: &mut Call, headers: &str, within: Duration) -> String {
@@ -623,6 +640,149 @@ async fn an_srs_ending_its_session_leaves_the_call_alone() {
         line,
         "SIP/2.0 400 discarding stopCallRecording request because we are not recording"
     );
+    gw.shutdown().await;
+    server.shutdown().await.unwrap();
+}
+
+/// The port of the first `m=audio` line of an SDP body.
+fn audio_port(body: &[u8]) -> u16 {
+    let text = String::from_utf8_lossy(body);
+    let m = text
+        .lines()
+        .find(|l| l.starts_with("m=audio "))
+        .expect("an audio m-line");
+    m.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+/// `n` 20 ms packets of payload type `pt` from each phone's RTP socket to the gateway's port
+/// facing it; returns what each side received from the relay.
+async fn stream(
+    (a, a_to): (&tokio::net::UdpSocket, u16),
+    (b, b_to): (&tokio::net::UdpSocket, u16),
+    pt: u8,
+    seq0: u16,
+    n: u16,
+) -> (u32, u32) {
+    let mut got = (0, 0);
+    let mut buf = [0u8; 2048];
+    for k in 0..n {
+        let seq = seq0.wrapping_add(k);
+        let mut pkt = vec![0x80, pt];
+        pkt.extend_from_slice(&seq.to_be_bytes());
+        pkt.extend_from_slice(&(u32::from(seq) * 160).to_be_bytes());
+        for (s, to, ssrc) in [(a, a_to, 0xa), (b, b_to, 0xb)] {
+            let mut p = pkt.clone();
+            p.extend_from_slice(&[0, 0, 0, ssrc]);
+            p.extend_from_slice(&[if pt == 8 { 0xd5 } else { 0xff }; 160]);
+            s.send_to(&p, ("127.0.0.1", to)).await.unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        while a.try_recv_from(&mut buf).is_ok() {
+            got.0 += 1;
+        }
+        while b.try_recv_from(&mut buf).is_ok() {
+            got.1 += 1;
+        }
+    }
+    got
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hold_and_a_codec_change_mid_call_reach_the_callee_and_the_srs() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_srs(dir.path(), 34900).await.unwrap();
+    let mut published = server.subscribe();
+    let srs = server
+        .local_addrs()
+        .iter()
+        .find(|l| l.transport == Transport::Udp)
+        .unwrap()
+        .addr;
+    let (gw, mut caller, mut callee) = gateway(Some(format!("sip:{srs}"))).await;
+    let a_rtp = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let b_rtp = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let (a_port, b_port) = (
+        a_rtp.local_addr().unwrap().port(),
+        b_rtp.local_addr().unwrap().port(),
+    );
+    let call = invite_sdp(
+        &caller,
+        "X-Recording-ID: e2e-codec-1\r\n",
+        &sdp_with(a_port, "0 8 101"),
+    )
+    .await;
+    let (mut call, inv, ok) =
+        answer_and_ack_sdp(&mut caller, &mut callee, call, &sdp_with(b_port, "0 101")).await;
+    let (pa, pb) = (audio_port(&ok.body), audio_port(&inv.body));
+    // PCMU both ways for a second: each side gets the other's packets.
+    let got = stream((&a_rtp, pa), (&b_rtp, pb), 0, 1000, 50).await;
+    assert!(got.0 >= 45 && got.1 >= 45, "relayed {got:?}");
+    // Hold from the caller (sendonly), then back with PCMA only: both relayed to the callee.
+    for (dir, pts) in [("a=sendonly", "0 101"), ("a=sendrecv", "8 101")] {
+        let offer = sdp_with(a_port, pts).replace("a=sendrecv", dir);
+        let (n, text) = call.request(&caller, "INVITE", "", Some(&offer));
+        caller.send(&text).await;
+        let re = callee.request("INVITE", WAIT).await;
+        let body = String::from_utf8_lossy(&re.body).to_string();
+        assert!(
+            body.contains(dir) && body.contains(&format!("m=audio {pb} RTP/AVP {pts}")),
+            "{body}"
+        );
+        let answer = sdp_with(b_port, pts).replace(
+            "a=sendrecv",
+            if dir == "a=sendonly" {
+                "a=recvonly"
+            } else {
+                "a=sendrecv"
+            },
+        );
+        callee.answer(&re, 200, "callee-tag", Some(&answer)).await;
+        assert_eq!(
+            caller
+                .final_response(n, "INVITE", WAIT)
+                .await
+                .0
+                .status_code
+                .code(),
+            200
+        );
+        let (_, ack) = call.request(&caller, "ACK", "", None);
+        caller
+            .send(&ack.replace(
+                &format!("CSeq: {} ACK", call.cseq),
+                &format!("CSeq: {n} ACK"),
+            ))
+            .await;
+    }
+    // PCMA both ways: relayed, and (after the gateway re-offered PCMA to the SRS) recorded.
+    let got = stream((&a_rtp, pa), (&b_rtp, pb), 8, 1050, 50).await;
+    assert!(got.0 >= 45 && got.1 >= 45, "relayed {got:?}");
+    let (n, text) = call.request(&caller, "BYE", "", None);
+    caller.send(&text).await;
+    assert_eq!(
+        caller
+            .final_response(n, "BYE", WAIT)
+            .await
+            .0
+            .status_code
+            .code(),
+        200
+    );
+    let bye = callee.request("BYE", WAIT).await;
+    callee.answer(&bye, 200, "callee-tag", None).await;
+    let rec = next_recording(&mut published).await;
+    assert_eq!(rec.manifest.recording_key, "e2e-codec-1");
+    // Each stream was recorded in both codecs, the copies of the second half labelled PCMA
+    // (the SRS accepted the gateway's re-offer), with nothing lost on the way.
+    for st in &rec.manifest.streams {
+        let has = |c: &str| st.codecs.iter().any(|x| x.starts_with(c));
+        assert!(has("PCMU") && has("PCMA"), "{:?}", rec.manifest.streams);
+        assert!(
+            st.packets_received >= 80 && st.packets_lost <= 2,
+            "{:?}",
+            rec.manifest.streams
+        );
+    }
     gw.shutdown().await;
     server.shutdown().await.unwrap();
 }
