@@ -274,6 +274,16 @@ async fn answer_and_ack_sdp(
     (call, inv, ok)
 }
 
+/// The caller hangs up: its BYE is answered 200 and reaches the callee, who answers it.
+async fn hang_up(caller: &mut Phone, callee: &mut Phone, call: &mut Call) {
+    let (n, text) = call.request(caller, "BYE", "", None);
+    caller.send(&text).await;
+    let (ok, _) = caller.final_response(n, "BYE", WAIT).await;
+    assert_eq!(ok.status_code.code(), 200);
+    let bye = callee.request("BYE", WAIT).await;
+    callee.answer(&bye, 200, "callee-tag", None).await;
+}
+
 async fn info(caller: &mut Phone, call: &mut Call, headers: &str, within: Duration) -> String {
     let (n, text) = call.request(caller, "INFO", headers, None);
     caller.send(&text).await;
@@ -440,19 +450,7 @@ async fn every_outcome_row_driven_by_info_and_a_dead_srs_leaves_the_call_unharme
         .backlog
         .iter()
         .all(|m| !matches!(m, SipMessage::Request(r) if r.method.to_string() == "INFO")));
-    let (n, text) = call.request(&caller, "BYE", "", None);
-    caller.send(&text).await;
-    assert_eq!(
-        caller
-            .final_response(n, "BYE", WAIT)
-            .await
-            .0
-            .status_code
-            .code(),
-        200
-    );
-    let bye = callee.request("BYE", WAIT).await;
-    callee.answer(&bye, 200, "callee-tag", None).await;
+    hang_up(&mut caller, &mut callee, &mut call).await;
     gw.shutdown().await;
     server.shutdown().await.unwrap();
 }
@@ -757,19 +755,7 @@ async fn hold_and_a_codec_change_mid_call_reach_the_callee_and_the_srs() {
     // PCMA both ways: relayed, and (after the gateway re-offered PCMA to the SRS) recorded.
     let got = stream((&a_rtp, pa), (&b_rtp, pb), 8, 1050, 50).await;
     assert!(got.0 >= 45 && got.1 >= 45, "relayed {got:?}");
-    let (n, text) = call.request(&caller, "BYE", "", None);
-    caller.send(&text).await;
-    assert_eq!(
-        caller
-            .final_response(n, "BYE", WAIT)
-            .await
-            .0
-            .status_code
-            .code(),
-        200
-    );
-    let bye = callee.request("BYE", WAIT).await;
-    callee.answer(&bye, 200, "callee-tag", None).await;
+    hang_up(&mut caller, &mut callee, &mut call).await;
     let rec = next_recording(&mut published).await;
     assert_eq!(rec.manifest.recording_key, "e2e-codec-1");
     // Each stream was recorded in both codecs, the copies of the second half labelled PCMA
