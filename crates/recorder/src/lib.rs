@@ -28,17 +28,21 @@
 //! - **Time always advances.** [`Timeline::advance`] writes silence where no audio came, so
 //!   silent and one-way calls still get a file, and [`Timeline::finish`] writes exactly
 //!   `finish - start` of audio: the file is as long as the session, never longer.
-//! - **Durability.** Every [`TimelineConfig::checkpoint_interval`] of audio the WAV header is
-//!   updated and the buffer flushed, so the file on disk is a valid WAV up to there.
-//!   [`repair_wav_header`] fixes the header of a file left by a killed process.
+//! - **Durability.** Every [`TimelineConfig::checkpoint_interval`] of audio the buffered frames
+//!   go to the file with one `write` (the header follows at most a second later, see
+//!   [`WavSpoolWriter`]). [`repair_wav_header`] fixes the header of a file left by a killed
+//!   process.
+//! - **One recording's media** ([`session::MediaSession`]): the per-packet decisions of a
+//!   recording server around the timeline (SRTP, source latching, pause gating, decoder
+//!   choice, sequence tracking, media timeout), sans-IO too.
 //!
 //! # Memory
 //!
 //! Fixed per session: each stream owns one ring of [`TimelineConfig::ring_len`] samples
 //! (`jitter_window` + [`RING_HEADROOM`]; 4400 samples = 8.8 KB at the defaults), allocated by
-//! `add_stream`; the mixer owns two 1024-frame buffers; the spool writer a
-//! [`SPOOL_BUFFER_BYTES`] buffer. Nothing grows with the call's length, and `push` does not
-//! allocate. (The rings are per stream rather than per channel so that a stream writing a
+//! `add_stream`; the mixer owns two 1024-frame buffers; the spool writer a buffer of one
+//! checkpoint's audio (at most [`SPOOL_BUFFER_BYTES`]). Nothing grows with the call's length,
+//! and `push` does not allocate. (The rings are per stream rather than per channel so that a stream writing a
 //! position twice replaces its own samples; streams are summed only when frames are written.)
 //!
 //! For tests, [`MemorySink`] collects the frames in memory instead of a file.
@@ -90,6 +94,7 @@
 
 mod error;
 mod repair;
+pub mod session;
 mod sink;
 mod timeline;
 
@@ -97,7 +102,7 @@ pub use error::Error;
 pub use repair::repair_wav_header;
 pub use sink::{
     FrameSink, MemoryOutput, MemorySink, WavSpoolWriter, CHANNELS, MAX_WAV_FRAMES,
-    SPOOL_BUFFER_BYTES,
+    SPOOL_BUFFER_BYTES, WAV_HEADER_BYTES,
 };
 pub use timeline::{
     StreamId, StreamTimelineStats, Timeline, TimelineConfig, TimelineStats, MAX_JITTER_WINDOW,

@@ -3,7 +3,8 @@
 
 use std::fmt;
 use std::fs::File;
-use std::io::BufWriter;
+use std::io::Write;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -12,17 +13,18 @@ use crate::Error;
 /// Channels in every file this crate writes (0 = left, 1 = right).
 pub const CHANNELS: u16 = 2;
 
-/// Size of the `BufWriter` between hound and the spool file: file writes are batched in
-/// blocks of this size.
-pub const SPOOL_BUFFER_BYTES: usize = 64 * 1024;
+/// The most bytes of audio the spool writer holds between two file writes: frames are kept in
+/// memory until the next checkpoint, or until this much is waiting (a long checkpoint interval
+/// at a high rate), then written with one `write`. The buffer grows to what the checkpoint
+/// interval needs (640 bytes for 20 ms at 8 kHz) and never beyond this.
+pub const SPOOL_BUFFER_BYTES: usize = 16 * 1024;
+
+/// The size of the canonical PCM WAV header the spool writer writes (RIFF, `fmt `, `data`).
+pub const WAV_HEADER_BYTES: usize = 44;
 
 /// The most frames one spool file can hold: the RIFF size (`data length + 36` for the
-/// 44-byte PCM header hound writes) must fit in 32 bits, 4 bytes per stereo 16-bit frame.
+/// 44-byte PCM header) must fit in 32 bits, 4 bytes per stereo 16-bit frame.
 pub const MAX_WAV_FRAMES: u64 = (u32::MAX as u64 - 36) / 4;
-
-/// Largest block handed to hound's `SampleWriter16` at once (its buffer is allocated once, at
-/// this size, on the first write).
-const WRITE_BLOCK_SAMPLES: usize = 4096;
 
 /// Receiver of the timeline's output: interleaved stereo 16-bit frames, in order.
 ///
@@ -40,18 +42,50 @@ pub trait FrameSink {
     fn finalize(self: Box<Self>) -> Result<(), Error>;
 }
 
-/// The spool file: a 2-channel 16-bit PCM WAV written incrementally through hound's
-/// [`hound::WavWriter`] over a [`SPOOL_BUFFER_BYTES`] `BufWriter`.
+/// The spool file: a 2-channel 16-bit PCM WAV written incrementally, with as few system calls
+/// as the durability promise allows.
 ///
-/// [`checkpoint`](FrameSink::checkpoint) calls `WavWriter::flush`, which rewrites the RIFF and
-/// data chunk sizes, so after a checkpoint the file on disk is a valid WAV holding the frames
-/// written so far. (It does not `fsync`: the data survives a crash of this process, not
-/// necessarily a power loss.) A file left behind by a killed process can be fixed with
-/// [`repair_wav_header`](crate::repair_wav_header).
+/// - Frames are kept in a small buffer (at most [`SPOOL_BUFFER_BYTES`]) and appended to the
+///   file with **one `write` per [`checkpoint`](FrameSink::checkpoint)**, so after a checkpoint
+///   every frame written so far is in the file (in the OS; there is no `fsync`: the data
+///   survives a crash of this process, not necessarily a power loss).
+/// - The header's two size fields are rewritten in place (`pwrite`, no seek) at the first
+///   checkpoint after each further second of audio and when the file is finished, so a reader
+///   of a live file sees a valid WAV at most one second behind. A file left by a killed
+///   process holds all the audio up to its last checkpoint; its header is brought up to date
+///   by [`repair_wav_header`](crate::repair_wav_header), which spool recovery always runs.
 pub struct WavSpoolWriter {
-    writer: hound::WavWriter<BufWriter<File>>,
+    file: File,
+    /// Audio waiting for the next write, little-endian bytes.
+    buf: Vec<u8>,
+    /// Frames accepted (written or buffered).
     frames: u64,
+    /// Frames the header on disk describes.
+    header_frames: u64,
+    sample_rate: u32,
     path: PathBuf,
+}
+
+/// The 44-byte header of a 2-channel 16-bit PCM WAV holding `frames` frames.
+fn wav_header(sample_rate: u32, frames: u64) -> [u8; WAV_HEADER_BYTES] {
+    let block_align = u32::from(CHANNELS) * 2;
+    // `frames <= MAX_WAV_FRAMES`, so both sizes fit in 32 bits.
+    let data_len = u32::try_from(frames * u64::from(block_align)).unwrap_or(u32::MAX - 36);
+    let mut h = [0u8; WAV_HEADER_BYTES];
+    h[0..4].copy_from_slice(b"RIFF");
+    h[4..8].copy_from_slice(&(data_len + 36).to_le_bytes());
+    h[8..12].copy_from_slice(b"WAVE");
+    h[12..16].copy_from_slice(b"fmt ");
+    h[16..20].copy_from_slice(&16u32.to_le_bytes());
+    h[20..22].copy_from_slice(&1u16.to_le_bytes()); // PCM
+    h[22..24].copy_from_slice(&CHANNELS.to_le_bytes());
+    h[24..28].copy_from_slice(&sample_rate.to_le_bytes());
+    h[28..32].copy_from_slice(&(sample_rate * block_align).to_le_bytes());
+    h[32..34].copy_from_slice(&(block_align as u16).to_le_bytes());
+    h[34..36].copy_from_slice(&16u16.to_le_bytes());
+    h[36..40].copy_from_slice(b"data");
+    h[40..44].copy_from_slice(&data_len.to_le_bytes());
+    h
 }
 
 impl WavSpoolWriter {
@@ -61,21 +95,14 @@ impl WavSpoolWriter {
         if sample_rate == 0 {
             return Err(Error::InvalidConfig("WAV sample rate must not be 0".into()));
         }
-        let file = File::create(path)?;
-        let buffered = BufWriter::with_capacity(SPOOL_BUFFER_BYTES, file);
-        let spec = hound::WavSpec {
-            channels: CHANNELS,
-            sample_rate,
-            bits_per_sample: 16,
-            sample_format: hound::SampleFormat::Int,
-        };
-        let mut writer = hound::WavWriter::new(buffered, spec)?;
-        // Allocate hound's sample buffer now, at its final size, so writes never allocate.
-        // (An unflushed `SampleWriter16` writes nothing and has no `Drop`.)
-        let _ = writer.get_i16_writer(WRITE_BLOCK_SAMPLES as u32);
+        let mut file = File::create(path)?;
+        file.write_all(&wav_header(sample_rate, 0))?;
         Ok(Self {
-            writer,
+            file,
+            buf: Vec::new(),
             frames: 0,
+            header_frames: 0,
+            sample_rate,
             path: path.to_path_buf(),
         })
     }
@@ -89,13 +116,30 @@ impl WavSpoolWriter {
     pub fn path(&self) -> &Path {
         &self.path
     }
+
+    /// Appends the buffered audio to the file (one `write`).
+    fn write_out(&mut self) -> Result<(), Error> {
+        if !self.buf.is_empty() {
+            self.file.write_all(&self.buf)?;
+            self.buf.clear();
+        }
+        Ok(())
+    }
+
+    /// Rewrites the header for the frames in the file (one `pwrite`).
+    fn write_header(&mut self) -> Result<(), Error> {
+        self.file
+            .write_all_at(&wav_header(self.sample_rate, self.frames), 0)?;
+        self.header_frames = self.frames;
+        Ok(())
+    }
 }
 
 impl fmt::Debug for WavSpoolWriter {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("WavSpoolWriter")
             .field("path", &self.path)
-            .field("sample_rate", &self.writer.spec().sample_rate)
+            .field("sample_rate", &self.sample_rate)
             .field("frames", &self.frames)
             .finish()
     }
@@ -112,27 +156,28 @@ impl FrameSink for WavSpoolWriter {
                 max_frames: MAX_WAV_FRAMES,
             });
         }
-        for block in interleaved.chunks(WRITE_BLOCK_SAMPLES) {
-            // `block.len() <= WRITE_BLOCK_SAMPLES`, so the cast is lossless; exactly that many
-            // samples are written before `flush`, as `SampleWriter16` requires.
-            let mut w = self.writer.get_i16_writer(block.len() as u32);
-            for &s in block {
-                w.write_sample(s);
+        for s in interleaved {
+            if self.buf.len() + 2 > SPOOL_BUFFER_BYTES {
+                self.write_out()?;
             }
-            w.flush()?;
+            self.buf.extend_from_slice(&s.to_le_bytes());
         }
         self.frames += frames;
         Ok(())
     }
 
     fn checkpoint(&mut self) -> Result<(), Error> {
-        self.writer.flush()?;
+        self.write_out()?;
+        if self.frames.saturating_sub(self.header_frames) >= u64::from(self.sample_rate) {
+            self.write_header()?;
+        }
         Ok(())
     }
 
     fn finalize(self: Box<Self>) -> Result<(), Error> {
-        let this = *self;
-        this.writer.finalize()?;
+        let mut this = *self;
+        this.write_out()?;
+        this.write_header()?;
         Ok(())
     }
 }
@@ -241,23 +286,63 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("a.wav");
         let mut w = WavSpoolWriter::create(&path, 16000).unwrap();
-        let frames: Vec<i16> = (0..20_000).map(|i| (i % 3000) as i16 - 1500).collect();
+        let frames: Vec<i16> = (0..40_000).map(|i| (i % 3000) as i16 - 1500).collect();
         w.write_frames(&frames).unwrap();
         w.checkpoint().unwrap();
-        assert_eq!(w.frames_written(), 10_000);
+        assert_eq!(w.frames_written(), 20_000);
         {
+            // More than a second of audio since the last header: the header is current.
             let r = hound::WavReader::open(&path).unwrap();
             assert_eq!(r.spec().channels, 2);
             assert_eq!(r.spec().sample_rate, 16000);
-            assert_eq!(r.duration(), 10_000);
+            assert_eq!(r.duration(), 20_000);
         }
         w.write_frames(&frames[..400]).unwrap();
         Box::new(w).finalize().unwrap();
         let mut r = hound::WavReader::open(&path).unwrap();
-        assert_eq!(r.duration(), 10_200);
+        assert_eq!(r.duration(), 20_200);
         let got: Vec<i16> = r.samples::<i16>().map(|s| s.unwrap()).collect();
-        assert_eq!(&got[..20_000], &frames[..]);
-        assert_eq!(&got[20_000..], &frames[..400]);
+        assert_eq!(&got[..40_000], &frames[..]);
+        assert_eq!(&got[40_000..], &frames[..400]);
+    }
+
+    #[test]
+    fn a_checkpoint_puts_every_frame_in_the_file_and_repair_finds_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k.wav");
+        let mut w = WavSpoolWriter::create(&path, 8000).unwrap();
+        // 20 ms checkpoints: each one appends its 160 frames; the header waits for a second.
+        for i in 0..10i16 {
+            w.write_frames(&[i; 320]).unwrap();
+            w.checkpoint().unwrap();
+            let len = std::fs::metadata(&path).unwrap().len();
+            assert_eq!(len, WAV_HEADER_BYTES as u64 + 640 * (i as u64 + 1));
+        }
+        assert_eq!(hound::WavReader::open(&path).unwrap().duration(), 0);
+        // Frames after the last checkpoint are not in the file; a killed process loses them.
+        w.write_frames(&[7; 320]).unwrap();
+        drop(w);
+        assert_eq!(crate::repair_wav_header(&path).unwrap(), 1600);
+        let mut r = hound::WavReader::open(&path).unwrap();
+        assert_eq!(r.duration(), 1600);
+        let got: Vec<i16> = r.samples::<i16>().map(|s| s.unwrap()).collect();
+        assert_eq!(got[0], 0);
+        assert_eq!(got[3199], 9);
+    }
+
+    #[test]
+    fn the_buffer_never_exceeds_its_bound() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("l.wav");
+        let mut w = WavSpoolWriter::create(&path, 48000).unwrap();
+        let block = vec![1i16; 9600]; // 100 ms of 48 kHz stereo
+        for _ in 0..10 {
+            w.write_frames(&block).unwrap();
+            assert!(w.buf.capacity() <= SPOOL_BUFFER_BYTES);
+        }
+        // Without a checkpoint, full buffers went to the file all the same.
+        let len = std::fs::metadata(&path).unwrap().len();
+        assert!(len >= (10 * 9600 * 2 - SPOOL_BUFFER_BYTES) as u64);
     }
 
     #[test]
