@@ -260,6 +260,17 @@ settings! {
     #[arg(env = "SRS_MEDIA_CLOCK_RATE", value_name = "RATE")]
     media_clock_rate: f64 = 1.0;
 
+    /// Media threads: each owns the RTP sockets of its share of the recordings and reads them
+    /// in `recvmmsg` batches. 0 = one per CPU core.
+    #[arg(env = "SRS_MEDIA_THREADS", value_name = "N")]
+    media_threads: usize = 0, shown "`0` (one per core)";
+
+    /// How a media thread learns that RTP arrived: 0 = epoll (a batched read per ready
+    /// socket); N = a timer reads every socket every N ms, 1 to 50 (fewer wake-ups; packets
+    /// wait up to N ms, which must stay below `jitter_ms`).
+    #[arg(env = "SRS_MEDIA_SWEEP_MS", value_name = "MS")]
+    media_sweep_ms: u64 = 0, shown "`0` (epoll)";
+
     // Storage.
 
     /// Where recordings are published: a directory or `file://` URL (object_store
@@ -555,6 +566,10 @@ pub struct Validated {
     pub checkpoint: Duration,
     /// Media clock speed.
     pub media_clock_rate: f64,
+    /// Media threads (resolved: at least 1).
+    pub media_threads: usize,
+    /// `Some(interval)`: media threads read every socket on a timer instead of epoll.
+    pub media_sweep: Option<Duration>,
     /// Networks allowed to send SIP (empty: any).
     pub sip_allow: Vec<ipnet::IpNet>,
     /// New sessions per second per source (0: no limit).
@@ -619,6 +634,14 @@ impl Config {
                 self.media_clock_rate,
                 0.01..=1000.0,
             )?,
+            media_threads: match self.media_threads {
+                0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+                n => within(Setting::media_threads, n, 1..=256)?,
+            },
+            media_sweep: match self.media_sweep_ms {
+                0 => None,
+                n => Some(ms(within(Setting::media_sweep_ms, n, 1..=50)?)),
+            },
             sip_allow: check_sip_allow(&self.sip_allow)?,
             invite_rate: check_invite_rate(self.invite_rate)?,
             invite_burst: at_least(Setting::invite_burst, self.invite_burst, 1)?,

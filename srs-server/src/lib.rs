@@ -20,9 +20,11 @@
 //! ```
 
 pub mod config;
+mod media;
 pub mod ports;
 pub mod recording;
 pub mod spool;
+mod spool_io;
 pub mod uploader;
 
 use std::collections::HashMap;
@@ -40,9 +42,11 @@ use tokio::task::JoinSet;
 use tracing::{error, info, warn};
 
 pub use config::{Config, ConfigError, Validated};
+use media::{MediaNote, Shards, Wakeup};
 use ports::PortPool;
-use recording::{MediaTimedOut, Recording, RecordingConfig};
+use recording::{Recording, RecordingConfig};
 use spool::Ready;
+use spool_io::{SpoolIo, SpoolWorker};
 use uploader::Uploader;
 
 /// A recording that reached storage.
@@ -86,6 +90,9 @@ pub enum ServerError {
     /// A SIP listener cannot be bound or set up.
     #[error(transparent)]
     Listen(#[from] siprec_sip_tokio::Error),
+    /// A media thread or the spool worker cannot be started.
+    #[error("cannot start the media threads: {0}")]
+    Media(std::io::Error),
     /// The server task panicked or was cancelled.
     #[error("server task: {0}")]
     Task(#[from] tokio::task::JoinError),
@@ -134,6 +141,12 @@ impl Server {
         );
         let (stop_tx, stop_rx) = oneshot::channel();
         let (ready_tx, ready_rx) = mpsc::unbounded_channel();
+        raise_fd_limit();
+        let (notes_tx, notes_rx) = mpsc::unbounded_channel();
+        let wakeup = cfg.media_sweep.map_or(Wakeup::Epoll, Wakeup::Sweep);
+        let shards = Shards::start(cfg.media_threads, wakeup, notes_tx.clone())
+            .map_err(ServerError::Media)?;
+        let (spool_io, spool_worker) = SpoolIo::start().map_err(ServerError::Media)?;
         // SIP goes out through one queue per peer: a TCP connect or TLS handshake that stalls
         // towards one SRC never holds up the SIP loop (or any other SRC).
         let (outbox, mut failures) = siprec_sip_tokio::Outbox::new(transports.clone());
@@ -150,12 +163,16 @@ impl Server {
             cfg,
             media_ip,
             recordings: HashMap::new(),
+            shards,
+            spool_io,
+            spool_worker,
+            notes_tx,
             pending_metadata: HashMap::new(),
             finishing: JoinSet::new(),
             ready_tx,
             uploader,
         };
-        let task = tokio::spawn(driver.run(inbound, stop_rx, ready_rx));
+        let task = tokio::spawn(driver.run(inbound, stop_rx, ready_rx, notes_rx));
         Ok(Server {
             local,
             media_ip,
@@ -221,6 +238,12 @@ struct Driver {
     cfg: Validated,
     media_ip: IpAddr,
     recordings: HashMap<SessionId, Recording>,
+    /// The media threads.
+    shards: Shards,
+    /// Spool file operations, in order, off this task.
+    spool_io: SpoolIo,
+    spool_worker: SpoolWorker,
+    notes_tx: mpsc::UnboundedSender<MediaNote>,
     pending_metadata: HashMap<SessionId, (Vec<Vec<u8>>, Vec<String>)>,
     /// Recordings being finished (WAV closed, final manifest written to the spool).
     finishing: JoinSet<()>,
@@ -234,8 +257,8 @@ impl Driver {
         mut inbound: mpsc::Receiver<siprec_sip_tokio::Inbound>,
         mut stop: oneshot::Receiver<()>,
         mut ready: mpsc::UnboundedReceiver<(Ready, tracing::Span)>,
+        mut notes: mpsc::UnboundedReceiver<MediaNote>,
     ) {
-        let (timeouts_tx, mut timeouts) = mpsc::unbounded_channel::<MediaTimedOut>();
         let mut stopping = false;
         let mut grace_end: Option<Instant> = None;
         let mut spool_check = tokio::time::interval(Duration::from_secs(1));
@@ -266,13 +289,7 @@ impl Driver {
                 _ = sleep_until(deadline) => {
                     self.core.handle_timeout(Instant::now());
                 }
-                Some(MediaTimedOut(id)) = timeouts.recv() => {
-                    if let Some(r) = self.recordings.get(&id) {
-                        let _g = r.span.enter();
-                        info!(timeout_s = self.cfg.media_timeout.as_secs(), "no RTP: ending session");
-                    }
-                    self.core.end_session(Instant::now(), id, EndReason::MediaTimeout);
-                }
+                Some(note) = notes.recv() => self.on_media_note(note),
                 Some((r, span)) = ready.recv() => {
                     self.uploader.submit(r, span);
                 }
@@ -317,7 +334,7 @@ impl Driver {
                     self.core.end_session(now, id, EndReason::Shutdown);
                 }
             }
-            self.flush(&timeouts_tx).await;
+            self.flush().await;
             if stopping && self.recordings.is_empty() && self.core.poll_timeout().is_none() {
                 break;
             }
@@ -330,13 +347,22 @@ impl Driver {
                     }
                     sleep_until(Some(t)).await;
                     self.core.handle_timeout(Instant::now());
-                    self.flush(&timeouts_tx).await;
+                    self.flush().await;
                 }
                 break;
             }
         }
         self.transports.close();
         while self.finishing.join_next().await.is_some() {}
+        // The media threads have finished every session; the spool worker writes the last
+        // recording.json files (and hands them on) before it stops.
+        let (mut shards, mut worker) = (self.shards, self.spool_worker);
+        drop(self.spool_io);
+        let _ = tokio::task::spawn_blocking(move || {
+            shards.stop();
+            worker.stop();
+        })
+        .await;
         drop(self.ready_tx);
         while let Some((r, span)) = ready.recv().await {
             self.uploader.submit(r, span);
@@ -356,12 +382,12 @@ impl Driver {
         }
     }
 
-    async fn flush(&mut self, timeouts: &mpsc::UnboundedSender<MediaTimedOut>) {
+    async fn flush(&mut self) {
         while let Some(t) = self.core.poll_transmit() {
             self.outbox.send(t);
         }
         while let Some(ev) = self.core.poll_event() {
-            self.on_event(ev, timeouts);
+            self.on_event(ev);
         }
         // Events may have produced more output (none today, but keep the loop honest).
         while let Some(t) = self.core.poll_transmit() {
@@ -369,7 +395,65 @@ impl Driver {
         }
     }
 
-    fn on_event(&mut self, ev: Event, timeouts: &mpsc::UnboundedSender<MediaTimedOut>) {
+    fn on_media_note(&mut self, note: MediaNote) {
+        let now = Instant::now();
+        match note {
+            MediaNote::TimedOut(id) => {
+                if let Some(r) = self.recordings.get(&id) {
+                    let _g = r.span.enter();
+                    info!(
+                        timeout_s = self.cfg.media_timeout.as_secs(),
+                        "no RTP: ending session"
+                    );
+                }
+                self.core.end_session(now, id, EndReason::MediaTimeout);
+            }
+            MediaNote::WriteFailed(id, e) => {
+                if let Some(r) = self.recordings.get(&id) {
+                    let _g = r.span.enter();
+                    error!(error = %e, "spool write failed: the recording keeps what was written up to its last checkpoint");
+                }
+            }
+            MediaNote::StartFailed(id, e) => {
+                error!(session = id.0, error = %e, "cannot start recording; ending session");
+                self.core.end_session(now, id, EndReason::Shutdown);
+            }
+        }
+    }
+
+    /// Queues the journal write of recording `id` on the spool worker.
+    fn write_journal(&self, id: SessionId) {
+        let Some(rec) = self.recordings.get(&id) else {
+            return;
+        };
+        let journal = rec.journal(&self.cfg.instance_id);
+        let (entry, span) = (rec.spool.clone(), rec.span.clone());
+        self.spool_io.run(move || {
+            if let Err(e) = entry.write_journal(&journal) {
+                let _g = span.enter();
+                warn!(error = %e, "cannot write the spool journal");
+            }
+        });
+    }
+
+    /// Queues the store of metadata document `n` of recording `id` on the spool worker.
+    fn write_metadata(&self, id: SessionId, n: usize) {
+        let Some(rec) = self.recordings.get(&id) else {
+            return;
+        };
+        let Some(doc) = rec.metadata_docs.get(n - 1).cloned() else {
+            return;
+        };
+        let (entry, span) = (rec.spool.clone(), rec.span.clone());
+        self.spool_io.run(move || {
+            if let Err(e) = entry.add_metadata(n, &doc) {
+                let _g = span.enter();
+                warn!(error = %e, "cannot write metadata to the spool");
+            }
+        });
+    }
+
+    fn on_event(&mut self, ev: Event) {
         let now = Instant::now();
         match ev {
             Event::Metadata { id, raw, error } => {
@@ -385,12 +469,8 @@ impl Driver {
                 if let Some(e) = error {
                     errs.push(e);
                 }
-                if let Some(rec) = self.recordings.get(&id) {
-                    let n = rec.metadata_docs.len();
-                    let doc = &rec.metadata_docs[n - 1];
-                    if let Err(e) = rec.spool.add_metadata(n, doc) {
-                        warn!(session = id.0, error = %e, "cannot write metadata to the spool");
-                    }
+                if let Some(n) = self.recordings.get(&id).map(|r| r.metadata_docs.len()) {
+                    self.write_metadata(id, n);
                 }
             }
             Event::SessionStarted {
@@ -402,7 +482,8 @@ impl Driver {
                 paused,
                 ..
             } => {
-                match Recording::start(
+                let shard = self.shards.assign(id);
+                let (mut rec, create) = Recording::start(
                     id,
                     call_id,
                     &self.cfg.spool,
@@ -419,33 +500,27 @@ impl Driver {
                         rtp_latching: self.cfg.rtp_latching,
                         recording_rate: self.cfg.recording_rate,
                     },
-                    timeouts.clone(),
-                ) {
-                    Ok(mut rec) => {
-                        if let Some((docs, errs)) = self.pending_metadata.remove(&id) {
-                            rec.metadata_docs = docs;
-                            rec.metadata_errors = errs;
-                        }
-                        rec.metadata = metadata;
-                        {
-                            let _g = rec.span.enter();
-                            info!(streams = streams.len(), paused, spool = %rec.spool.dir.display(), "recording started");
-                            for (i, doc) in rec.metadata_docs.iter().enumerate() {
-                                if let Err(e) = rec.spool.add_metadata(i + 1, doc) {
-                                    warn!(error = %e, "cannot write metadata to the spool");
-                                }
-                            }
-                            if let Err(e) = rec.write_journal(&self.cfg.instance_id) {
-                                warn!(error = %e, "cannot write the spool journal");
-                            }
-                        }
-                        self.recordings.insert(id, rec);
-                    }
-                    Err(e) => {
-                        error!(session = id.0, error = %e, "cannot start recording; ending session");
-                        self.core.end_session(now, id, EndReason::Shutdown);
-                    }
+                    shard,
+                    self.notes_tx.clone(),
+                );
+                if let Some((docs, errs)) = self.pending_metadata.remove(&id) {
+                    rec.metadata_docs = docs;
+                    rec.metadata_errors = errs;
                 }
+                rec.metadata = metadata;
+                {
+                    let _g = rec.span.enter();
+                    info!(streams = streams.len(), paused, spool = %rec.spool.dir.display(), "recording started");
+                }
+                let docs = rec.metadata_docs.len();
+                self.recordings.insert(id, rec);
+                // In order on the spool worker: the entry and its WAV (then the shard starts
+                // the session), the metadata documents, the journal.
+                self.spool_io.run(create);
+                for n in 1..=docs {
+                    self.write_metadata(id, n);
+                }
+                self.write_journal(id);
             }
             Event::MetadataUpdated {
                 id,
@@ -455,10 +530,7 @@ impl Driver {
                 if let Some(rec) = self.recordings.get_mut(&id) {
                     rec.metadata = metadata;
                     rec.channels = channels;
-                    if let Err(e) = rec.write_journal(&self.cfg.instance_id) {
-                        let _g = rec.span.enter();
-                        warn!(error = %e, "cannot write the spool journal");
-                    }
+                    self.write_journal(id);
                 }
             }
             Event::MediaUpdated {
@@ -473,15 +545,16 @@ impl Driver {
                         let _g = rec.span.enter();
                         info!(paused, "media updated");
                     }
-                    rec.apply_plans(now, &streams, paused, &self.pool);
+                    let (shard, update) = rec.apply_plans(now, &streams, paused, &self.pool);
                     if metadata.is_some() {
                         rec.metadata = metadata;
                     }
                     rec.channels = channels;
-                    if let Err(e) = rec.write_journal(&self.cfg.instance_id) {
-                        let _g = rec.span.enter();
-                        warn!(error = %e, "cannot write the spool journal");
-                    }
+                    // Behind this recording's earlier spool jobs, so after its session opened.
+                    self.spool_io.run(move || {
+                        shard.send(update);
+                    });
+                    self.write_journal(id);
                 }
             }
             Event::SessionEnded { id, reason } => {
@@ -489,28 +562,43 @@ impl Driver {
                 let Some(mut rec) = self.recordings.remove(&id) else {
                     return;
                 };
+                self.shards.forget(id);
                 let instance = self.cfg.instance_id.clone();
                 let ready_tx = self.ready_tx.clone();
                 let span = rec.span.clone();
-                self.finishing.spawn_blocking(move || {
-                    let _g = span.enter();
-                    let manifest = match rec.finish(now, reason.as_str(), &instance) {
-                        Ok(m) => m,
-                        Err(e) => {
+                let (shard, finish, report) = rec.finish_control(now);
+                self.spool_io.run(move || {
+                    shard.send(finish);
+                });
+                let spool_io = self.spool_io.clone();
+                self.finishing.spawn(async move {
+                    let report = match report.await {
+                        Ok(Ok(r)) => r,
+                        Ok(Err(e)) => {
+                            let _g = span.enter();
                             error!(error = %e, spool = %rec.spool.dir.display(), "recording could not be finished; kept in the spool for recovery at the next start");
                             return;
                         }
+                        Err(_) => {
+                            let _g = span.enter();
+                            error!(spool = %rec.spool.dir.display(), "recording never started its media; kept in the spool for recovery at the next start");
+                            return;
+                        }
                     };
-                    if let Err(e) = rec.spool.write_final(&manifest) {
-                        warn!(error = %e, "cannot write recording.json to the spool (publishing anyway)");
-                    }
-                    let ready = Ready {
-                        entry: rec.spool.clone(),
-                        start_utc: rec.start_utc,
-                        manifest,
-                        metadata: std::mem::take(&mut rec.metadata_docs),
-                    };
-                    let _ = ready_tx.send((ready, span.clone()));
+                    let manifest = rec.final_manifest(&report, reason.as_str(), &instance);
+                    spool_io.run(move || {
+                        let _g = span.enter();
+                        if let Err(e) = rec.spool.write_final(&manifest) {
+                            warn!(error = %e, "cannot write recording.json to the spool (publishing anyway)");
+                        }
+                        let ready = Ready {
+                            entry: rec.spool.clone(),
+                            start_utc: rec.start_utc,
+                            manifest,
+                            metadata: std::mem::take(&mut rec.metadata_docs),
+                        };
+                        let _ = ready_tx.send((ready, span.clone()));
+                    });
                 });
             }
         }
@@ -571,6 +659,20 @@ async fn sleep_until(deadline: Option<Instant>) {
     match deadline {
         Some(t) => tokio::time::sleep_until(t.into()).await,
         None => std::future::pending().await,
+    }
+}
+
+/// Raises the soft limit of open files to the hard limit: each recorded stream holds a socket
+/// (2,000 calls need over 6,000 descriptors with the SIP connections and spool files).
+fn raise_fd_limit() {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok((soft, hard)) if soft < hard => match setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+            Ok(()) => info!(from = soft, to = hard, "raised the open-files limit"),
+            Err(e) => warn!(soft, hard, error = %e, "cannot raise the open-files limit"),
+        },
+        Ok(_) => {}
+        Err(e) => warn!(error = %e, "cannot read the open-files limit"),
     }
 }
 

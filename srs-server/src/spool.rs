@@ -71,9 +71,22 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 impl SpoolEntry {
     /// Creates a new entry under `root`.
     pub fn create(root: &Path) -> std::io::Result<SpoolEntry> {
-        let dir = root.join(uuid::Uuid::new_v4().simple().to_string());
-        std::fs::create_dir_all(dir.join("metadata"))?;
-        Ok(SpoolEntry { dir })
+        let e = SpoolEntry::named_in(root);
+        e.create_dirs()?;
+        Ok(e)
+    }
+
+    /// A new entry's name under `root`, without touching the disk (the SIP driver names it;
+    /// the spool worker creates it with [`SpoolEntry::create_dirs`]).
+    pub fn named_in(root: &Path) -> SpoolEntry {
+        SpoolEntry {
+            dir: root.join(uuid::Uuid::new_v4().simple().to_string()),
+        }
+    }
+
+    /// Creates the entry's directories.
+    pub fn create_dirs(&self) -> std::io::Result<()> {
+        std::fs::create_dir_all(self.dir.join("metadata"))
     }
 
     /// The WAV file.
