@@ -248,9 +248,9 @@ settings! {
     #[arg(env = "SRS_JITTER_MS", value_name = "MS")]
     jitter_ms: u64 = 60;
 
-    /// The spool WAV is made valid on disk (header updated, buffer flushed) every this many
-    /// ms of audio, 10 to 10000; a process killed with SIGKILL loses at most
-    /// `jitter_ms + checkpoint_ms`.
+    /// Every this many ms of audio, 10 to 10000, the new frames go to the spool WAV with one
+    /// `write` (the header follows within a second; recovery repairs it), so a process killed
+    /// with SIGKILL loses at most `jitter_ms + checkpoint_ms`.
     #[arg(env = "SRS_CHECKPOINT_MS", value_name = "MS")]
     checkpoint_ms: u64 = 20;
 
