@@ -141,7 +141,8 @@ impl Server {
         );
         let (stop_tx, stop_rx) = oneshot::channel();
         let (ready_tx, ready_rx) = mpsc::unbounded_channel();
-        raise_fd_limit();
+        // Each recorded stream holds a socket: 2,000 calls need over 6,000 descriptors.
+        siprec_udp::raise_fd_limit();
         let (notes_tx, notes_rx) = mpsc::unbounded_channel();
         let wakeup = cfg.media_sweep.map_or(Wakeup::Epoll, Wakeup::Sweep);
         let shards = Shards::start(cfg.media_threads, wakeup, notes_tx.clone())
@@ -383,13 +384,11 @@ impl Driver {
     }
 
     async fn flush(&mut self) {
-        while let Some(t) = self.core.poll_transmit() {
-            self.outbox.send(t);
-        }
+        // Events first: a resume or a new stream reaches the media thread before the SRC reads
+        // the 200 OK that lets it send (event handling does no I/O here).
         while let Some(ev) = self.core.poll_event() {
             self.on_event(ev);
         }
-        // Events may have produced more output (none today, but keep the loop honest).
         while let Some(t) = self.core.poll_transmit() {
             self.outbox.send(t);
         }
@@ -545,15 +544,12 @@ impl Driver {
                         let _g = rec.span.enter();
                         info!(paused, "media updated");
                     }
-                    let (shard, update) = rec.apply_plans(now, &streams, paused, &self.pool);
+                    let update = rec.apply_plans(now, &streams, paused, &self.pool);
                     if metadata.is_some() {
                         rec.metadata = metadata;
                     }
                     rec.channels = channels;
-                    // Behind this recording's earlier spool jobs, so after its session opened.
-                    self.spool_io.run(move || {
-                        shard.send(update);
-                    });
+                    rec.send_media(&self.spool_io, update);
                     self.write_journal(id);
                 }
             }
@@ -566,10 +562,8 @@ impl Driver {
                 let instance = self.cfg.instance_id.clone();
                 let ready_tx = self.ready_tx.clone();
                 let span = rec.span.clone();
-                let (shard, finish, report) = rec.finish_control(now);
-                self.spool_io.run(move || {
-                    shard.send(finish);
-                });
+                let (finish, report) = rec.finish_control(now);
+                rec.send_media(&self.spool_io, finish);
                 let spool_io = self.spool_io.clone();
                 self.finishing.spawn(async move {
                     let report = match report.await {
@@ -659,20 +653,6 @@ async fn sleep_until(deadline: Option<Instant>) {
     match deadline {
         Some(t) => tokio::time::sleep_until(t.into()).await,
         None => std::future::pending().await,
-    }
-}
-
-/// Raises the soft limit of open files to the hard limit: each recorded stream holds a socket
-/// (2,000 calls need over 6,000 descriptors with the SIP connections and spool files).
-fn raise_fd_limit() {
-    use nix::sys::resource::{getrlimit, setrlimit, Resource};
-    match getrlimit(Resource::RLIMIT_NOFILE) {
-        Ok((soft, hard)) if soft < hard => match setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
-            Ok(()) => info!(from = soft, to = hard, "raised the open-files limit"),
-            Err(e) => warn!(soft, hard, error = %e, "cannot raise the open-files limit"),
-        },
-        Ok(_) => {}
-        Err(e) => warn!(error = %e, "cannot read the open-files limit"),
     }
 }
 

@@ -3,6 +3,8 @@
 //! per-packet decisions are [`siprec_recorder::session::MediaSession`]'s; file operations run
 //! on the spool worker (the `spool_io` module); this module decides neither.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use siprec_core::channels::ChannelPlan;
@@ -21,6 +23,7 @@ use tracing::Span;
 use crate::media::{Control, MediaNote, ShardHandle};
 use crate::ports::PortPool;
 use crate::spool::{format_time, Journal, SpoolEntry};
+use crate::spool_io::SpoolIo;
 
 /// Recording settings from the server configuration.
 #[derive(Debug, Clone, Copy)]
@@ -68,6 +71,8 @@ pub struct Recording {
     /// m-lines whose socket went to the shard.
     receiving: Vec<usize>,
     shard: ShardHandle,
+    /// Set by the spool worker once the session is open on its shard.
+    opened: Arc<AtomicBool>,
     /// The metadata documents (RFC 7865) as received, in order, byte for byte.
     pub metadata_docs: Vec<Vec<u8>>,
     /// Parse problems of those documents (they are stored all the same).
@@ -153,6 +158,7 @@ impl Recording {
             streams: Vec::new(),
             receiving: Vec::new(),
             shard: shard.clone(),
+            opened: Arc::new(AtomicBool::new(false)),
             metadata_docs: Vec::new(),
             metadata_errors: Vec::new(),
             metadata: None,
@@ -162,6 +168,7 @@ impl Recording {
         let setups = setups(streams);
         rec.mirror(&setups);
         let sockets = rec.take_sockets(streams, pool);
+        let opened = Arc::clone(&rec.opened);
         let job = move || {
             let started = spool
                 .create_dirs()
@@ -184,6 +191,7 @@ impl Recording {
                         sockets,
                         span,
                     });
+                    opened.store(true, Ordering::Release);
                 }
                 Err(e) => {
                     let _ = notes.send(MediaNote::StartFailed(id, e));
@@ -242,6 +250,20 @@ impl Recording {
         }
     }
 
+    /// Gives `control` to the recording's media session: straight to its shard once the
+    /// session is open there (the shard's queue keeps the order), else behind the spool job
+    /// that opens it.
+    pub(crate) fn send_media(&self, spool_io: &SpoolIo, control: Control) {
+        if self.opened.load(Ordering::Acquire) {
+            self.shard.send(control);
+        } else {
+            let shard = self.shard.clone();
+            spool_io.run(move || {
+                shard.send(control);
+            });
+        }
+    }
+
     /// Applies a (new) media plan: returns the control that gives it to the media session
     /// (new streams start receiving, codecs, keys and the pause state change).
     pub(crate) fn apply_plans(
@@ -250,7 +272,7 @@ impl Recording {
         plans: &[StreamPlan],
         paused: bool,
         pool: &PortPool,
-    ) -> (ShardHandle, Control) {
+    ) -> Control {
         let setups = setups(plans);
         self.mirror(&setups);
         let sockets = self.take_sockets(plans, pool);
@@ -263,23 +285,19 @@ impl Recording {
                 last.1.get_or_insert(at);
             }
         }
-        (
-            self.shard.clone(),
-            Control::Update {
-                id: self.id,
-                now,
-                setups,
-                paused,
-                sockets,
-            },
-        )
+        Control::Update {
+            id: self.id,
+            now,
+            setups,
+            paused,
+            sockets,
+        }
     }
 
     /// The control that ends the media session at `now`, and where its report will come.
-    pub(crate) fn finish_control(&self, now: Instant) -> (ShardHandle, Control, FinishReply) {
+    pub(crate) fn finish_control(&self, now: Instant) -> (Control, FinishReply) {
         let (reply, rx) = oneshot::channel();
         (
-            self.shard.clone(),
             Control::Finish {
                 id: self.id,
                 now,

@@ -156,11 +156,16 @@ impl FrameSink for WavSpoolWriter {
                 max_frames: MAX_WAV_FRAMES,
             });
         }
-        for s in interleaved {
-            if self.buf.len() + 2 > SPOOL_BUFFER_BYTES {
+        // At most SPOOL_BUFFER_BYTES of samples at a time; the buffer is written when full.
+        for block in interleaved.chunks(SPOOL_BUFFER_BYTES / 2) {
+            if self.buf.len() + 2 * block.len() > SPOOL_BUFFER_BYTES {
                 self.write_out()?;
             }
-            self.buf.extend_from_slice(&s.to_le_bytes());
+            let at = self.buf.len();
+            self.buf.resize(at + 2 * block.len(), 0);
+            for (dst, s) in self.buf[at..].chunks_exact_mut(2).zip(block) {
+                dst.copy_from_slice(&s.to_le_bytes());
+            }
         }
         self.frames += frames;
         Ok(())

@@ -178,6 +178,8 @@ impl Gateway {
                 }
             };
         let counters = Arc::new(GatewayCounters::default());
+        // Four sockets per call: a thousand calls need more descriptors than the usual soft limit.
+        siprec_udp::raise_fd_limit();
         let shards = Shards::new(opts.relay_threads, &counters)?;
         let (resolved_tx, resolved_rx) = mpsc::unbounded_channel();
         let (outbox, errors_rx) = Outbox::new(transports.clone());

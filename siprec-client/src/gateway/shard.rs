@@ -1,6 +1,6 @@
 //! The gateway's media path: a few relay threads ("shards"), each owning the relay sockets of
 //! its calls and waiting on them with one epoll set (mio, edge-triggered). A readable socket is
-//! drained until it would block; each packet goes through the call's [`Relay`] decisions and
+//! drained in `recvmmsg` batches until one comes back short; each packet goes through the call's [`Relay`] decisions and
 //! out with one `send_to` per destination (the other leg, then every recording copy). No task,
 //! timer, lock, allocation or log line per packet; counters are folded into the shared
 //! [`GatewayCounters`] once a second and when a call closes.
@@ -22,12 +22,13 @@ use siprec_core::client::RsId;
 use siprec_gateway::relay::{Channel, Relay, RelayStats, Side};
 use siprec_gateway::{CallId, RelayUpdate};
 use siprec_rtp::srtp::SrtpSender;
+use siprec_udp::{RecvBatch, BATCH};
 use tracing::{debug, warn};
 
 use super::GatewayCounters;
 
 /// Largest RTP/RTCP datagram relayed.
-const MAX_PACKET: usize = 2048;
+const MAX_PACKET: usize = siprec_udp::DATAGRAM;
 /// The waker's token (socket tokens are `slot * 4 + socket`).
 const WAKE: Token = Token(usize::MAX);
 /// How often per-call counts are folded into the shared counters.
@@ -165,7 +166,7 @@ struct ShardLoop {
     slots: Vec<Option<CallRelay>>,
     free: Vec<usize>,
     index: HashMap<CallId, usize>,
-    buf: Box<[u8; MAX_PACKET]>,
+    batch: RecvBatch,
     scratch: Box<[u8; MAX_PACKET + 64]>,
     protected: Box<[u8; MAX_PACKET + 64]>,
 }
@@ -189,7 +190,7 @@ impl ShardLoop {
             slots: Vec::new(),
             free: Vec::new(),
             index: HashMap::new(),
-            buf: Box::new([0; MAX_PACKET]),
+            batch: RecvBatch::new(),
             scratch: Box::new([0; MAX_PACKET + 64]),
             protected: Box::new([0; MAX_PACKET + 64]),
         }
@@ -311,29 +312,41 @@ impl ShardLoop {
         }
     }
 
-    /// Reads `socket` of the call in `slot` until it would block, relaying every packet.
+    /// Reads `socket` of the call in `slot` in `recvmmsg` batches until one comes back short
+    /// (see [`RecvBatch::recv`]), relaying every packet.
     fn drain(&mut self, slot: usize, socket: usize) {
         let Some(c) = self.slots.get_mut(slot).and_then(Option::as_mut) else {
             return;
         };
         let (side, channel) = side_channel(socket);
+        let mut errors = 0;
         loop {
-            let (n, from) = match c.sockets[socket].recv_from(&mut self.buf[..]) {
-                Ok(x) => x,
-                Err(e) if e.kind() == ErrorKind::WouldBlock => return,
-                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-                // ICMP errors of earlier sends surface here; the socket stays usable.
-                Err(_) => continue,
+            let n = match self.batch.recv(&c.sockets[socket]) {
+                Ok(n) => n,
+                // ICMP errors of earlier sends surface here (reading one clears it); the
+                // socket stays usable.
+                Err(_) if errors < 4 => {
+                    errors += 1;
+                    continue;
+                }
+                Err(_) => return,
             };
-            packet(
-                c,
-                side,
-                channel,
-                &self.buf[..n],
-                from,
-                &mut self.scratch,
-                &mut self.protected,
-            );
+            for i in 0..n {
+                if let Some((data, from)) = self.batch.get(i) {
+                    packet(
+                        c,
+                        side,
+                        channel,
+                        data,
+                        from,
+                        &mut self.scratch,
+                        &mut self.protected,
+                    );
+                }
+            }
+            if n < BATCH {
+                return;
+            }
         }
     }
 

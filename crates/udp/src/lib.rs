@@ -1,5 +1,22 @@
-//! Batched UDP receive: one `recvmmsg(2)` reads up to [`BATCH`] datagrams of one socket into
-//! a shard's fixed buffers (nix's safe wrapper; nothing here allocates per call).
+//! siprec-udp: what the media threads of `srs-server` and the gateway share.
+//!
+//! - [`RecvBatch`]: one `recvmmsg(2)` reads up to [`BATCH`] datagrams of one socket into a
+//!   thread's fixed buffers (nix's safe wrapper; nothing allocates per call). A media thread
+//!   owns one and calls [`RecvBatch::recv`] on a ready socket, then [`RecvBatch::get`] for each
+//!   datagram; a batch shorter than [`BATCH`] means the socket was empty (see
+//!   [`RecvBatch::recv`] for why no further read is needed with edge-triggered epoll).
+//! - [`raise_fd_limit`]: every relayed or recorded stream holds sockets; thousands of calls
+//!   need the open-files limit raised to its hard limit.
+//!
+//! ```
+//! let rx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+//! let tx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+//! tx.send_to(b"rtp", rx.local_addr().unwrap()).unwrap();
+//! let mut batch = siprec_udp::RecvBatch::new();
+//! assert_eq!(batch.recv(&rx).unwrap(), 1);
+//! let (data, from) = batch.get(0).unwrap();
+//! assert_eq!((data, from), (&b"rtp"[..], tx.local_addr().unwrap()));
+//! ```
 
 use std::io::IoSliceMut;
 use std::net::{SocketAddr, SocketAddrV4, SocketAddrV6};
@@ -8,17 +25,23 @@ use std::os::fd::AsRawFd;
 use nix::sys::socket::{recvmmsg, MsgFlags, MultiHeaders, SockaddrStorage};
 
 /// Datagrams read per system call at most.
-pub(crate) const BATCH: usize = 16;
+pub const BATCH: usize = 16;
 /// Largest datagram read; longer ones are truncated (and then fail to parse as RTP).
-pub(crate) const DATAGRAM: usize = siprec_recorder::session::MAX_DATAGRAM;
+pub const DATAGRAM: usize = 4096;
 
 /// A shard's receive buffers, reused for every call.
-pub(crate) struct RecvBatch {
+pub struct RecvBatch {
     headers: MultiHeaders<SockaddrStorage>,
     bufs: Box<[[u8; DATAGRAM]; BATCH]>,
     /// `(length, source)` of each datagram of the last read.
     got: [(usize, Option<SocketAddr>); BATCH],
     n: usize,
+}
+
+impl Default for RecvBatch {
+    fn default() -> Self {
+        RecvBatch::new()
+    }
 }
 
 impl std::fmt::Debug for RecvBatch {
@@ -28,7 +51,8 @@ impl std::fmt::Debug for RecvBatch {
 }
 
 impl RecvBatch {
-    pub(crate) fn new() -> RecvBatch {
+    /// Buffers for [`BATCH`] datagrams of up to [`DATAGRAM`] bytes (64 KiB), allocated once.
+    pub fn new() -> RecvBatch {
         RecvBatch {
             headers: MultiHeaders::preallocate(BATCH, None),
             bufs: Box::new([[0; DATAGRAM]; BATCH]),
@@ -39,8 +63,13 @@ impl RecvBatch {
 
     /// Reads what `socket` has queued, up to [`BATCH`] datagrams, without blocking. Returns
     /// how many were read (0 when none was waiting). Errors other than "would block" (an ICMP
-    /// error queued on the socket, …) read nothing and are returned.
-    pub(crate) fn recv(&mut self, socket: &impl AsRawFd) -> std::io::Result<usize> {
+    /// error queued on the socket, …) read nothing and are returned; reading one clears it.
+    ///
+    /// A caller woken by edge-triggered epoll may stop at a batch shorter than [`BATCH`],
+    /// without a last read that returns `EAGAIN`: on Linux every datagram queued on a socket
+    /// wakes its epoll waiters (`sk_data_ready` → `ep_poll_callback`), so one that arrives after
+    /// this read raises a new event.
+    pub fn recv(&mut self, socket: &impl AsRawFd) -> std::io::Result<usize> {
         self.n = 0;
         let mut iovs = self.bufs.each_mut().map(|b| [IoSliceMut::new(&mut b[..])]);
         let res = recvmmsg(
@@ -63,12 +92,25 @@ impl RecvBatch {
     }
 
     /// Datagram `i` of the last read and its source.
-    pub(crate) fn get(&self, i: usize) -> Option<(&[u8], SocketAddr)> {
+    pub fn get(&self, i: usize) -> Option<(&[u8], SocketAddr)> {
         if i >= self.n {
             return None;
         }
         let (len, from) = self.got[i];
         Some((&self.bufs[i][..len], from?))
+    }
+}
+
+/// Raises the soft limit of open files to the hard limit, and says so in the log.
+pub fn raise_fd_limit() {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok((soft, hard)) if soft < hard => match setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+            Ok(()) => tracing::info!(from = soft, to = hard, "raised the open-files limit"),
+            Err(e) => tracing::warn!(soft, hard, error = %e, "cannot raise the open-files limit"),
+        },
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "cannot read the open-files limit"),
     }
 }
 

@@ -10,8 +10,6 @@
 //! worker](crate::spool_io) (so a session's spool files exist before its first control, in
 //! order), and the shards report [`MediaNote`]s back on a channel.
 
-mod batch;
-
 use std::collections::HashMap;
 use std::net::UdpSocket;
 use std::sync::mpsc;
@@ -26,7 +24,7 @@ use siprec_recorder::session::{
 use tokio::sync::{mpsc as tmpsc, oneshot};
 use tracing::{debug, warn};
 
-use batch::RecvBatch;
+use siprec_udp::{RecvBatch, BATCH};
 
 /// The waker's token (socket tokens are `slot << 8 | socket`).
 const WAKE: Token = Token(usize::MAX);
@@ -265,12 +263,8 @@ impl ShardLoop {
         }
     }
 
-    /// Reads socket `k` of slot `s` until a batch comes back short.
-    ///
-    /// Stopping at a short batch, without a last read that returns `EAGAIN`, is safe with
-    /// edge-triggered epoll on Linux: every datagram queued on a socket wakes its waiters
-    /// (`sk_data_ready` → `ep_poll_callback`), so one that arrives after this read raises a
-    /// new event.
+    /// Reads socket `k` of slot `s` until a batch comes back short (see
+    /// [`RecvBatch::recv`] for why that is enough with edge-triggered epoll).
     fn drain(&mut self, s: usize, k: usize, now: Instant) {
         let Some(Some(slot)) = self.slots.get_mut(s) else {
             return;
@@ -300,7 +294,7 @@ impl ShardLoop {
                         .handle_packet(*index, from, data, now, &mut self.scratch);
                 }
             }
-            if n < batch::BATCH {
+            if n < BATCH {
                 return;
             }
         }
@@ -395,7 +389,7 @@ impl ShardLoop {
                                         );
                                     }
                                 }
-                                if n < batch::BATCH {
+                                if n < BATCH {
                                     break;
                                 }
                             }
