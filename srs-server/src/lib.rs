@@ -575,7 +575,7 @@ impl Driver {
                         }
                         Err(_) => {
                             let _g = span.enter();
-                            error!(spool = %rec.spool.dir.display(), "recording never started its media; kept in the spool for recovery at the next start");
+                            error!(spool = %rec.spool.dir.display(), "the recording's media never started (its spool entry could not be created): nothing to publish");
                             return;
                         }
                     };

@@ -263,40 +263,21 @@ impl ShardLoop {
         }
     }
 
-    /// Reads socket `k` of slot `s` until a batch comes back short (see
-    /// [`RecvBatch::recv`] for why that is enough with edge-triggered epoll).
+    /// Reads socket `k` of slot `s` (see [`read_socket`]).
     fn drain(&mut self, s: usize, k: usize, now: Instant) {
         let Some(Some(slot)) = self.slots.get_mut(s) else {
             return;
         };
-        let Some((index, sock)) = slot.sockets.get(k) else {
-            return;
-        };
-        let mut errors = 0;
-        loop {
-            let n = match self.batch.recv(sock) {
-                Ok(n) => n,
-                Err(e) => {
-                    // An ICMP error queued on the socket (reading it clears it); go on, a
-                    // few times at most.
-                    let _g = slot.span.enter();
-                    debug!(error = %e, "rtp receive error");
-                    errors += 1;
-                    if errors > 4 {
-                        return;
-                    }
-                    continue;
-                }
-            };
-            for i in 0..n {
-                if let Some((data, from)) = self.batch.get(i) {
-                    slot.session
-                        .handle_packet(*index, from, data, now, &mut self.scratch);
-                }
-            }
-            if n < BATCH {
-                return;
-            }
+        if let Some((index, sock)) = slot.sockets.get(k) {
+            read_socket(
+                &mut self.batch,
+                &mut self.scratch,
+                &mut slot.session,
+                *index,
+                sock,
+                now,
+                &slot.span,
+            );
         }
     }
 
@@ -375,25 +356,16 @@ impl ShardLoop {
                         let _ = self.poll.registry().deregister(sock);
                     }
                     // What was queued before the end still counts.
-                    if self.wakeup == Wakeup::Epoll {
-                        for (index, sock) in &slot.sockets {
-                            while let Ok(n) = self.batch.recv(sock) {
-                                for i in 0..n {
-                                    if let Some((data, from)) = self.batch.get(i) {
-                                        slot.session.handle_packet(
-                                            *index,
-                                            from,
-                                            data,
-                                            now,
-                                            &mut self.scratch,
-                                        );
-                                    }
-                                }
-                                if n < BATCH {
-                                    break;
-                                }
-                            }
-                        }
+                    for (index, sock) in &slot.sockets {
+                        read_socket(
+                            &mut self.batch,
+                            &mut self.scratch,
+                            &mut slot.session,
+                            *index,
+                            sock,
+                            now,
+                            &slot.span,
+                        );
                     }
                     let _ = reply.send(slot.session.finish(now));
                 }
@@ -432,6 +404,45 @@ impl ShardLoop {
             slot.sockets.push((index, sock));
             // Whatever arrived before registration is read now (edge-triggered).
             self.drain(s, k, Instant::now());
+        }
+    }
+}
+
+/// Reads `sock` (stream `index`'s) in batches until one comes back short (see
+/// [`RecvBatch::recv`] for why that is enough with edge-triggered epoll), handing every
+/// datagram to `session` with the instant `now`.
+fn read_socket(
+    batch: &mut RecvBatch,
+    scratch: &mut Scratch,
+    session: &mut MediaSession,
+    index: usize,
+    sock: &mio::net::UdpSocket,
+    now: Instant,
+    span: &tracing::Span,
+) {
+    let mut errors = 0;
+    loop {
+        let n = match batch.recv(sock) {
+            Ok(n) => n,
+            Err(e) => {
+                // An ICMP error queued on the socket (reading it clears it); go on, a few
+                // times at most.
+                let _g = span.enter();
+                debug!(error = %e, "rtp receive error");
+                errors += 1;
+                if errors > 4 {
+                    return;
+                }
+                continue;
+            }
+        };
+        for i in 0..n {
+            if let Some((data, from)) = batch.get(i) {
+                session.handle_packet(index, from, data, now, scratch);
+            }
+        }
+        if n < BATCH {
+            return;
         }
     }
 }
