@@ -18,16 +18,15 @@
 //!  ./target/release/srs-bench --calls 1000 [--seconds 10] [--rate 200] [--server-arg ARG]...`
 
 use std::collections::HashMap;
-use std::io::IoSlice;
 use std::net::{SocketAddr, UdpSocket as StdUdp};
 use std::os::fd::AsRawFd;
 use std::process::Stdio;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use interop_tests::bench::{cpu_seconds, percentile};
+use interop_tests::bench::{cpu_seconds, pace, percentile, Flow, PacerStats};
 use interop_tests::{TestSrc, TestTransport};
 use nix::sys::socket::{MsgFlags, MultiHeaders, SockaddrStorage};
 
@@ -114,99 +113,6 @@ fn udp_rcvbuf_errors() -> anyhow::Result<u64> {
     Ok(values[i].parse()?)
 }
 
-/// What the pacer did.
-#[derive(Default)]
-struct Pacer {
-    running: AtomicBool,
-    /// Whole 20 ms cycles sent (every stream got one packet per cycle).
-    cycles: AtomicU64,
-    packets: AtomicU64,
-    /// Slots that started more than 5 ms after their time.
-    late_slots: AtomicU64,
-    /// Worst lateness, in µs.
-    worst_us: AtomicU64,
-}
-
-const SLOTS: usize = 20;
-const RTP_LEN: usize = 12 + 160;
-
-/// Sends one 20 ms PCMU packet per stream per cycle from one socket with `sendmmsg`; stream
-/// `i` is sent in slot `i % 20` (1 ms apart).
-fn pace(dests: Vec<SocketAddr>, p: Arc<Pacer>) -> anyhow::Result<()> {
-    let sock = StdUdp::bind("127.0.0.1:0")?;
-    let addrs: Vec<Option<SockaddrStorage>> = dests
-        .iter()
-        .map(|d| Some(SockaddrStorage::from(*d)))
-        .collect();
-    let mut pkts: Vec<[u8; RTP_LEN]> = (0..dests.len())
-        .map(|i| {
-            let mut b = [0xffu8; RTP_LEN];
-            b[0] = 0x80;
-            b[1] = 0;
-            b[8..12].copy_from_slice(&(i as u32 + 1).to_be_bytes());
-            b
-        })
-        .collect();
-    const BATCH: usize = 64;
-    let mut headers = MultiHeaders::<SockaddrStorage>::preallocate(BATCH, None);
-    let start = Instant::now() + Duration::from_millis(5);
-    let slot = Duration::from_millis(1);
-    let mut k: u64 = 0; // slot counter
-    while p.running.load(Ordering::Relaxed) {
-        let due = start + slot * (k as u32);
-        let now = Instant::now();
-        if let Some(d) = due.checked_duration_since(now) {
-            std::thread::sleep(d);
-        } else {
-            let late = now - due;
-            if late > Duration::from_millis(5) {
-                p.late_slots.fetch_add(1, Ordering::Relaxed);
-            }
-            p.worst_us
-                .fetch_max(late.as_micros() as u64, Ordering::Relaxed);
-        }
-        let s = (k % SLOTS as u64) as usize;
-        let cycle = k / SLOTS as u64;
-        let (seq, ts) = (cycle as u16, (cycle as u32).wrapping_mul(160));
-        let idx: Vec<usize> = (s..dests.len()).step_by(SLOTS).collect();
-        for i in &idx {
-            pkts[*i][2..4].copy_from_slice(&seq.to_be_bytes());
-            pkts[*i][4..8].copy_from_slice(&ts.to_be_bytes());
-        }
-        for chunk in idx.chunks(BATCH) {
-            let iovs: Vec<[IoSlice<'_>; 1]> = chunk
-                .iter()
-                .map(|&i| [IoSlice::new(&pkts[i][..])])
-                .collect();
-            let to: Vec<Option<SockaddrStorage>> = chunk.iter().map(|&i| addrs[i]).collect();
-            let mut done = 0;
-            while done < iovs.len() {
-                match nix::sys::socket::sendmmsg(
-                    sock.as_raw_fd(),
-                    &mut headers,
-                    &iovs[done..],
-                    &to[done..],
-                    [] as [nix::sys::socket::ControlMessage<'_>; 0],
-                    MsgFlags::empty(),
-                ) {
-                    Ok(r) => {
-                        let n = r.count();
-                        done += n.max(1);
-                    }
-                    Err(nix::errno::Errno::EINTR) => {}
-                    Err(_) => done += 1, // ECONNREFUSED of a closed port: skip it
-                }
-            }
-            p.packets.fetch_add(iovs.len() as u64, Ordering::Relaxed);
-        }
-        if s == SLOTS - 1 {
-            p.cycles.fetch_add(1, Ordering::Relaxed);
-        }
-        k += 1;
-    }
-    Ok(())
-}
-
 /// The baseline receiver (child mode): `n` sockets, one counting thread per core, `recvmmsg`
 /// on epoll (`sweep_ms` 0) or on a timer. Prints `PORTS p0 p1 …`, then receives until killed.
 fn bare_recv(n: usize, sweep_ms: u64) -> anyhow::Result<()> {
@@ -277,31 +183,29 @@ fn bare_recv(n: usize, sweep_ms: u64) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Runs the pacer towards `dests` for `secs` (after a 1 s settle) and returns (CPU seconds of
-/// `pid`, packets sent, late slots, worst lateness).
-async fn measure(pid: u32, p: &Pacer, secs: u64) -> anyhow::Result<(f64, u64)> {
+/// After a 1 s settle, `pid`'s CPU seconds and the packets sent over `secs`.
+async fn measure(pid: u32, p: &PacerStats, secs: u64) -> anyhow::Result<(f64, u64)> {
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let (c0, n0) = (cpu_seconds(pid)?, p.packets.load(Ordering::Relaxed));
+    let (c0, n0) = (cpu_seconds(pid)?, p.sent.load(Ordering::Relaxed));
     tokio::time::sleep(Duration::from_secs(secs)).await;
-    let (c1, n1) = (cpu_seconds(pid)?, p.packets.load(Ordering::Relaxed));
+    let (c1, n1) = (cpu_seconds(pid)?, p.sent.load(Ordering::Relaxed));
     Ok((c1 - c0, n1 - n0))
 }
 
-fn start_pacer(dests: Vec<SocketAddr>) -> (Arc<Pacer>, std::thread::JoinHandle<()>) {
-    let p = Arc::new(Pacer {
-        running: AtomicBool::new(true),
-        ..Default::default()
-    });
+/// The paced sender thread: one socket, every destination a flow.
+fn start_pacer(dests: Vec<SocketAddr>) -> anyhow::Result<(Arc<PacerStats>, std::thread::JoinHandle<()>)> {
+    let sock = StdUdp::bind("127.0.0.1:0")?;
+    let flows: Vec<Flow> = dests.into_iter().map(|to| Flow { from: 0, to }).collect();
+    let p = PacerStats::running();
     let p2 = Arc::clone(&p);
     let t = std::thread::Builder::new()
         .name("pacer".into())
         .spawn(move || {
-            if let Err(e) = pace(dests, p2) {
+            if let Err(e) = pace(&[sock], &flows, &[], &[], &p2) {
                 eprintln!("pacer: {e:#}");
             }
-        })
-        .expect("pacer thread");
-    (p, t)
+        })?;
+    Ok((p, t))
 }
 
 /// The bare receiver's CPU per packet over `n` sockets.
@@ -325,19 +229,12 @@ async fn baseline(n: usize, sweep_ms: u64, secs: u64) -> anyhow::Result<(f64, bo
         .split(' ')
         .map(|p| Ok(SocketAddr::from(([127, 0, 0, 1], p.parse::<u16>()?))))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let (p, t) = start_pacer(dests);
+    let (p, t) = start_pacer(dests)?;
     let (cpu, pkts) = measure(pid, &p, secs).await?;
     p.running.store(false, Ordering::Relaxed);
     let _ = t.join();
     let _ = child.kill().await;
-    Ok((cpu / pkts.max(1) as f64 * 1e6, valid(&p)))
-}
-
-/// The sender kept up: no slot more than 5 ms late in 1 % of slots, none over 20 ms.
-fn valid(p: &Pacer) -> bool {
-    let slots = p.cycles.load(Ordering::Relaxed) * SLOTS as u64;
-    let late = p.late_slots.load(Ordering::Relaxed);
-    late * 100 <= slots && p.worst_us.load(Ordering::Relaxed) <= 20_000
+    Ok((cpu / pkts.max(1) as f64 * 1e6, p.valid()))
 }
 
 async fn setup_call(srs: SocketAddr, n: usize) -> anyhow::Result<(TestSrc, Duration)> {
@@ -480,7 +377,7 @@ async fn bench() -> anyhow::Result<()> {
         .collect::<Option<Vec<_>>>()
         .context("a call without an RTP destination")?;
     let drops0 = udp_rcvbuf_errors()?;
-    let (pacer, pacer_thread) = start_pacer(dests);
+    let (pacer, pacer_thread) = start_pacer(dests)?;
     tokio::time::sleep(Duration::from_secs(1)).await;
     // Probe calls while everything streams.
     let probes = {
@@ -506,7 +403,7 @@ async fn bench() -> anyhow::Result<()> {
     let _ = pacer_thread.join();
     let drops = udp_rcvbuf_errors()? - drops0;
     let sent_per_stream = pacer.cycles.load(Ordering::Relaxed);
-    let ok = valid(&pacer);
+    let ok = pacer.valid();
     let per_pkt = cpu / pkts.max(1) as f64 * 1e6;
 
     // 4. BYE, then what storage got.
@@ -566,7 +463,7 @@ async fn bench() -> anyhow::Result<()> {
         }
     }
     // Every stream got the same packets (± the last partial cycle).
-    let expected = pacer.packets.load(Ordering::Relaxed) * counted / streams.max(1) as u64;
+    let expected = pacer.sent.load(Ordering::Relaxed) * counted / streams.max(1) as u64;
     let _ = child.kill().await;
 
     println!(
