@@ -20,6 +20,7 @@
 //! ```
 
 pub mod config;
+pub mod http;
 pub mod ports;
 pub mod recording;
 pub mod spool;
@@ -45,6 +46,8 @@ use recording::{MediaTimedOut, Recording, RecordingConfig};
 use spool::Ready;
 use uploader::Uploader;
 
+use crate::http::Metrics;
+
 /// A recording that reached storage.
 #[derive(Debug, Clone)]
 pub struct PublishedRecording {
@@ -64,6 +67,9 @@ pub struct Server {
     store: Store,
     published: broadcast::Sender<PublishedRecording>,
     pending_uploads: Arc<AtomicUsize>,
+    metrics: Arc<Metrics>,
+    http_addr: Option<SocketAddr>,
+    http_task: Option<tokio::task::JoinHandle<()>>,
     shutdown: Option<oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -86,6 +92,14 @@ pub enum ServerError {
     /// A SIP listener cannot be bound or set up.
     #[error(transparent)]
     Listen(#[from] siprec_sip_tokio::Error),
+    /// The HTTP listener (`--http`) cannot be bound.
+    #[error("cannot listen for HTTP on {addr}: {source}")]
+    Http {
+        /// The address.
+        addr: SocketAddr,
+        /// The OS error.
+        source: std::io::Error,
+    },
     /// The server task panicked or was cancelled.
     #[error("server task: {0}")]
     Task(#[from] tokio::task::JoinError),
@@ -100,7 +114,13 @@ impl Server {
             source,
         })?;
         let (published, _) = broadcast::channel(256);
-        let mut uploader = Uploader::new(store.clone(), published.clone(), cfg.upload_retry_max);
+        let metrics = Arc::new(Metrics::new(cfg.upload_retry_max));
+        let mut uploader = Uploader::new(
+            store.clone(),
+            published.clone(),
+            cfg.upload_retry_max,
+            metrics.clone(),
+        );
         recover_spool(&cfg.spool, &mut uploader).await;
         let pending_uploads = uploader.pending();
         let tls = TlsConfig {
@@ -115,6 +135,25 @@ impl Server {
             max_connections: cfg.max_connections,
         };
         let (transports, inbound) = SipTransports::bind_with(&cfg.listen, tls, accept).await?;
+        let (http_addr, http_task) = match cfg.http {
+            Some(addr) => {
+                let listener = tokio::net::TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| ServerError::Http { addr, source })?;
+                let bound = listener
+                    .local_addr()
+                    .map_err(|source| ServerError::Http { addr, source })?;
+                let ctx = http::HttpContext {
+                    metrics: metrics.clone(),
+                    pending_uploads: pending_uploads.clone(),
+                    spool: cfg.spool.clone(),
+                    store: store.clone(),
+                    token: cfg.http_token.clone(),
+                };
+                (Some(bound), Some(http::spawn(listener, ctx)))
+            }
+            None => (None, None),
+        };
         let local = transports.local_addrs();
         let media_ip = cfg.media_ip.unwrap_or_else(|| guess_media_ip(&cfg.listen));
         let pool = PortPool::new(media_ip, cfg.rtp_ports.0, cfg.rtp_ports.1);
@@ -154,6 +193,7 @@ impl Server {
             finishing: JoinSet::new(),
             ready_tx,
             uploader,
+            metrics: metrics.clone(),
         };
         let task = tokio::spawn(driver.run(inbound, stop_rx, ready_rx));
         Ok(Server {
@@ -162,6 +202,9 @@ impl Server {
             store,
             published,
             pending_uploads,
+            metrics,
+            http_addr,
+            http_task,
             shutdown: Some(stop_tx),
             task,
         })
@@ -187,6 +230,16 @@ impl Server {
         self.published.subscribe()
     }
 
+    /// The bound address of the HTTP endpoints (`--http`), if on.
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.http_addr
+    }
+
+    /// The server's metrics and readiness.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
     /// Recordings finished but not yet acknowledged by storage.
     pub fn pending_uploads(&self) -> usize {
         self.pending_uploads.load(Ordering::SeqCst)
@@ -196,10 +249,16 @@ impl Server {
     /// BYE; everything publishes (waiting at most `shutdown_upload_wait`; the rest stays in
     /// the spool for the next start).
     pub async fn shutdown(mut self) -> Result<(), ServerError> {
+        // /readyz says 503 from now on, while the sessions end and the uploads drain.
+        self.metrics.health.set_shutting_down();
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
-        Ok((&mut self.task).await?)
+        let r = (&mut self.task).await;
+        if let Some(t) = self.http_task.take() {
+            t.abort();
+        }
+        Ok(r?)
     }
 }
 
@@ -226,6 +285,7 @@ struct Driver {
     finishing: JoinSet<()>,
     ready_tx: mpsc::UnboundedSender<(Ready, tracing::Span)>,
     uploader: Uploader,
+    metrics: Arc<Metrics>,
 }
 
 impl Driver {
@@ -241,12 +301,16 @@ impl Driver {
         let mut spool_check = tokio::time::interval(Duration::from_secs(1));
         spool_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut spool_full = false;
+        // The live recordings' RTP figures for /metrics, refreshed once a second.
+        let mut rtp_snapshot = tokio::time::interval(Duration::from_secs(1));
+        rtp_snapshot.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         if let Some(limit) = self.cfg.spool_max_bytes {
             // The state at start-up, before the first INVITE (a full spool left by a previous
             // run refuses at once).
             let used = spool::usage_bytes(&self.cfg.spool);
             if used >= limit {
                 spool_full = true;
+                self.metrics.health.set_spool_full(true);
                 error!(
                     used_mb = used >> 20,
                     limit_mb = limit >> 20,
@@ -260,6 +324,7 @@ impl Driver {
             tokio::select! {
                 msg = inbound.recv() => {
                     let Some(msg) = msg else { break };
+                    self.metrics.sip_message(&msg.bytes, false);
                     let local = self.advertised(msg.local);
                     self.core.handle_bytes(Instant::now(), msg.peer, local, &msg.bytes);
                 }
@@ -285,6 +350,7 @@ impl Driver {
                     let full = used >= limit;
                     if full != spool_full {
                         spool_full = full;
+                        self.metrics.health.set_spool_full(full);
                         let pending = self.uploader.pending().load(Ordering::SeqCst);
                         if full {
                             error!(used_mb = used >> 20, limit_mb = limit >> 20, pending_uploads = pending, "spool full: new INVITEs get 503 until uploads catch up");
@@ -295,8 +361,14 @@ impl Driver {
                         }
                     }
                 }
+                _ = rtp_snapshot.tick() => {
+                    for (id, rec) in &self.recordings {
+                        self.metrics.set_live_rtp(*id, &rec.live_streams());
+                    }
+                }
                 _ = &mut stop, if !stopping => {
                     stopping = true;
+                    self.metrics.health.set_shutting_down();
                     self.core.stop_accepting();
                     let grace = self.cfg.shutdown_grace;
                     info!(active = self.recordings.len(), grace_s = grace.as_secs(), "shutting down: new INVITEs get 503");
@@ -358,6 +430,7 @@ impl Driver {
 
     async fn flush(&mut self, timeouts: &mpsc::UnboundedSender<MediaTimedOut>) {
         while let Some(t) = self.core.poll_transmit() {
+            self.metrics.sip_message(&t.payload, true);
             self.outbox.send(t);
         }
         while let Some(ev) = self.core.poll_event() {
@@ -365,6 +438,7 @@ impl Driver {
         }
         // Events may have produced more output (none today, but keep the loop honest).
         while let Some(t) = self.core.poll_transmit() {
+            self.metrics.sip_message(&t.payload, true);
             self.outbox.send(t);
         }
     }
@@ -440,6 +514,8 @@ impl Driver {
                             }
                         }
                         self.recordings.insert(id, rec);
+                        self.metrics.session_started();
+                        self.metrics.set_active(self.recordings.len());
                     }
                     Err(e) => {
                         error!(session = id.0, error = %e, "cannot start recording; ending session");
@@ -489,6 +565,10 @@ impl Driver {
                 let Some(mut rec) = self.recordings.remove(&id) else {
                     return;
                 };
+                self.metrics.set_active(self.recordings.len());
+                self.metrics
+                    .session_ended(reason.as_str(), &rec.call_id, now);
+                let metrics = self.metrics.clone();
                 let instance = self.cfg.instance_id.clone();
                 let ready_tx = self.ready_tx.clone();
                 let span = rec.span.clone();
@@ -497,10 +577,12 @@ impl Driver {
                     let manifest = match rec.finish(now, reason.as_str(), &instance) {
                         Ok(m) => m,
                         Err(e) => {
+                            metrics.recording_finished(id, None);
                             error!(error = %e, spool = %rec.spool.dir.display(), "recording could not be finished; kept in the spool for recovery at the next start");
                             return;
                         }
                     };
+                    metrics.recording_finished(id, Some(&manifest));
                     if let Err(e) = rec.spool.write_final(&manifest) {
                         warn!(error = %e, "cannot write recording.json to the spool (publishing anyway)");
                     }

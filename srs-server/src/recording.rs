@@ -495,6 +495,15 @@ impl Recording {
         Ok(self.manifest(&g, Some(&stats), ended_by, instance_id))
     }
 
+    /// The streams' packet statistics so far (for `/metrics`, about once a second; the one
+    /// place the HTTP side reads live RTP figures from).
+    pub fn live_streams(&self) -> Vec<StreamInfo> {
+        match self.state.lock() {
+            Ok(g) => self.manifest(&g, None, "", "").streams,
+            Err(_) => Vec::new(),
+        }
+    }
+
     /// Writes the journal: the manifest as far as it is known now, for crash recovery.
     pub fn write_journal(&self, instance_id: &str) -> std::io::Result<()> {
         let m = {

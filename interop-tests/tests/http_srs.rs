@@ -1,0 +1,255 @@
+//! srs-server's HTTP endpoints (`--http`) against a running server: metrics move when a call
+//! is recorded, readiness flips when the spool is full and during SIGTERM, the token is
+//! enforced, paths outside the recordings are refused, Range requests return the right bytes.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use interop_tests::process::{free_port, SrsProcess};
+use interop_tests::{TestSrc, TestTransport};
+
+/// One GET: status, content type and body.
+async fn get(url: &str, token: Option<&str>, range: Option<&str>) -> (u16, String, Vec<u8>) {
+    let client = reqwest::Client::new();
+    let mut req = client.get(url);
+    if let Some(t) = token {
+        req = req.header("Authorization", format!("Bearer {t}"));
+    }
+    if let Some(r) = range {
+        req = req.header("Range", r);
+    }
+    let resp = req
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"));
+    let status = resp.status().as_u16();
+    let ct = resp
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default();
+    let body = resp.bytes().await.unwrap().to_vec();
+    (status, ct, body)
+}
+
+async fn text(url: &str) -> (u16, String) {
+    let (s, _, b) = get(url, None, None).await;
+    (s, String::from_utf8(b).unwrap())
+}
+
+/// The value of one sample line of the exposition (`name{labels}` exactly), 0 if absent.
+fn sample(metrics: &str, series: &str) -> f64 {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .map(|v| v.split(' ').next().unwrap().parse().unwrap())
+        .unwrap_or(0.0)
+}
+
+fn config(dir: &Path, rtp_base: u16) -> srs_server::Config {
+    srs_server::Config {
+        listen: vec!["udp:127.0.0.1:0".into()],
+        rtp_ports: format!("{}-{}", rtp_base, rtp_base + 99),
+        storage: dir.join("recordings").display().to_string(),
+        spool: dir.join("spool"),
+        media_timeout: 10,
+        http: Some("127.0.0.1:0".into()),
+        ..srs_server::Config::default()
+    }
+}
+
+fn sip_addr(server: &srs_server::Server) -> SocketAddr {
+    server.local_addrs()[0].addr
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_move_when_a_call_is_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = srs_server::Server::start(config(dir.path(), 44000).validate().unwrap())
+        .await
+        .unwrap();
+    let base = format!("http://{}", server.http_addr().unwrap());
+    assert_eq!(text(&format!("{base}/healthz")).await, (200, "ok\n".into()));
+    let (s, ready) = text(&format!("{base}/readyz")).await;
+    assert_eq!((s, ready.as_str()), (200, r#"{"ready":true}"#));
+    let (s, ct, m) = get(&format!("{base}/metrics"), None, None).await;
+    assert_eq!(s, 200);
+    assert!(ct.starts_with("application/openmetrics-text"), "{ct}");
+    let m = String::from_utf8(m).unwrap();
+    for name in [
+        "# TYPE srs_sessions_active gauge",
+        "# TYPE srs_sessions_started counter",
+        "# TYPE srs_recordings_published counter",
+        "# TYPE srs_invite_answer_seconds histogram",
+        "# TYPE srs_end_to_published_seconds histogram",
+        "# TYPE srs_spool_bytes gauge",
+        "# TYPE srs_uploads_waiting gauge",
+    ] {
+        assert!(m.contains(name), "no {name:?} in\n{m}");
+    }
+    assert_eq!(sample(&m, "srs_sessions_active"), 0.0);
+
+    let mut published = server.subscribe();
+    let mut src = TestSrc::new(
+        TestTransport::Udp,
+        sip_addr(&server),
+        (0, 440.0),
+        (8, 880.0),
+    )
+    .await
+    .unwrap();
+    src.start(Some("REC-metrics")).await;
+    src.stream(Duration::from_millis(600)).await.unwrap();
+    // Live: the session is active and its packets show within about a second (the driver's
+    // snapshot), while packets keep coming.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let (_, m) = text(&format!("{base}/metrics")).await;
+        let live = sample(&m, "srs_rtp_packets_received_total{codec=\"PCMU\"}");
+        if sample(&m, "srs_sessions_active") == 1.0 && live > 0.0 {
+            assert!(sample(&m, "srs_spool_bytes") > 0.0, "{m}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "live RTP never showed:\n{m}");
+        src.stream(Duration::from_millis(100)).await.unwrap();
+    }
+    src.hang_up().await;
+    let rec = interop_tests::next_recording(&mut published).await;
+    let stream_total = |codec: &str| -> u64 {
+        rec.manifest
+            .streams
+            .iter()
+            .filter(|s| s.codecs.first().is_some_and(|c| c.starts_with(codec)))
+            .map(|s| s.packets_received)
+            .sum()
+    };
+
+    let (_, m) = text(&format!("{base}/metrics")).await;
+    assert_eq!(sample(&m, "srs_sessions_active"), 0.0, "{m}");
+    assert_eq!(sample(&m, "srs_sessions_started_total"), 1.0, "{m}");
+    assert_eq!(
+        sample(&m, "srs_sessions_ended_total{ended_by=\"bye-from-src\"}"),
+        1.0,
+        "{m}"
+    );
+    assert_eq!(sample(&m, "srs_recordings_published_total"), 1.0, "{m}");
+    assert_eq!(
+        sample(
+            &m,
+            "srs_sip_requests_total{direction=\"in\",method=\"INVITE\"}"
+        ),
+        1.0,
+        "{m}"
+    );
+    assert_eq!(
+        sample(
+            &m,
+            "srs_sip_requests_total{direction=\"in\",method=\"BYE\"}"
+        ),
+        1.0,
+        "{m}"
+    );
+    assert_eq!(
+        sample(
+            &m,
+            "srs_sip_responses_total{direction=\"out\",method=\"INVITE\",code=\"200\"}"
+        ),
+        1.0,
+        "{m}"
+    );
+    assert_eq!(sample(&m, "srs_invite_answer_seconds_count"), 1.0, "{m}");
+    assert_eq!(sample(&m, "srs_end_to_published_seconds_count"), 1.0, "{m}");
+    // RTP totals are the final manifest's.
+    let pcmu = sample(&m, "srs_rtp_packets_received_total{codec=\"PCMU\"}");
+    let pcma = sample(&m, "srs_rtp_packets_received_total{codec=\"PCMA\"}");
+    assert!(pcmu > 30.0, "{m}");
+    assert_eq!(pcmu as u64, stream_total("PCMU"), "{m}");
+    assert_eq!(pcma as u64, stream_total("PCMA"), "{m}");
+    assert_eq!(sample(&m, "srs_uploads_waiting"), 0.0, "{m}");
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readyz_says_503_while_the_spool_is_full() {
+    let dir = tempfile::tempdir().unwrap();
+    let spool = dir.path().join("spool");
+    std::fs::create_dir_all(&spool).unwrap();
+    let filler = spool.join("filler");
+    std::fs::write(&filler, vec![0u8; 2 << 20]).unwrap();
+    let cfg = srs_server::Config {
+        spool_max_mb: 1,
+        ..config(dir.path(), 44100)
+    };
+    let server = srs_server::Server::start(cfg.validate().unwrap())
+        .await
+        .unwrap();
+    let base = format!("http://{}", server.http_addr().unwrap());
+    let (s, body) = text(&format!("{base}/readyz")).await;
+    assert_eq!(s, 503, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["ready"], false);
+    assert!(
+        v["reason"].as_str().unwrap().contains("spool full"),
+        "{body}"
+    );
+    // Liveness is not readiness.
+    assert_eq!(text(&format!("{base}/healthz")).await.0, 200);
+    // Room again: ready within the driver's next spool check.
+    std::fs::remove_file(&filler).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while text(&format!("{base}/readyz")).await.0 != 200 {
+        assert!(
+            Instant::now() < deadline,
+            "still not ready with an empty spool"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readyz_says_503_during_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let (sip, http) = (free_port(), free_port());
+    let args: Vec<String> = [
+        "--listen",
+        &format!("udp:127.0.0.1:{sip}"),
+        "--rtp-ports",
+        "44200-44299",
+        "--storage",
+        &dir.path().join("recordings").display().to_string(),
+        "--spool",
+        &dir.path().join("spool").display().to_string(),
+        "--shutdown-grace",
+        "20",
+        "--http",
+        &format!("127.0.0.1:{http}"),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let mut srs = SrsProcess::spawn(&args, &[]).await.unwrap();
+    let base = format!("http://127.0.0.1:{http}");
+    assert_eq!(text(&format!("{base}/readyz")).await.0, 200);
+    // A live call keeps the server up through the grace period.
+    let addr = format!("127.0.0.1:{sip}").parse().unwrap();
+    let mut src = TestSrc::new(TestTransport::Udp, addr, (0, 440.0), (8, 880.0))
+        .await
+        .unwrap();
+    src.start(Some("REC-sigterm")).await;
+    src.stream(Duration::from_millis(200)).await.unwrap();
+    srs.sigterm().unwrap();
+    srs.wait_for_log("shutting down", Duration::from_secs(5))
+        .await
+        .unwrap();
+    let (s, body) = text(&format!("{base}/readyz")).await;
+    assert_eq!(s, 503, "{body}");
+    assert!(body.contains("shutting down"), "{body}");
+    assert_eq!(text(&format!("{base}/healthz")).await.0, 200);
+    src.hang_up().await;
+    assert_eq!(
+        srs.wait_exit(Duration::from_secs(20)).await.unwrap(),
+        Some(0)
+    );
+}
