@@ -253,3 +253,159 @@ async fn readyz_says_503_during_sigterm() {
         Some(0)
     );
 }
+
+/// Records one short call with `rec_id` and returns its published folder.
+async fn record(
+    server: &srs_server::Server,
+    rec_id: &str,
+    ms: u64,
+) -> srs_server::PublishedRecording {
+    let mut published = server.subscribe();
+    let mut src = TestSrc::new(TestTransport::Udp, sip_addr(server), (0, 440.0), (8, 880.0))
+        .await
+        .unwrap();
+    src.start(Some(rec_id)).await;
+    src.stream(Duration::from_millis(ms)).await.unwrap();
+    src.hang_up().await;
+    interop_tests::next_recording(&mut published).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_api_token_traversal_and_ranges() {
+    let dir = tempfile::tempdir().unwrap();
+    let token = "t0ken-for-tests";
+    let cfg = srs_server::Config {
+        http_token: Some(token.into()),
+        ..config(dir.path(), 44300)
+    };
+    let server = srs_server::Server::start(cfg.validate().unwrap())
+        .await
+        .unwrap();
+    let base = format!("http://{}", server.http_addr().unwrap());
+    let a = record(&server, "REC-http-a", 800).await;
+    let b = record(&server, "REC-http-b", 400).await;
+
+    // The token: every route but /healthz.
+    assert_eq!(get(&format!("{base}/healthz"), None, None).await.0, 200);
+    for path in [
+        "/readyz",
+        "/metrics",
+        "/",
+        "/api/recordings",
+        &format!("/api/recordings/{}", a.folder),
+        &format!("/files/{}/audio.wav", a.folder),
+    ] {
+        let url = format!("{base}{path}");
+        assert_eq!(get(&url, None, None).await.0, 401, "{path} without token");
+        assert_eq!(
+            get(&url, Some("wrong"), None).await.0,
+            401,
+            "{path} bad token"
+        );
+        assert_eq!(
+            get(&url, Some(token), None).await.0,
+            200,
+            "{path} with token"
+        );
+    }
+    let q = format!("{base}/api/recordings?token={token}");
+    assert_eq!(get(&q, None, None).await.0, 200, "?token= works for links");
+
+    // The list: newest first, filtered by text and date.
+    let (s, ct, body) = get(&format!("{base}/api/recordings"), Some(token), None).await;
+    assert_eq!(s, 200);
+    assert!(ct.starts_with("application/json"), "{ct}");
+    let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let items = v["items"].as_array().unwrap();
+    assert_eq!(items.len(), 2, "{v}");
+    assert_eq!(items[0]["key"], "REC-http-b", "newest first: {v}");
+    assert_eq!(items[1]["path"], a.folder.as_str());
+    assert_eq!(items[1]["participants"].as_array().unwrap().len(), 2, "{v}");
+    assert!(items[1]["duration_s"].as_f64().unwrap() > 0.5, "{v}");
+    assert!(items[1]["start"].as_str().unwrap().starts_with("20"), "{v}");
+    let day = &a.manifest.start_time[..10];
+    let url = format!("{base}/api/recordings?q=http-a&from={day}&to={day}");
+    let v: serde_json::Value =
+        serde_json::from_slice(&get(&url, Some(token), None).await.2).unwrap();
+    assert_eq!(v["items"].as_array().unwrap().len(), 1, "{v}");
+    assert_eq!(v["items"][0]["key"], "REC-http-a");
+    let url = format!("{base}/api/recordings?to=2000-01-01");
+    let v: serde_json::Value =
+        serde_json::from_slice(&get(&url, Some(token), None).await.2).unwrap();
+    assert_eq!(v["items"].as_array().unwrap().len(), 0, "{v}");
+    let bad = format!("{base}/api/recordings?from=yesterday");
+    let (s, _, body) = get(&bad, Some(token), None).await;
+    assert_eq!(s, 400);
+    assert!(String::from_utf8_lossy(&body).contains("YYYY-MM-DD"));
+
+    // One recording: manifest and metadata, and its pages.
+    let url = format!("{base}/api/recordings/{}", a.folder);
+    let v: serde_json::Value =
+        serde_json::from_slice(&get(&url, Some(token), None).await.2).unwrap();
+    assert_eq!(v["manifest"]["recording_key"], "REC-http-a");
+    assert!(
+        v["metadata"][0]["xml"]
+            .as_str()
+            .unwrap()
+            .contains("<recording"),
+        "{v}"
+    );
+    let (s, ct, html) = get(
+        &format!("{base}/recordings/{}", a.folder),
+        Some(token),
+        None,
+    )
+    .await;
+    assert_eq!(s, 200);
+    assert!(ct.starts_with("text/html"), "{ct}");
+    let html = String::from_utf8(html).unwrap();
+    for p in &a.manifest.participants {
+        assert!(html.contains(&p.id), "participant {} missing", p.id);
+    }
+    assert!(html.contains("<canvas id=\"wave\""));
+    let (s, _, peaks) = get(&format!("{base}/api/peaks/{}", a.folder), Some(token), None).await;
+    assert_eq!(s, 200);
+    let p: serde_json::Value = serde_json::from_slice(&peaks).unwrap();
+    assert_eq!(p["channels"], 2);
+    assert_eq!(p["frames"].as_u64(), Some(a.manifest.duration_samples));
+
+    // Traversal and anything outside the layout: 404.
+    for path in [
+        "/recordings/../../etc/passwd",
+        "/recordings/..%2F..%2Fetc%2Fpasswd",
+        "/files/%2E%2E/%2E%2E/etc/passwd",
+        "/api/recordings/2026/01/01/..",
+        "/api/recordings/2026/01/01/nothing-here",
+        &format!("/files/{}/../../../../spool/x", a.folder),
+        &format!("/files/{}/metadata/0009.xml", a.folder),
+        &format!("/files/{}/.claim", a.folder),
+        "/files/etc/passwd",
+    ] {
+        let (s, _, _) = get(&format!("{base}{path}"), Some(token), None).await;
+        assert_eq!(s, 404, "{path}");
+    }
+
+    // Range requests return the right bytes.
+    let wav = interop_tests::read_object(&server, &format!("{}/audio.wav", a.folder))
+        .await
+        .unwrap();
+    let url = format!("{base}/files/{}/audio.wav", a.folder);
+    let (s, ct, whole) = get(&url, Some(token), None).await;
+    assert_eq!((s, ct.as_str()), (200, "audio/wav"));
+    assert_eq!(whole, wav);
+    let n = wav.len();
+    for (range, want) in [
+        ("bytes=0-43".to_string(), &wav[0..44]),
+        (format!("bytes=1000-{}", n - 1), &wav[1000..]),
+        ("bytes=2000-".to_string(), &wav[2000..]),
+        ("bytes=-100".to_string(), &wav[n - 100..]),
+    ] {
+        let (s, _, got) = get(&url, Some(token), Some(&range)).await;
+        assert_eq!(s, 206, "{range}");
+        assert_eq!(got, want, "{range}");
+    }
+    let (s, _, _) = get(&url, Some(token), Some(&format!("bytes={n}-"))).await;
+    assert_eq!(s, 416);
+    let _ = b;
+    server.shutdown().await.unwrap();
+}

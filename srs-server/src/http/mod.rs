@@ -9,6 +9,8 @@
 
 pub mod browser;
 pub mod metrics;
+mod pages;
+pub mod peaks;
 mod sip;
 
 use std::net::SocketAddr;
@@ -53,7 +55,6 @@ pub struct HttpContext {
 #[derive(Debug)]
 struct Inner {
     ctx: HttpContext,
-    #[allow(dead_code)] // Read by the browser routes (next step).
     browser: browser::Browser,
 }
 
