@@ -406,6 +406,85 @@ async fn browser_api_token_traversal_and_ranges() {
     }
     let (s, _, _) = get(&url, Some(token), Some(&format!("bytes={n}-"))).await;
     assert_eq!(s, 416);
+    // Headers: nosniff everywhere, no-store unless a route says otherwise.
+    let client = reqwest::Client::new();
+    let r = client
+        .get(format!("{base}/api/recordings"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["x-content-type-options"], "nosniff");
+    assert_eq!(r.headers()["cache-control"], "no-store");
+    let r = client.get(&url).bearer_auth(token).send().await.unwrap();
+    assert_eq!(r.headers()["accept-ranges"], "bytes");
+    assert_eq!(r.headers()["cache-control"], "private, max-age=3600");
+    assert_eq!(r.headers()["x-content-type-options"], "nosniff");
+    // Only GET is served (a large body changes nothing).
+    let r = client
+        .post(format!("{base}/metrics"))
+        .bearer_auth(token)
+        .body(vec![b'x'; 64 * 1024])
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_client_error(), "{}", r.status());
     let _ = b;
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readyz_says_503_when_storage_fails_longer_than_upload_retry_max() {
+    let dir = tempfile::tempdir().unwrap();
+    // An S3 endpoint where nothing listens: every upload fails.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let endpoint = format!("http://{}", dead.local_addr().unwrap());
+    drop(dead);
+    let cfg = srs_server::Config {
+        storage: "s3://recordings".into(),
+        s3: siprec_storage::S3Options {
+            endpoint: Some(endpoint),
+            region: Some("garage".into()),
+            access_key_id: Some("GK0000".into()),
+            secret_access_key: Some("secret".into()),
+            allow_http: Some(true),
+            ..Default::default()
+        },
+        upload_retry_max: 1,
+        shutdown_upload_wait: 0,
+        ..config(dir.path(), 44500)
+    };
+    let server = srs_server::Server::start(cfg.validate().unwrap())
+        .await
+        .unwrap();
+    let base = format!("http://{}", server.http_addr().unwrap());
+    assert_eq!(text(&format!("{base}/readyz")).await.0, 200);
+    let mut src = TestSrc::new(
+        TestTransport::Udp,
+        sip_addr(&server),
+        (0, 440.0),
+        (8, 880.0),
+    )
+    .await
+    .unwrap();
+    src.start(Some("REC-no-storage")).await;
+    src.stream(Duration::from_millis(200)).await.unwrap();
+    src.hang_up().await;
+    // The upload fails (object_store's own retries included), is retried, and once storage
+    // has been failing for longer than upload_retry_max the server is not ready.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let body = loop {
+        let (s, body) = text(&format!("{base}/readyz")).await;
+        if s == 503 {
+            break body;
+        }
+        assert!(Instant::now() < deadline, "still ready with storage down");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(body.contains("storage failing"), "{body}");
+    let (_, m) = text(&format!("{base}/metrics")).await;
+    assert!(sample(&m, "srs_upload_failures_total") >= 1.0, "{m}");
+    assert_eq!(sample(&m, "srs_uploads_waiting"), 1.0, "{m}");
+    assert_eq!(sample(&m, "srs_recordings_published_total"), 0.0, "{m}");
     server.shutdown().await.unwrap();
 }
