@@ -488,3 +488,39 @@ async fn readyz_says_503_when_storage_fails_longer_than_upload_retry_max() {
     assert_eq!(sample(&m, "srs_recordings_published_total"), 0.0, "{m}");
     server.shutdown().await.unwrap();
 }
+
+/// A client that never finishes its request head does not hold the server: others are served
+/// meanwhile, and its connection is closed after the header timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_client_is_dropped_and_blocks_nobody() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = tempfile::tempdir().unwrap();
+    let server = srs_server::Server::start(config(dir.path(), 44600).validate().unwrap())
+        .await
+        .unwrap();
+    let addr = server.http_addr().unwrap();
+    let mut slow = tokio::net::TcpStream::connect(addr).await.unwrap();
+    slow.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    let started = Instant::now();
+    assert_eq!(text(&format!("http://{addr}/healthz")).await.0, 200);
+    let mut buf = Vec::new();
+    let limit = srs_server::http::HEADER_TIMEOUT + Duration::from_secs(5);
+    let n = tokio::time::timeout(limit, slow.read_to_end(&mut buf))
+        .await
+        .expect("the slow connection is closed")
+        .unwrap_or(0);
+    assert!(
+        started.elapsed() >= srs_server::http::HEADER_TIMEOUT - Duration::from_secs(1),
+        "closed after {:?}",
+        started.elapsed()
+    );
+    // hyper answers 408 or just closes.
+    let head = String::from_utf8_lossy(&buf[..n.min(buf.len())]).to_string();
+    assert!(
+        head.is_empty() || head.starts_with("HTTP/1.1 408"),
+        "{head}"
+    );
+    server.shutdown().await.unwrap();
+}

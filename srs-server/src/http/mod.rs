@@ -13,7 +13,6 @@ mod pages;
 pub mod peaks;
 mod sip;
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -36,6 +35,12 @@ pub use metrics::{Health, Metrics, RtpCounts, RtpTotals};
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// Largest request body accepted (no route takes one).
 const BODY_LIMIT: usize = 16 * 1024;
+/// Longest time a client may take to send a request's headers (slow clients are dropped).
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// Most HTTP connections open at once; beyond it new ones are closed at accept.
+const MAX_CONNECTIONS: usize = 256;
+/// Largest request head (line and headers) accepted.
+const MAX_HEAD: usize = 64 * 1024;
 
 /// What the HTTP task needs from the server.
 #[derive(Debug, Clone)]
@@ -60,13 +65,36 @@ struct Inner {
 
 type AppState = Arc<Inner>;
 
-/// Serves the endpoints on `listener` until the task is aborted.
+/// Serves the endpoints on `listener` until the task is aborted: HTTP/1.1, each connection in
+/// its own task, at most [`MAX_CONNECTIONS`] at once, each request's head within
+/// [`HEADER_TIMEOUT`].
 pub fn spawn(listener: tokio::net::TcpListener, ctx: HttpContext) -> tokio::task::JoinHandle<()> {
     let app = router(ctx);
     tokio::spawn(async move {
-        let svc = app.into_make_service_with_connect_info::<SocketAddr>();
-        if let Err(e) = axum::serve(listener, svc).await {
-            tracing::error!(error = %e, "HTTP server stopped");
+        let permits = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+        loop {
+            let stream = match listener.accept().await {
+                Ok((s, _)) => s,
+                Err(e) => {
+                    // Out of file descriptors and the like: log, back off a little.
+                    tracing::warn!(error = %e, "HTTP accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            let Ok(permit) = permits.clone().try_acquire_owned() else {
+                continue; // Too many connections: this one is closed.
+            };
+            let svc = hyper_util::service::TowerToHyperService::new(app.clone());
+            tokio::spawn(async move {
+                let _permit = permit;
+                let conn = hyper::server::conn::http1::Builder::new()
+                    .timer(hyper_util::rt::TokioTimer::new())
+                    .header_read_timeout(HEADER_TIMEOUT)
+                    .max_buf_size(MAX_HEAD)
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), svc);
+                let _ = conn.await;
+            });
         }
     })
 }
@@ -124,7 +152,7 @@ async fn auth(State(s): State<AppState>, req: Request, next: Next) -> Response {
     let query = req.uri().query().and_then(|q| {
         q.split('&')
             .find_map(|kv| kv.strip_prefix("token="))
-            .map(|v| v.to_string())
+            .map(percent_decode)
     });
     let ok = bearer.is_some_and(|b| same(b.as_bytes(), token.as_bytes()))
         || query.is_some_and(|q| same(q.as_bytes(), token.as_bytes()));
@@ -141,6 +169,30 @@ async fn auth(State(s): State<AppState>, req: Request, next: Next) -> Response {
         HeaderValue::from_static("Bearer realm=\"srs-server\""),
     );
     r
+}
+
+/// `%XX` and `+` of a query value decoded (bytes that are not UTF-8 are kept as they are).
+fn percent_decode(v: &str) -> String {
+    let b = v.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
+        match b[i] {
+            b'%' if i + 2 < b.len() => match (hex(b[i + 1]), hex(b[i + 2])) {
+                (Some(h), Some(l)) => {
+                    out.push(h * 16 + l);
+                    i += 3;
+                    continue;
+                }
+                _ => out.push(b'%'),
+            },
+            b'+' => out.push(b' '),
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Compares without stopping at the first difference.
@@ -182,4 +234,20 @@ async fn metrics_text(State(s): State<AppState>) -> Response {
 
 async fn not_found() -> Response {
     (StatusCode::NOT_FOUND, "404 Not Found\n").into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_tokens_are_decoded() {
+        assert_eq!(percent_decode("a%2Fb%3D%3d"), "a/b==");
+        assert_eq!(percent_decode("plain-Token_1"), "plain-Token_1");
+        assert_eq!(percent_decode("50%"), "50%");
+        assert_eq!(percent_decode("%zz"), "%zz");
+        assert!(same(b"abc", b"abc"));
+        assert!(!same(b"abc", b"abd"));
+        assert!(!same(b"abc", b"abcd"));
+    }
 }
