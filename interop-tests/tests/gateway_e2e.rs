@@ -777,7 +777,7 @@ async fn hold_and_a_codec_change_mid_call_reach_the_callee_and_the_srs() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http_metrics_count_calls_recording_sessions_and_info() {
     let dir = tempfile::tempdir().unwrap();
-    let server = start_srs(dir.path(), 34800).await.unwrap();
+    let server = start_srs(dir.path(), 45000).await.unwrap();
     let mut published = server.subscribe();
     let srs = server.local_addrs()[0].addr;
     let mut callee = Phone::new("127.0.0.1:9".parse().unwrap()).await;
