@@ -172,8 +172,9 @@ pub struct Metrics {
     rtp_foreign: Family<CodecLabel, Counter>,
     srtp_auth_failed: Family<CodecLabel, Counter>,
     rtp: Mutex<Rtp>,
-    /// INVITEs received, by Call-ID, until their final response.
-    invites: Mutex<HashMap<String, Instant>>,
+    /// INVITEs received, by Call-ID and CSeq: when, until their first final response (then
+    /// `None`, so a retransmitted INVITE or 200 is not measured again).
+    invites: Mutex<HashMap<String, Option<Instant>>>,
     /// Sessions ended, by Call-ID, until their recording is published.
     ended_at: Mutex<HashMap<String, Instant>>,
     /// Readiness.
@@ -324,7 +325,7 @@ impl Metrics {
                         if m.len() >= MAX_PENDING {
                             m.clear();
                         }
-                        m.entry(id).or_insert_with(Instant::now);
+                        m.entry(id).or_insert_with(|| Some(Instant::now()));
                     }
                 }
             }
@@ -341,7 +342,7 @@ impl Metrics {
                     })
                     .inc();
                 if outgoing && method == "INVITE" && code >= 200 {
-                    let t = call_id.and_then(|id| self.invites.lock().ok()?.remove(&id));
+                    let t = call_id.and_then(|id| self.invites.lock().ok()?.get_mut(&id)?.take());
                     if let (Some(t), true) = (t, (200..300).contains(&code)) {
                         self.invite_latency.observe(t.elapsed().as_secs_f64());
                     }
@@ -475,5 +476,80 @@ impl Metrics {
         // Writing to a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line<'a>(text: &'a str, series: &str) -> Option<&'a str> {
+        text.lines()
+            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+    }
+
+    #[test]
+    fn invite_latency_once_per_transaction_and_rtp_totals_only_grow() {
+        let m = Metrics::new(Duration::from_secs(30));
+        let inv = b"INVITE sip:srs@x SIP/2.0\r\nCall-ID: c1\r\nCSeq: 1 INVITE\r\n\r\n";
+        let ok = b"SIP/2.0 200 OK\r\nCall-ID: c1\r\nCSeq: 1 INVITE\r\n\r\n";
+        for (msg, out) in [
+            (&inv[..], false),
+            (inv, false),
+            (ok, true),
+            (inv, false),
+            (ok, true),
+        ] {
+            m.sip_message(msg, out);
+        }
+        let t = m.encode(0, 0);
+        assert_eq!(
+            line(&t, "srs_invite_answer_seconds_count"),
+            Some("1"),
+            "{t}"
+        );
+        assert_eq!(
+            line(
+                &t,
+                "srs_sip_requests_total{direction=\"in\",method=\"INVITE\"}"
+            ),
+            Some("3")
+        );
+
+        let stream = |n: u64| StreamInfo {
+            codecs: vec!["PCMA/8000".into()],
+            packets_received: n,
+            packets_lost: 1,
+            ..StreamInfo::default()
+        };
+        let id = SessionId(7);
+        m.set_live_rtp(id, &[stream(10), StreamInfo::default()]);
+        let t = m.encode(0, 0);
+        assert_eq!(
+            line(&t, "srs_rtp_packets_received_total{codec=\"PCMA\"}"),
+            Some("10")
+        );
+        let fin = Manifest {
+            streams: vec![stream(25), StreamInfo::default()],
+            ..Manifest::default()
+        };
+        m.recording_finished(id, Some(&fin));
+        m.set_live_rtp(SessionId(8), &[stream(5)]);
+        let t = m.encode(0, 0);
+        assert_eq!(
+            line(&t, "srs_rtp_packets_received_total{codec=\"PCMA\"}"),
+            Some("30")
+        );
+        assert_eq!(
+            line(&t, "srs_rtp_packets_lost_total{codec=\"PCMA\"}"),
+            Some("2")
+        );
+        assert_eq!(
+            line(&t, "srs_rtp_packets_received_total{codec=\"unknown\"}"),
+            Some("0")
+        );
+        assert_eq!(m.health.not_ready(), None);
+        m.health.set_spool_full(true);
+        assert!(m.health.not_ready().unwrap().contains("spool full"));
     }
 }

@@ -7,12 +7,14 @@ pub(crate) enum SipLine {
     /// A request.
     Request {
         method: &'static str,
+        /// `Call-ID CSeq-number`: the transaction.
         call_id: Option<String>,
     },
     /// A response to a request of `method` (from `CSeq`).
     Response {
         code: u16,
         method: &'static str,
+        /// `Call-ID CSeq-number`: the transaction.
         call_id: Option<String>,
     },
 }
@@ -55,6 +57,7 @@ pub(crate) fn first_line(bytes: &[u8]) -> Option<SipLine> {
     let mut lines = head.split("\r\n");
     let start = lines.next()?;
     let mut cseq_method = None;
+    let mut cseq_num = "";
     let mut call_id = None;
     for l in lines {
         let Some((name, value)) = l.split_once(':') else {
@@ -62,11 +65,14 @@ pub(crate) fn first_line(bytes: &[u8]) -> Option<SipLine> {
         };
         let name = name.trim();
         if name.eq_ignore_ascii_case("cseq") {
-            cseq_method = value.split_whitespace().nth(1).map(method_label);
+            let mut parts = value.split_whitespace();
+            cseq_num = parts.next().unwrap_or("");
+            cseq_method = parts.next().map(method_label);
         } else if name.eq_ignore_ascii_case("call-id") || name.eq_ignore_ascii_case("i") {
-            call_id = Some(value.trim().to_string());
+            call_id = Some(value.trim());
         }
     }
+    let call_id = call_id.map(|c| format!("{c} {cseq_num}"));
     if let Some(rest) = start.strip_prefix("SIP/2.0 ") {
         let code: u16 = rest.get(..3)?.parse().ok()?;
         if !(100..700).contains(&code) {
@@ -100,7 +106,7 @@ mod tests {
             first_line(inv),
             Some(SipLine::Request {
                 method: "INVITE",
-                call_id: Some("abc".into())
+                call_id: Some("abc 1".into())
             })
         );
         let ok = b"SIP/2.0 200 OK\r\ni: abc\r\nCSeq: 1 INVITE\r\n\r\n";
@@ -109,7 +115,7 @@ mod tests {
             Some(SipLine::Response {
                 code: 200,
                 method: "INVITE",
-                call_id: Some("abc".into())
+                call_id: Some("abc 1".into())
             })
         );
         let odd = b"FOO sip:x SIP/2.0\r\n\r\n";
