@@ -66,7 +66,7 @@ struct Inner {
 type AppState = Arc<Inner>;
 
 /// Serves the endpoints on `listener` until the task is aborted: HTTP/1.1, each connection in
-/// its own task, at most [`MAX_CONNECTIONS`] at once, each request's head within
+/// its own task, at most 256 at once, each request's head within
 /// [`HEADER_TIMEOUT`].
 pub fn spawn(listener: tokio::net::TcpListener, ctx: HttpContext) -> tokio::task::JoinHandle<()> {
     let app = router(ctx);
