@@ -772,3 +772,98 @@ async fn hold_and_a_codec_change_mid_call_reach_the_callee_and_the_srs() {
     gw.shutdown().await;
     server.shutdown().await.unwrap();
 }
+
+/// `--http`: /healthz, and /metrics moving with a record-all call, an INFO and the hang-up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_metrics_count_calls_recording_sessions_and_info() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_srs(dir.path(), 45000).await.unwrap();
+    let mut published = server.subscribe();
+    let srs = server.local_addrs()[0].addr;
+    let mut callee = Phone::new("127.0.0.1:9".parse().unwrap()).await;
+    let base = 32000 + (std::process::id() % 50) as u16 * 20;
+    let gw = Gateway::start(GatewayOptions {
+        listen: vec!["udp:127.0.0.1:0".parse().unwrap()],
+        forward: format!("sip:{}", callee.addr()),
+        rtp_ports: (base, base + 19),
+        record_all: Some(format!("sip:{srs}")),
+        http: Some("127.0.0.1:0".parse().unwrap()),
+        ..GatewayOptions::default()
+    })
+    .await
+    .unwrap();
+    callee.gw = gw.local_addrs()[0].addr;
+    let mut caller = Phone::new(callee.gw).await;
+    let web = format!("http://{}", gw.http_addr().unwrap());
+    let get = |path: &str| {
+        let url = format!("{web}{path}");
+        async move {
+            let r = reqwest::get(&url).await.unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
+        }
+    };
+    assert_eq!(get("/healthz").await, (200, "ok\n".to_string()));
+    let (s, m) = get("/metrics").await;
+    assert_eq!(s, 200);
+    for name in [
+        "# TYPE siprec_gateway_calls_relayed counter",
+        "# TYPE siprec_gateway_calls_active gauge",
+        "# TYPE siprec_gateway_calls_ended counter",
+        "# TYPE siprec_gateway_packets_relayed counter",
+        "# TYPE siprec_gateway_packets_forked counter",
+    ] {
+        assert!(m.contains(name), "no {name:?} in\n{m}");
+    }
+
+    let call = invite(&caller, "X-Recording-ID: e2e-metrics-1\r\n").await;
+    let (mut call, _) = answer_and_ack(&mut caller, &mut callee, call).await;
+    let mut line = String::new();
+    for _ in 0..40 {
+        line = info(
+            &mut caller,
+            &mut call,
+            "X-Reason: pauseCallRecording\r\n",
+            WAIT,
+        )
+        .await;
+        if !line.contains("still starting") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(line.starts_with("SIP/2.0 200"), "{line}");
+    let (_, m) = get("/metrics").await;
+    let srs_label = format!("srs=\"sip:{srs}\"");
+    assert!(m.contains("siprec_gateway_calls_relayed_total 1"), "{m}");
+    assert!(m.contains("siprec_gateway_calls_active 1"), "{m}");
+    assert!(
+        m.contains(&format!(
+            "siprec_gateway_recording_sessions_total{{{srs_label},outcome=\"started\"}} 1"
+        )),
+        "{m}"
+    );
+    assert!(
+        m.contains(
+            "siprec_gateway_info_commands_total{x_reason=\"pauseCallRecording\",code=\"200\"} 1"
+        ),
+        "{m}"
+    );
+    hang_up(&mut caller, &mut callee, &mut call).await;
+    next_recording(&mut published).await;
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let (_, m) = get("/metrics").await;
+        if m.contains("siprec_gateway_calls_ended_total 1")
+            && m.contains(&format!(
+                "siprec_gateway_recording_sessions_total{{{srs_label},outcome=\"ended\"}} 1"
+            ))
+        {
+            assert!(m.contains("siprec_gateway_calls_active 0"), "{m}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "call end not counted:\n{m}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    gw.shutdown().await;
+    server.shutdown().await.unwrap();
+}

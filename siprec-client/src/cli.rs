@@ -146,9 +146,11 @@ pub async fn check(
         return Err(Error::Usage("--sessions must be at least 1".into()));
     }
     let tty = std::io::stderr().is_terminal();
+    let began = Instant::now();
     let report = crate::check::run(&cfg, |step, total, id| {
         if tty {
-            eprint!("\r\x1b[2K[{step:>2}/{total}] {id}…");
+            let elapsed = clock(began.elapsed());
+            eprint!("\r\x1b[2K[{step:>2}/{total}] {elapsed} {id}…");
         }
     })
     .await?;
@@ -294,6 +296,23 @@ pub fn parse_check_args(args: &[&str]) -> Result<CheckArgs, String> {
         Command::Check(a) => Ok(*a),
         _ => Err("not a check command".into()),
     }
+}
+
+/// `M:SS` (or `H:MM:SS`) of a duration, whole seconds.
+fn clock(d: Duration) -> String {
+    let s = d.as_secs();
+    if s >= 3600 {
+        format!("{}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
+    } else {
+        format!("{}:{:02}", s / 60, s % 60)
+    }
+}
+
+/// The progress line of `record` on a terminal: `recording 0:12 / 1:00 (20%)`.
+fn progress_line(elapsed: Duration, total: Duration) -> String {
+    let e = elapsed.min(total);
+    let pct = (e.as_secs_f64() / total.as_secs_f64().max(1e-9) * 100.0).floor();
+    format!("recording {} / {} ({pct}%)", clock(e), clock(total))
 }
 
 /// Parses `10s`, `1.5s`, `500ms`, `2m`, or a plain number of seconds.
@@ -624,6 +643,19 @@ pub async fn record(args: RecordArgs, out: Box<dyn Write + Send>) -> Result<Summ
             tokio::time::sleep_until(t0 + args.duration).await;
             Ok::<(), Error>(())
         };
+        // On a terminal, a progress line on stderr: elapsed / total, once a second.
+        let tty = std::io::IsTerminal::is_terminal(&std::io::stderr());
+        let progress = async {
+            if !tty {
+                return std::future::pending::<()>().await;
+            }
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tick.tick().await;
+                let line = progress_line(t0.elapsed(), args.duration);
+                eprint!("\r\x1b[2K{line}");
+            }
+        };
         // Ctrl-C hangs up early: the recording is still stopped properly (BYE, CANCEL).
         let interrupted = tokio::select! {
             r = timeline => {
@@ -631,7 +663,11 @@ pub async fn record(args: RecordArgs, out: Box<dyn Write + Send>) -> Result<Summ
                 false
             }
             _ = tokio::signal::ctrl_c() => true,
+            _ = progress => false,
         };
+        if tty {
+            eprint!("\r\x1b[2K");
+        }
         if interrupted {
             printer.line(
                 "interrupted: stopping the recording".into(),
@@ -786,6 +822,19 @@ fn tracing_init() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn progress_lines() {
+        assert_eq!(
+            progress_line(Duration::from_secs(12), Duration::from_secs(60)),
+            "recording 0:12 / 1:00 (20%)"
+        );
+        assert_eq!(
+            progress_line(Duration::from_secs(4000), Duration::from_secs(3700)),
+            "recording 1:01:40 / 1:01:40 (100%)"
+        );
+        assert_eq!(clock(Duration::from_millis(59_999)), "0:59");
+    }
 
     #[test]
     fn durations() {

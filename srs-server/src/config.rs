@@ -309,6 +309,19 @@ settings! {
     /// published at the next start.
     #[arg(env = "SRS_SHUTDOWN_UPLOAD_WAIT", value_name = "SECS")]
     shutdown_upload_wait: u64 = 60;
+
+    // HTTP.
+
+    /// Serves `/metrics` (Prometheus), `/healthz`, `/readyz` and the recordings browser on
+    /// this address (`IP:PORT`, e.g. `127.0.0.1:8080`); an address other than loopback needs
+    /// `--http-token`.
+    #[arg(env = "SRS_HTTP", value_name = "IP:PORT")]
+    http: Option<String> = None, shown "none: no HTTP server";
+
+    /// Bearer token every HTTP request but `/healthz` must carry
+    /// (`Authorization: Bearer TOKEN`, or `?token=TOKEN` for links and the audio player).
+    #[arg(env = "SRS_HTTP_TOKEN", value_name = "TOKEN")]
+    http_token: Option<String> = None, shown "none: no token (loopback only)";
 }
 
 /// The command line: `--config FILE` and every setting as a flag or `SRS_*` variable.
@@ -586,6 +599,10 @@ pub struct Validated {
     pub codecs: Vec<String>,
     /// SRTP policy.
     pub srtp: siprec_core::SrtpPolicy,
+    /// Address of the HTTP endpoints (`None`: off).
+    pub http: Option<std::net::SocketAddr>,
+    /// Bearer token of the HTTP endpoints (`None`: none, loopback only).
+    pub http_token: Option<String>,
 }
 
 impl Config {
@@ -656,7 +673,33 @@ impl Config {
             )?,
             codecs: check_codecs(&self.codecs)?,
             srtp: check_srtp(&self.srtp)?,
+            http: self.check_http()?,
+            http_token: self.http_token.clone(),
         })
+    }
+
+    /// The HTTP address; one other than loopback needs a token.
+    fn check_http(&self) -> Result<Option<std::net::SocketAddr>, ConfigError> {
+        if let Some(t) = &self.http_token {
+            if t.trim().is_empty() || t.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                let expected = "a non-empty token without spaces";
+                return Err(invalid(Setting::http_token, "(hidden)", expected));
+            }
+        }
+        let Some(h) = &self.http else {
+            return Ok(None);
+        };
+        let addr: std::net::SocketAddr = h.trim().parse().map_err(|_| {
+            invalid(
+                Setting::http,
+                h,
+                "IP:PORT, e.g. 127.0.0.1:8080 or [::1]:8080",
+            )
+        })?;
+        if !addr.ip().is_loopback() && self.http_token.is_none() {
+            return Err(needs(Setting::http, h, vec![Setting::http_token]));
+        }
+        Ok(Some(addr))
     }
 
     /// The certificate and key of the `tls:` listeners, with the client CA when set.
@@ -935,6 +978,37 @@ mod tests {
                 other => panic!("{rate} {burst} {md}: {other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn http_needs_a_token_beyond_loopback() {
+        let c = |http: &str, token: Option<&str>| Config {
+            http: Some(http.into()),
+            http_token: token.map(String::from),
+            ..Config::default()
+        };
+        let v = c("127.0.0.1:8080", None).validate().unwrap();
+        assert_eq!(v.http, Some("127.0.0.1:8080".parse().unwrap()));
+        assert!(c("[::1]:0", None).validate().is_ok());
+        let e = c("0.0.0.0:8080", None).validate().unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "http (--http, SRS_HTTP) = \"0.0.0.0:8080\" needs http_token (--http-token, SRS_HTTP_TOKEN)"
+        );
+        let v = c("0.0.0.0:8080", Some("s3cret")).validate().unwrap();
+        assert_eq!(v.http_token.as_deref(), Some("s3cret"));
+        let e = c("localhost", None).validate().unwrap_err().to_string();
+        assert!(
+            e.starts_with("http (--http, SRS_HTTP) = \"localhost\": expected IP:PORT"),
+            "{e}"
+        );
+        let e = c("127.0.0.1:1", Some(" "))
+            .validate()
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("http_token (--http-token"), "{e}");
+        assert!(!e.contains(' ') || !e.contains("\" \""), "{e}");
+        assert_eq!(Config::default().validate().unwrap().http, None);
     }
 
     #[test]

@@ -20,6 +20,7 @@
 //! ```
 
 pub mod config;
+pub mod http;
 mod media;
 pub mod ports;
 pub mod recording;
@@ -49,6 +50,8 @@ use spool::Ready;
 use spool_io::{SpoolIo, SpoolWorker};
 use uploader::Uploader;
 
+use crate::http::Metrics;
+
 /// A recording that reached storage.
 #[derive(Debug, Clone)]
 pub struct PublishedRecording {
@@ -68,6 +71,9 @@ pub struct Server {
     store: Store,
     published: broadcast::Sender<PublishedRecording>,
     pending_uploads: Arc<AtomicUsize>,
+    metrics: Arc<Metrics>,
+    http_addr: Option<SocketAddr>,
+    http_task: Option<tokio::task::JoinHandle<()>>,
     shutdown: Option<oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -93,6 +99,14 @@ pub enum ServerError {
     /// A media thread or the spool worker cannot be started.
     #[error("cannot start the media threads: {0}")]
     Media(std::io::Error),
+    /// The HTTP listener (`--http`) cannot be bound.
+    #[error("cannot listen for HTTP on {addr}: {source}")]
+    Http {
+        /// The address.
+        addr: SocketAddr,
+        /// The OS error.
+        source: std::io::Error,
+    },
     /// The server task panicked or was cancelled.
     #[error("server task: {0}")]
     Task(#[from] tokio::task::JoinError),
@@ -107,7 +121,13 @@ impl Server {
             source,
         })?;
         let (published, _) = broadcast::channel(256);
-        let mut uploader = Uploader::new(store.clone(), published.clone(), cfg.upload_retry_max);
+        let metrics = Arc::new(Metrics::new(cfg.upload_retry_max));
+        let mut uploader = Uploader::new(
+            store.clone(),
+            published.clone(),
+            cfg.upload_retry_max,
+            metrics.clone(),
+        );
         recover_spool(&cfg.spool, &mut uploader).await;
         let pending_uploads = uploader.pending();
         let tls = TlsConfig {
@@ -122,6 +142,25 @@ impl Server {
             max_connections: cfg.max_connections,
         };
         let (transports, inbound) = SipTransports::bind_with(&cfg.listen, tls, accept).await?;
+        let (http_addr, http_task) = match cfg.http {
+            Some(addr) => {
+                let listener = tokio::net::TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| ServerError::Http { addr, source })?;
+                let bound = listener
+                    .local_addr()
+                    .map_err(|source| ServerError::Http { addr, source })?;
+                let ctx = http::HttpContext {
+                    metrics: metrics.clone(),
+                    pending_uploads: pending_uploads.clone(),
+                    spool: cfg.spool.clone(),
+                    store: store.clone(),
+                    token: cfg.http_token.clone(),
+                };
+                (Some(bound), Some(http::spawn(listener, ctx)))
+            }
+            None => (None, None),
+        };
         let local = transports.local_addrs();
         let media_ip = cfg.media_ip.unwrap_or_else(|| guess_media_ip(&cfg.listen));
         let pool = PortPool::new(media_ip, cfg.rtp_ports.0, cfg.rtp_ports.1);
@@ -145,7 +184,7 @@ impl Server {
         siprec_udp::raise_fd_limit();
         let (notes_tx, notes_rx) = mpsc::unbounded_channel();
         let wakeup = cfg.media_sweep.map_or(Wakeup::Epoll, Wakeup::Sweep);
-        let shards = Shards::start(cfg.media_threads, wakeup, notes_tx.clone())
+        let shards = Shards::start(cfg.media_threads, wakeup, notes_tx.clone(), metrics.clone())
             .map_err(ServerError::Media)?;
         let (spool_io, spool_worker) = SpoolIo::start().map_err(ServerError::Media)?;
         // SIP goes out through one queue per peer: a TCP connect or TLS handshake that stalls
@@ -172,6 +211,7 @@ impl Server {
             finishing: JoinSet::new(),
             ready_tx,
             uploader,
+            metrics: metrics.clone(),
         };
         let task = tokio::spawn(driver.run(inbound, stop_rx, ready_rx, notes_rx));
         Ok(Server {
@@ -180,6 +220,9 @@ impl Server {
             store,
             published,
             pending_uploads,
+            metrics,
+            http_addr,
+            http_task,
             shutdown: Some(stop_tx),
             task,
         })
@@ -205,6 +248,16 @@ impl Server {
         self.published.subscribe()
     }
 
+    /// The bound address of the HTTP endpoints (`--http`), if on.
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.http_addr
+    }
+
+    /// The server's metrics and readiness.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
     /// Recordings finished but not yet acknowledged by storage.
     pub fn pending_uploads(&self) -> usize {
         self.pending_uploads.load(Ordering::SeqCst)
@@ -214,10 +267,16 @@ impl Server {
     /// BYE; everything publishes (waiting at most `shutdown_upload_wait`; the rest stays in
     /// the spool for the next start).
     pub async fn shutdown(mut self) -> Result<(), ServerError> {
+        // /readyz says 503 from now on, while the sessions end and the uploads drain.
+        self.metrics.health.set_shutting_down();
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
-        Ok((&mut self.task).await?)
+        let r = (&mut self.task).await;
+        if let Some(t) = self.http_task.take() {
+            t.abort();
+        }
+        Ok(r?)
     }
 }
 
@@ -250,6 +309,7 @@ struct Driver {
     finishing: JoinSet<()>,
     ready_tx: mpsc::UnboundedSender<(Ready, tracing::Span)>,
     uploader: Uploader,
+    metrics: Arc<Metrics>,
 }
 
 impl Driver {
@@ -265,12 +325,14 @@ impl Driver {
         let mut spool_check = tokio::time::interval(Duration::from_secs(1));
         spool_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut spool_full = false;
+        // The live recordings' RTP figures for /metrics, refreshed once a second.
         if let Some(limit) = self.cfg.spool_max_bytes {
             // The state at start-up, before the first INVITE (a full spool left by a previous
             // run refuses at once).
             let used = spool::usage_bytes(&self.cfg.spool);
             if used >= limit {
                 spool_full = true;
+                self.metrics.health.set_spool_full(true);
                 error!(
                     used_mb = used >> 20,
                     limit_mb = limit >> 20,
@@ -284,6 +346,7 @@ impl Driver {
             tokio::select! {
                 msg = inbound.recv() => {
                     let Some(msg) = msg else { break };
+                    self.metrics.sip_message(&msg.bytes, false);
                     let local = self.advertised(msg.local);
                     self.core.handle_bytes(Instant::now(), msg.peer, local, &msg.bytes);
                 }
@@ -303,6 +366,7 @@ impl Driver {
                     let full = used >= limit;
                     if full != spool_full {
                         spool_full = full;
+                        self.metrics.health.set_spool_full(full);
                         let pending = self.uploader.pending().load(Ordering::SeqCst);
                         if full {
                             error!(used_mb = used >> 20, limit_mb = limit >> 20, pending_uploads = pending, "spool full: new INVITEs get 503 until uploads catch up");
@@ -315,6 +379,7 @@ impl Driver {
                 }
                 _ = &mut stop, if !stopping => {
                     stopping = true;
+                    self.metrics.health.set_shutting_down();
                     self.core.stop_accepting();
                     let grace = self.cfg.shutdown_grace;
                     info!(active = self.recordings.len(), grace_s = grace.as_secs(), "shutting down: new INVITEs get 503");
@@ -390,6 +455,7 @@ impl Driver {
             self.on_event(ev);
         }
         while let Some(t) = self.core.poll_transmit() {
+            self.metrics.sip_message(&t.payload, true);
             self.outbox.send(t);
         }
     }
@@ -513,6 +579,8 @@ impl Driver {
                 }
                 let docs = rec.metadata_docs.len();
                 self.recordings.insert(id, rec);
+                self.metrics.session_started();
+                self.metrics.set_active(self.recordings.len());
                 // In order on the spool worker: the entry and its WAV (then the shard starts
                 // the session), the metadata documents, the journal.
                 self.spool_io.run(create);
@@ -559,6 +627,10 @@ impl Driver {
                     return;
                 };
                 self.shards.forget(id);
+                self.metrics.set_active(self.recordings.len());
+                self.metrics
+                    .session_ended(reason.as_str(), &rec.call_id, now);
+                let metrics = self.metrics.clone();
                 let instance = self.cfg.instance_id.clone();
                 let ready_tx = self.ready_tx.clone();
                 let span = rec.span.clone();
@@ -569,17 +641,20 @@ impl Driver {
                     let report = match report.await {
                         Ok(Ok(r)) => r,
                         Ok(Err(e)) => {
+                            metrics.recording_finished(id, None);
                             let _g = span.enter();
                             error!(error = %e, spool = %rec.spool.dir.display(), "recording could not be finished; kept in the spool for recovery at the next start");
                             return;
                         }
                         Err(_) => {
+                            metrics.recording_finished(id, None);
                             let _g = span.enter();
                             error!(spool = %rec.spool.dir.display(), "the recording's media never started (its spool entry could not be created): nothing to publish");
                             return;
                         }
                     };
                     let manifest = rec.final_manifest(&report, reason.as_str(), &instance);
+                    metrics.recording_finished(id, Some(&manifest));
                     spool_io.run(move || {
                         let _g = span.enter();
                         if let Err(e) = rec.spool.write_final(&manifest) {

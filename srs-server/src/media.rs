@@ -24,12 +24,16 @@ use siprec_recorder::session::{
 use tokio::sync::{mpsc as tmpsc, oneshot};
 use tracing::{debug, warn};
 
+use crate::http::Metrics;
+
 use siprec_udp::{RecvBatch, BATCH};
 
 /// The waker's token (socket tokens are `slot << 8 | socket`).
 const WAKE: Token = Token(usize::MAX);
 /// Sockets per session a token can name (one per recorded m-line).
 const MAX_SOCKETS: usize = 256;
+/// How often a shard reports its sessions' live RTP figures to the metrics.
+const REPORT_EVERY: Duration = Duration::from_secs(1);
 
 /// What a shard tells the SIP driver.
 #[derive(Debug)]
@@ -121,6 +125,7 @@ impl Shards {
         n: usize,
         wakeup: Wakeup,
         notes: tmpsc::UnboundedSender<MediaNote>,
+        metrics: Arc<Metrics>,
     ) -> std::io::Result<Shards> {
         let mut handles = Vec::new();
         let mut threads = Vec::new();
@@ -129,9 +134,10 @@ impl Shards {
             let waker = Arc::new(Waker::new(poll.registry(), WAKE)?);
             let (tx, rx) = mpsc::channel();
             let notes = notes.clone();
+            let metrics = Arc::clone(&metrics);
             let thread = std::thread::Builder::new()
                 .name(format!("media-{i}"))
-                .spawn(move || ShardLoop::new(poll, rx, notes, wakeup).run())?;
+                .spawn(move || ShardLoop::new(poll, rx, notes, wakeup, metrics).run())?;
             handles.push(ShardHandle { tx, waker });
             threads.push(thread);
         }
@@ -192,6 +198,8 @@ struct ShardLoop {
     rx: mpsc::Receiver<Control>,
     notes: tmpsc::UnboundedSender<MediaNote>,
     wakeup: Wakeup,
+    /// Live RTP figures go here once a second per session.
+    metrics: Arc<Metrics>,
     slots: Vec<Option<Slot>>,
     free: Vec<usize>,
     index: HashMap<SessionId, usize>,
@@ -205,12 +213,14 @@ impl ShardLoop {
         rx: mpsc::Receiver<Control>,
         notes: tmpsc::UnboundedSender<MediaNote>,
         wakeup: Wakeup,
+        metrics: Arc<Metrics>,
     ) -> ShardLoop {
         ShardLoop {
             poll,
             rx,
             notes,
             wakeup,
+            metrics,
             slots: Vec::new(),
             free: Vec::new(),
             index: HashMap::new(),
@@ -224,6 +234,7 @@ impl ShardLoop {
         let tick = TICK / 2;
         let mut next_tick = Instant::now() + tick;
         let mut next_sweep = Instant::now();
+        let mut next_report = Instant::now() + REPORT_EVERY;
         loop {
             let now = Instant::now();
             let mut deadline = next_tick;
@@ -259,6 +270,14 @@ impl ShardLoop {
             if now >= next_tick {
                 self.tick(now);
                 next_tick = now + tick;
+            }
+            if now >= next_report {
+                // Before a session's `Finish` reply, so its final figures replace these.
+                for slot in self.slots.iter().flatten() {
+                    self.metrics
+                        .set_live_reports(slot.id, &slot.session.streams());
+                }
+                next_report = now + REPORT_EVERY;
             }
         }
     }

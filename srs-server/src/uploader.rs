@@ -12,6 +12,7 @@ use tokio::sync::{broadcast, Semaphore};
 use tokio::task::JoinSet;
 use tracing::{error, info, warn, Instrument};
 
+use crate::http::Metrics;
 use crate::spool::Ready;
 use crate::PublishedRecording;
 
@@ -30,15 +31,17 @@ pub struct Uploader {
     storage_down: Arc<AtomicBool>,
     permits: Arc<Semaphore>,
     retry_max: Duration,
+    metrics: Arc<Metrics>,
     tasks: JoinSet<()>,
 }
 
 impl Uploader {
-    /// A new uploader publishing to `store`.
+    /// A new uploader publishing to `store`, counting in `metrics`.
     pub fn new(
         store: Store,
         published: broadcast::Sender<PublishedRecording>,
         retry_max: Duration,
+        metrics: Arc<Metrics>,
     ) -> Uploader {
         Uploader {
             store,
@@ -47,6 +50,7 @@ impl Uploader {
             storage_down: Arc::default(),
             permits: Arc::new(Semaphore::new(PARALLEL_UPLOADS)),
             retry_max,
+            metrics,
             tasks: JoinSet::new(),
         }
     }
@@ -66,6 +70,7 @@ impl Uploader {
             storage_down: self.storage_down.clone(),
             permits: self.permits.clone(),
             retry_max: self.retry_max,
+            metrics: self.metrics.clone(),
         };
         self.tasks.spawn(job.run(ready).instrument(span));
         // Reap finished tasks so the set does not grow with the server's lifetime.
@@ -90,12 +95,17 @@ struct Job {
     storage_down: Arc<AtomicBool>,
     permits: Arc<Semaphore>,
     retry_max: Duration,
+    metrics: Arc<Metrics>,
 }
 
 impl Job {
     async fn run(self, ready: Ready) {
         let mut wait = FIRST_RETRY;
+        let mut first = true;
         loop {
+            if !std::mem::take(&mut first) {
+                self.metrics.upload_retry();
+            }
             let attempt = {
                 let Ok(_permit) = self.permits.acquire().await else {
                     return;
@@ -121,10 +131,12 @@ impl Job {
                         stored = %done.location,
                         "recording stored"
                     );
+                    self.metrics.recording_published(&done.manifest);
                     let _ = self.published.send(done);
                     return;
                 }
                 Err(e) => {
+                    self.metrics.upload_failed();
                     let pending = self.pending.load(Ordering::SeqCst);
                     if !self.storage_down.swap(true, Ordering::SeqCst) {
                         error!(error = %e, pending_uploads = pending, retry_in_s = wait.as_secs(), store = %self.store.display(), "storage unavailable: recordings stay in the spool and are retried");

@@ -28,6 +28,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
+mod http;
 mod shard;
 
 use crate::resolver_api::{IpLiteralResolver, ResolvedTarget, SrsResolver};
@@ -64,6 +65,8 @@ pub struct GatewayOptions {
     pub start_timeout: Duration,
     /// Relay threads (the media path; default: one per core, at most 4).
     pub relay_threads: usize,
+    /// Serve `/metrics` and `/healthz` on this address (default: off).
+    pub http: Option<SocketAddr>,
 }
 
 impl Default for GatewayOptions {
@@ -82,6 +85,7 @@ impl Default for GatewayOptions {
             dns: None,
             start_timeout: Duration::from_secs(2),
             relay_threads: std::thread::available_parallelism().map_or(1, |n| n.get().min(4)),
+            http: None,
         }
     }
 }
@@ -104,6 +108,8 @@ pub struct GatewayCounters {
 pub struct Gateway {
     sip: Vec<ListenAddr>,
     counters: Arc<GatewayCounters>,
+    http_addr: Option<SocketAddr>,
+    http_task: Option<JoinHandle<()>>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
 }
@@ -181,6 +187,21 @@ impl Gateway {
         // Four sockets per call: a thousand calls need more descriptors than the usual soft limit.
         siprec_udp::raise_fd_limit();
         let shards = Shards::new(opts.relay_threads, &counters)?;
+        let metrics = Arc::new(http::GatewayMetrics::new(Arc::clone(&counters)));
+        let (http_addr, http_task) = match opts.http {
+            Some(addr) => {
+                let listener = tokio::net::TcpListener::bind(addr)
+                    .await
+                    .map_err(|e| Error::Usage(format!("--http {addr}: cannot listen: {e}")))?;
+                let bound = listener.local_addr()?;
+                info!(http = %bound, "siprec-client gateway: /metrics and /healthz");
+                (
+                    Some(bound),
+                    Some(http::spawn(listener, Arc::clone(&metrics))),
+                )
+            }
+            None => (None, None),
+        };
         let (resolved_tx, resolved_rx) = mpsc::unbounded_channel();
         let (outbox, errors_rx) = Outbox::new(transports.clone());
         let driver = Driver {
@@ -192,6 +213,7 @@ impl Gateway {
             outbox,
             shards,
             counters: Arc::clone(&counters),
+            metrics,
         };
         let (stop_tx, stop_rx) = oneshot::channel();
         for l in &sip {
@@ -201,6 +223,8 @@ impl Gateway {
         Ok(Gateway {
             sip,
             counters,
+            http_addr,
+            http_task,
             stop: Some(stop_tx),
             task: Some(task),
         })
@@ -209,6 +233,11 @@ impl Gateway {
     /// The SIP listeners' addresses (ports resolved).
     pub fn local_addrs(&self) -> &[ListenAddr] {
         &self.sip
+    }
+
+    /// The bound address of `/metrics` and `/healthz` (`--http`), if on.
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.http_addr
     }
 
     /// Counts over every call so far.
@@ -224,6 +253,9 @@ impl Gateway {
         if let Some(t) = self.task.take() {
             let _ = t.await;
         }
+        if let Some(t) = self.http_task.take() {
+            t.abort();
+        }
     }
 
     /// Runs until the driver ends (Ctrl-C in the CLI).
@@ -237,6 +269,9 @@ impl Gateway {
 impl Drop for Gateway {
     fn drop(&mut self) {
         if let Some(t) = self.task.take() {
+            t.abort();
+        }
+        if let Some(t) = self.http_task.take() {
             t.abort();
         }
     }
@@ -357,6 +392,7 @@ struct Driver {
     /// The relay threads (the media path).
     shards: Shards,
     counters: Arc<GatewayCounters>,
+    metrics: Arc<http::GatewayMetrics>,
 }
 
 impl Driver {
@@ -410,11 +446,25 @@ impl Driver {
             while let Some(ev) = self.core.poll_event() {
                 idle = false;
                 match ev {
-                    Event::Relay { call, update } => self.relay(call, update),
-                    Event::Resolve { call, rs, uri } => self.resolve(call, rs, uri),
-                    Event::Command { .. } => {}
-                    Event::CallEnded { .. } => {
+                    Event::Relay { call, update } => {
+                        match &update {
+                            RelayUpdate::Open { .. } => self.metrics.call_relayed(),
+                            RelayUpdate::Fork { rs, .. } => self.metrics.session_forked(call, *rs),
+                            RelayUpdate::ForkStop { rs } => self.metrics.session_stopped(call, *rs),
+                            _ => {}
+                        }
+                        self.relay(call, update)
+                    }
+                    Event::Resolve { call, rs, uri } => {
+                        self.metrics.session_resolving(call, rs, &uri.to_string());
+                        self.resolve(call, rs, uri)
+                    }
+                    Event::Command { reason, code, .. } => {
+                        self.metrics.info_command(&reason, code);
+                    }
+                    Event::CallEnded { call } => {
                         self.counters.calls_ended.fetch_add(1, Ordering::Relaxed);
+                        self.metrics.call_ended(call);
                     }
                 }
             }
@@ -426,6 +476,7 @@ impl Driver {
                 break;
             }
         }
+        self.metrics.set_active(self.core.calls());
     }
 
     fn relay(&mut self, call: CallId, update: RelayUpdate) {
@@ -525,6 +576,9 @@ pub struct GatewayArgs {
     /// core, at most 4).
     #[arg(long, value_name = "N")]
     pub relay_threads: Option<usize>,
+    /// Serve /metrics (Prometheus) and /healthz on this address, e.g. 127.0.0.1:9100.
+    #[arg(long, value_name = "IP:PORT")]
+    pub http: Option<SocketAddr>,
     /// Log lines as JSON (one object per line) instead of text.
     #[arg(long)]
     pub json: bool,
@@ -565,6 +619,7 @@ impl GatewayArgs {
             relay_threads: self
                 .relay_threads
                 .unwrap_or_else(|| GatewayOptions::default().relay_threads),
+            http: self.http,
             ..GatewayOptions::default()
         }
     }
