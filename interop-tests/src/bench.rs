@@ -156,15 +156,20 @@ pub fn pace(
         }
         let s = (k % SLOTS as u64) as usize;
         let cycle = k / SLOTS as u64;
-        let (seq, ts) = ((cycle as u16).to_be_bytes(), (cycle as u32).wrapping_mul(160).to_be_bytes());
+        let (seq, ts) = (
+            (cycle as u16).to_be_bytes(),
+            (cycle as u32).wrapping_mul(160).to_be_bytes(),
+        );
         for (from, idx) in plan[s].iter().enumerate() {
             for &i in idx {
                 pkts[i][2..4].copy_from_slice(&seq);
                 pkts[i][4..8].copy_from_slice(&ts);
             }
             for chunk in idx.chunks(MMSG) {
-                let iovs: Vec<[IoSlice<'_>; 1]> =
-                    chunk.iter().map(|&i| [IoSlice::new(&pkts[i][..])]).collect();
+                let iovs: Vec<[IoSlice<'_>; 1]> = chunk
+                    .iter()
+                    .map(|&i| [IoSlice::new(&pkts[i][..])])
+                    .collect();
                 let to: Vec<Option<SockaddrStorage>> = chunk.iter().map(|&i| addrs[i]).collect();
                 let mut done = 0;
                 while done < iovs.len() {

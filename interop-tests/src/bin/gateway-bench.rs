@@ -294,8 +294,14 @@ async fn bare_baseline(n: usize, a: &StdUdp, b: &StdUdp, secs: u64) -> anyhow::R
     let flows: Vec<Flow> = (0..n)
         .flat_map(|j| {
             [
-                Flow { from: 0, to: at(ports[2 * j]) },
-                Flow { from: 1, to: at(ports[2 * j + 1]) },
+                Flow {
+                    from: 0,
+                    to: at(ports[2 * j]),
+                },
+                Flow {
+                    from: 1,
+                    to: at(ports[2 * j + 1]),
+                },
             ]
         })
         .collect();

@@ -193,7 +193,9 @@ async fn measure(pid: u32, p: &PacerStats, secs: u64) -> anyhow::Result<(f64, u6
 }
 
 /// The paced sender thread: one socket, every destination a flow.
-fn start_pacer(dests: Vec<SocketAddr>) -> anyhow::Result<(Arc<PacerStats>, std::thread::JoinHandle<()>)> {
+fn start_pacer(
+    dests: Vec<SocketAddr>,
+) -> anyhow::Result<(Arc<PacerStats>, std::thread::JoinHandle<()>)> {
     let sock = StdUdp::bind("127.0.0.1:0")?;
     let flows: Vec<Flow> = dests.into_iter().map(|to| Flow { from: 0, to }).collect();
     let p = PacerStats::running();
