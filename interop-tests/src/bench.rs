@@ -28,6 +28,33 @@ pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[i.min(sorted.len() - 1)]
 }
 
+/// Runs this benchmark binary again as a child with `args` (its baseline mode), which prints
+/// `PORTS p0 p1 …` once its sockets are bound: returns the child, its pid and the ports.
+pub async fn spawn_baseline(
+    args: &[String],
+) -> anyhow::Result<(tokio::process::Child, u32, Vec<u16>)> {
+    use tokio::io::AsyncBufReadExt;
+    let mut child = tokio::process::Command::new(std::env::current_exe()?)
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()?;
+    let pid = child.id().context("baseline pid")?;
+    let mut line = String::new();
+    tokio::io::BufReader::new(child.stdout.take().context("stdout")?)
+        .read_line(&mut line)
+        .await?;
+    let ports = line
+        .trim()
+        .strip_prefix("PORTS ")
+        .context("PORTS line")?
+        .split(' ')
+        .map(str::parse)
+        .collect::<Result<_, _>>()?;
+    Ok((child, pid, ports))
+}
+
 /// One RTP stream of a paced load: sent from `sockets[from]` to `to`.
 #[derive(Debug, Clone, Copy)]
 pub struct Flow {

@@ -287,17 +287,7 @@ impl ShardLoop {
         let Some(Some(slot)) = self.slots.get_mut(s) else {
             return;
         };
-        if let Some((index, sock)) = slot.sockets.get(k) {
-            read_socket(
-                &mut self.batch,
-                &mut self.scratch,
-                &mut slot.session,
-                *index,
-                sock,
-                now,
-                &slot.span,
-            );
-        }
+        slot.read(k, &mut self.batch, &mut self.scratch, now);
     }
 
     /// Sweep mode: every socket of every session, until empty.
@@ -375,16 +365,8 @@ impl ShardLoop {
                         let _ = self.poll.registry().deregister(sock);
                     }
                     // What was queued before the end still counts.
-                    for (index, sock) in &slot.sockets {
-                        read_socket(
-                            &mut self.batch,
-                            &mut self.scratch,
-                            &mut slot.session,
-                            *index,
-                            sock,
-                            now,
-                            &slot.span,
-                        );
+                    for k in 0..slot.sockets.len() {
+                        slot.read(k, &mut self.batch, &mut self.scratch, now);
                     }
                     let _ = reply.send(slot.session.finish(now));
                 }
@@ -427,41 +409,38 @@ impl ShardLoop {
     }
 }
 
-/// Reads `sock` (stream `index`'s) in batches until one comes back short (see
-/// [`RecvBatch::recv`] for why that is enough with edge-triggered epoll), handing every
-/// datagram to `session` with the instant `now`.
-fn read_socket(
-    batch: &mut RecvBatch,
-    scratch: &mut Scratch,
-    session: &mut MediaSession,
-    index: usize,
-    sock: &mio::net::UdpSocket,
-    now: Instant,
-    span: &tracing::Span,
-) {
-    let mut errors = 0;
-    loop {
-        let n = match batch.recv(sock) {
-            Ok(n) => n,
-            Err(e) => {
-                // An ICMP error queued on the socket (reading it clears it); go on, a few
-                // times at most.
-                let _g = span.enter();
-                debug!(error = %e, "rtp receive error");
-                errors += 1;
-                if errors > 4 {
-                    return;
-                }
-                continue;
-            }
-        };
-        for i in 0..n {
-            if let Some((data, from)) = batch.get(i) {
-                session.handle_packet(index, from, data, now, scratch);
-            }
-        }
-        if n < BATCH {
+impl Slot {
+    /// Reads socket `k` in batches until one comes back short (see [`RecvBatch::recv`] for why
+    /// that is enough with edge-triggered epoll), handing every datagram to the session with
+    /// the instant `now`.
+    fn read(&mut self, k: usize, batch: &mut RecvBatch, scratch: &mut Scratch, now: Instant) {
+        let Some((index, sock)) = self.sockets.get(k) else {
             return;
+        };
+        let mut errors = 0;
+        loop {
+            let n = match batch.recv(sock) {
+                Ok(n) => n,
+                Err(e) => {
+                    // An ICMP error queued on the socket (reading it clears it); go on, a few
+                    // times at most.
+                    let _g = self.span.enter();
+                    debug!(error = %e, "rtp receive error");
+                    errors += 1;
+                    if errors > 4 {
+                        return;
+                    }
+                    continue;
+                }
+            };
+            for i in 0..n {
+                if let Some((data, from)) = batch.get(i) {
+                    self.session.handle_packet(*index, from, data, now, scratch);
+                }
+            }
+            if n < BATCH {
+                return;
+            }
         }
     }
 }

@@ -26,7 +26,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use interop_tests::bench::{cpu_seconds, pace, percentile, Flow, PacerStats};
+use interop_tests::bench::{cpu_seconds, pace, percentile, spawn_baseline, Flow, PacerStats};
 use siprec_sip::message::{call_id, cseq, header_value, make_response, parse_message, tag_of};
 use siprec_sip::rsip::{self, headers::UntypedHeader, Header, Response, SipMessage};
 use siprec_sip::transaction::{Peer, Transport};
@@ -271,25 +271,7 @@ Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{body}",
 
 /// The bare relay's CPU per relayed packet with the same pacer and socket count.
 async fn bare_baseline(n: usize, a: &StdUdp, b: &StdUdp, secs: u64) -> anyhow::Result<Phase> {
-    use tokio::io::AsyncBufReadExt;
-    let mut child = tokio::process::Command::new(std::env::current_exe()?)
-        .args(["--bare-relay", &n.to_string()])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()?;
-    let pid = child.id().context("bare relay pid")?;
-    let mut line = String::new();
-    tokio::io::BufReader::new(child.stdout.take().context("stdout")?)
-        .read_line(&mut line)
-        .await?;
-    let ports: Vec<u16> = line
-        .trim()
-        .strip_prefix("PORTS ")
-        .context("PORTS line")?
-        .split(' ')
-        .map(str::parse)
-        .collect::<Result<_, _>>()?;
+    let (mut child, pid, ports) = spawn_baseline(&["--bare-relay".into(), n.to_string()]).await?;
     let at = |p: u16| SocketAddr::from(([127, 0, 0, 1], p));
     let flows: Vec<Flow> = (0..n)
         .flat_map(|j| {

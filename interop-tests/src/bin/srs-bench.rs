@@ -26,7 +26,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use interop_tests::bench::{cpu_seconds, pace, percentile, Flow, PacerStats};
+use interop_tests::bench::{cpu_seconds, pace, percentile, spawn_baseline, Flow, PacerStats};
 use interop_tests::{TestSrc, TestTransport};
 use nix::sys::socket::{MsgFlags, MultiHeaders, SockaddrStorage};
 
@@ -212,25 +212,12 @@ fn start_pacer(
 
 /// The bare receiver's CPU per packet over `n` sockets.
 async fn baseline(n: usize, sweep_ms: u64, secs: u64) -> anyhow::Result<(f64, bool)> {
-    use tokio::io::AsyncBufReadExt;
-    let mut child = tokio::process::Command::new(std::env::current_exe()?)
-        .args(["--bare-recv", &n.to_string(), &sweep_ms.to_string()])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()?;
-    let pid = child.id().context("bare receiver pid")?;
-    let mut line = String::new();
-    tokio::io::BufReader::new(child.stdout.take().context("stdout")?)
-        .read_line(&mut line)
-        .await?;
-    let dests = line
-        .trim()
-        .strip_prefix("PORTS ")
-        .context("PORTS line")?
-        .split(' ')
-        .map(|p| Ok(SocketAddr::from(([127, 0, 0, 1], p.parse::<u16>()?))))
-        .collect::<anyhow::Result<Vec<_>>>()?;
+    let (mut child, pid, ports) =
+        spawn_baseline(&["--bare-recv".into(), n.to_string(), sweep_ms.to_string()]).await?;
+    let dests = ports
+        .into_iter()
+        .map(|p| SocketAddr::from(([127, 0, 0, 1], p)))
+        .collect();
     let (p, t) = start_pacer(dests)?;
     let (cpu, pkts) = measure(pid, &p, secs).await?;
     p.running.store(false, Ordering::Relaxed);
