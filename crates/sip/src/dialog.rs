@@ -4,6 +4,8 @@
 use rsip::headers::UntypedHeader;
 use rsip::{Header, Method, Request, Response};
 
+use crate::uri::SipUri;
+
 use crate::error::Error;
 use crate::message::{
     self, header_value, header_values, new_branch, split_list, split_name_addr, tag_of, uri_of,
@@ -88,32 +90,11 @@ pub struct Dialog {
     via: Option<(String, u16, Transport)>,
 }
 
+/// A Contact or Record-Route URI (RFC 3261 §19.1.1), IPv6 references included (RFC 5118).
 fn parse_uri(uri: &str, what: &str) -> Result<rsip::Uri, Error> {
-    let uri = uri.trim();
-    let scheme_ok = uri.get(..4).is_some_and(|s| s.eq_ignore_ascii_case("sip:"))
-        || uri
-            .get(..5)
-            .is_some_and(|s| s.eq_ignore_ascii_case("sips:"));
-    if !scheme_ok {
-        return Err(Error::Dialog(format!(
-            "{what} is not a sip:/sips: URI: {}",
-            crate::error::excerpt(uri)
-        )));
-    }
-    if uri.contains('[') {
-        // rsip cannot represent IPv6 references; refuse rather than mangle them.
-        return Err(Error::Dialog(format!(
-            "{what}: IPv6 URIs are not supported: {}",
-            crate::error::excerpt(uri)
-        )));
-    }
-    match std::panic::catch_unwind(|| rsip::Uri::try_from(uri)) {
-        Ok(Ok(u)) => Ok(u),
-        _ => Err(Error::Dialog(format!(
-            "{what} cannot be parsed: {}",
-            crate::error::excerpt(uri)
-        ))),
-    }
+    SipUri::parse(uri)
+        .map(|u| u.to_rsip())
+        .map_err(|e| Error::Dialog(format!("{what} {}: {e}", crate::error::excerpt(uri.trim()))))
 }
 
 /// Every route value of the given headers (each comma-separated element separately).
@@ -330,17 +311,15 @@ impl Dialog {
                 (format!("{host}:{port}"), *t)
             }
             None => {
-                let uri = rsip::Uri::try_from(self.local_contact.as_str()).ok();
-                let transport = match uri.as_ref().and_then(|u| u.transport().copied()) {
-                    Some(rsip::Transport::Tcp) => Transport::Tcp,
-                    Some(rsip::Transport::Tls) => Transport::Tls,
-                    _ if self.local_contact.to_ascii_lowercase().starts_with("sips:") => {
-                        Transport::Tls
-                    }
+                let uri = SipUri::parse(&self.local_contact).ok();
+                let transport = match uri.as_ref().and_then(SipUri::transport).as_deref() {
+                    _ if uri.as_ref().is_some_and(|u| u.secure) => Transport::Tls,
+                    Some("tcp") => Transport::Tcp,
+                    Some("tls") => Transport::Tls,
                     _ => Transport::Udp,
                 };
                 let sent_by = uri
-                    .map(|u| u.host_with_port.to_string())
+                    .map(|u| u.host_port())
                     .unwrap_or_else(|| "invalid.invalid".into());
                 (sent_by, transport)
             }

@@ -538,11 +538,7 @@ impl SrsCore {
             );
             return;
         }
-        let to_tag = req
-            .to_header()
-            .ok()
-            .and_then(|t| t.tag().ok().flatten())
-            .map(|t| t.value().to_string());
+        let to_tag = message::to_addr(&req.headers).and_then(|t| t.tag().map(str::to_string));
         let call_id = req
             .call_id_header()
             .map(|c| c.value().to_string())
@@ -1164,14 +1160,7 @@ fn set_via(req: &mut rsip::Request, transport: Transport, local: SocketAddr) {
 /// The dialog key (Call-ID, our tag) of an in-dialog request.
 fn dialog_key(req: &rsip::Request) -> Option<(String, String)> {
     let call_id = req.call_id_header().ok()?.value().to_string();
-    let tag = req
-        .to_header()
-        .ok()?
-        .tag()
-        .ok()
-        .flatten()?
-        .value()
-        .to_string();
+    let tag = message::to_addr(&req.headers)?.tag()?.to_string();
     Some((call_id, tag))
 }
 
