@@ -31,7 +31,7 @@ pub enum Error {
         max: usize,
     },
     /// Peer: the bytes are not a SIP message we can parse (bad start line, header line
-    /// without a colon, invalid header name, not UTF-8, rsip refused it, ...).
+    /// without a colon, invalid header name, not UTF-8, bad start line or Request-URI, ...).
     #[error("malformed SIP message: {0}")]
     Malformed(String),
     /// Peer: a mandatory header is missing (RFC 3261 §8.1.1: Via, From, To, Call-ID, CSeq;
@@ -85,7 +85,7 @@ pub enum Error {
         state: &'static str,
     },
     /// Ours or peer: a dialog cannot be built from these messages (e.g. no To tag in the
-    /// response, a Contact URI rsip cannot represent).
+    /// response, a Contact that is not a valid sip:/sips: URI).
     #[error("cannot build dialog: {0}")]
     Dialog(String),
 }

@@ -55,7 +55,7 @@ impl Host {
             let inner = inner
                 .strip_suffix(']')
                 .ok_or_else(|| UriError::Ipv6Reference(crate::error::excerpt(text)))?;
-            // RFC 5118 §4.9 / RFC 6874: zone identifiers are not part of SIP URIs.
+            // RFC 3261 §25.1 `IPv6reference`: no zone identifier (`%eth0`) in a SIP URI.
             return inner
                 .parse::<Ipv6Addr>()
                 .map(Host::V6)
@@ -394,11 +394,17 @@ mod tests {
             u.to_rsip().to_string(),
             "sip:srs@[2001:db8::10]:5070;transport=TCP;lr"
         );
-        // RFC 5118 §4.2: an IPv6 reference with an embedded IPv4 address.
+        // RFC 5118 §4.9: an IPv4-mapped IPv6 address in a reference.
         let u = round_trip("sips:[::ffff:192.0.2.1]", "sips:[::ffff:192.0.2.1]");
         assert!(u.secure);
         assert_eq!(u.port, None);
-        // RFC 5118 §4.1 and §4.4: the same address written twice is the same host.
+        // RFC 5118 §4.3 / §4.4: a port inside the brackets is part of the address; only
+        // `]:port` is a port.
+        let u = round_trip("sip:[2001:db8::10:5070]", "sip:[2001:db8::10:5070]");
+        assert_eq!(u.port, None);
+        let u = round_trip("sip:[2001:db8::10]:5070", "sip:[2001:db8::10]:5070");
+        assert_eq!(u.port, Some(5070));
+        // The same address written two ways is the same host.
         let a = SipUri::parse("sip:[2001:db8::9:1]").unwrap();
         let b = SipUri::parse("sip:[2001:db8:0:0:0:0:9:1]").unwrap();
         assert!(a.host.matches(&b.host));
@@ -425,7 +431,7 @@ mod tests {
     #[test]
     fn invalid_uris_are_errors() {
         for bad in [
-            "sip:::1",              // RFC 5118 §4.10: unbracketed IPv6
+            "sip:::1",              // RFC 5118 §4.2: IPv6 without brackets
             "sip:2001:db8::1:5060", // likewise
             "sip:[::1",             // unclosed reference
             "sip:[::1]x",           // text after ]

@@ -272,8 +272,9 @@ impl SrcCore {
         }
     }
 
-    /// A UAC dialog from our INVITE and its 2xx. rsip cannot represent an IPv6 Contact: then
-    /// the dialog is built with a stand-in and the real Request-URI is returned beside it.
+    /// A UAC dialog from our INVITE and its 2xx (IPv6 Contacts included). When the SRS's
+    /// Contact is missing or not a sip:/sips: URI the dialog is built with a stand-in, and the
+    /// Request-URI for in-dialog requests (the INVITE's) is returned beside it.
     pub(super) fn dialog_for(
         &self,
         invite: &Request,

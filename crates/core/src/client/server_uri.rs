@@ -78,7 +78,8 @@ impl SrsUri {
     }
 
     /// The URI as rsip represents it, for a Request-URI. IPv6 hosts are kept as bracketed text
-    /// (rsip cannot parse them, but prints a domain as given).
+    /// (rsip prints an IP address without brackets, but a domain as given), as
+    /// [`siprec_sip::uri::SipUri::to_rsip`] does.
     pub fn to_rsip(&self) -> rsip::Uri {
         let host = match &self.host {
             Host::Ip(IpAddr::V4(v4)) => rsip::Host::IpAddr(IpAddr::V4(*v4)),

@@ -69,7 +69,7 @@ fn server_string_accepts_every_format_of_the_node_page() {
         assert_eq!(v[0].to_string(), printed, "{input}");
         assert_eq!(v[0].port, port, "{input}");
         assert_eq!(v[0].required_transport(), transport, "{input}");
-        // The Request-URI prints the same text (IPv6 included, which rsip cannot parse).
+        // The Request-URI prints the same text (IPv6 included).
         assert_eq!(v[0].to_rsip().to_string(), printed, "{input}");
     }
     let v = parse_server_list("sip:[2001:db8::1]:5070").unwrap();
