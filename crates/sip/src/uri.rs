@@ -449,6 +449,38 @@ mod tests {
         }
     }
 
+    /// The property the `sip_uri` fuzz target checks, on random text over the characters
+    /// that matter: what parses prints as text that parses back to the same URI.
+    #[test]
+    fn what_parses_prints_and_parses_back() {
+        use rand::{Rng, SeedableRng};
+        let alphabet: Vec<char> = "sip:S@[]:;=?.-ab1f0 \u{2003}%/".chars().collect();
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        let mut parsed = 0;
+        for _ in 0..200_000 {
+            let len = rng.random_range(0..24);
+            let mut text = String::from(if rng.random_bool(0.5) {
+                "sip:"
+            } else {
+                "sips:"
+            });
+            for _ in 0..len {
+                text.push(alphabet[rng.random_range(0..alphabet.len())]);
+            }
+            if let Ok(uri) = SipUri::parse(&text) {
+                parsed += 1;
+                let printed = uri.to_string();
+                assert_eq!(
+                    SipUri::parse(&printed).as_ref(),
+                    Ok(&uri),
+                    "{text:?} → {printed:?}"
+                );
+            }
+            let _ = parse_host_port(&text[4..]);
+        }
+        assert!(parsed > 1000, "only {parsed} parsed");
+    }
+
     #[test]
     fn host_port_sent_by() {
         assert_eq!(
