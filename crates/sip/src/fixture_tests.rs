@@ -203,7 +203,7 @@ fn ipv6_invite_and_response() {
     let bye = uac.new_request(Method::Bye, None);
     let printed = String::from_utf8(print_message(&SipMessage::Request(bye))).unwrap();
     assert!(
-        printed.starts_with("BYE sip:srs@[2001:db8::10]:5060;transport=UDP SIP/2.0\r\n"),
+        printed.starts_with("BYE sip:srs@[2001:db8::10]:5060;transport=udp SIP/2.0\r\n"),
         "{printed}"
     );
     assert!(

@@ -354,70 +354,6 @@ fn request_uri(text: &str) -> Result<rsip::Uri, Error> {
     }
 }
 
-macro_rules! header_from_name {
-    ($name:expr, $value:expr; $($variant:ident => $long:literal),* $(,)?) => {
-        match $name {
-            $(n if n.eq_ignore_ascii_case($long) => {
-                Header::$variant(rsip::headers::$variant::new($value))
-            })*
-            n => Header::Other(n.to_string(), $value),
-        }
-    };
-}
-
-/// The rsip header for a received name and value. The value is stored as received (rsip's
-/// headers are text until `.typed()`); only the name chooses the variant.
-fn make_header(name: &str, value: String) -> Header {
-    header_from_name!(name, value;
-        Accept => "Accept",
-        AcceptEncoding => "Accept-Encoding",
-        AcceptLanguage => "Accept-Language",
-        AlertInfo => "Alert-Info",
-        Allow => "Allow",
-        AuthenticationInfo => "Authentication-Info",
-        Authorization => "Authorization",
-        CSeq => "CSeq",
-        CallId => "Call-ID",
-        CallInfo => "Call-Info",
-        Contact => "Contact",
-        ContentDisposition => "Content-Disposition",
-        ContentEncoding => "Content-Encoding",
-        ContentLanguage => "Content-Language",
-        ContentLength => "Content-Length",
-        ContentType => "Content-Type",
-        Date => "Date",
-        ErrorInfo => "Error-Info",
-        Event => "Event",
-        Expires => "Expires",
-        From => "From",
-        InReplyTo => "In-Reply-To",
-        MaxForwards => "Max-Forwards",
-        MimeVersion => "MIME-Version",
-        MinExpires => "Min-Expires",
-        Organization => "Organization",
-        Priority => "Priority",
-        ProxyAuthenticate => "Proxy-Authenticate",
-        ProxyAuthorization => "Proxy-Authorization",
-        ProxyRequire => "Proxy-Require",
-        RecordRoute => "Record-Route",
-        ReplyTo => "Reply-To",
-        Require => "Require",
-        RetryAfter => "Retry-After",
-        Route => "Route",
-        Server => "Server",
-        Subject => "Subject",
-        SubscriptionState => "Subscription-State",
-        Supported => "Supported",
-        Timestamp => "Timestamp",
-        To => "To",
-        Unsupported => "Unsupported",
-        UserAgent => "User-Agent",
-        Via => "Via",
-        Warning => "Warning",
-        WwwAuthenticate => "WWW-Authenticate",
-    )
-}
-
 // ---------------------------------------------------------------------------------------------
 // Printing
 // ---------------------------------------------------------------------------------------------
@@ -595,66 +531,79 @@ pub fn print_message(msg: &SipMessage) -> Vec<u8> {
 // Header look-ups
 // ---------------------------------------------------------------------------------------------
 
-macro_rules! header_parts {
-    ($h:expr; $($variant:ident => $name:literal),* $(,)?) => {
-        match $h {
-            Header::Other(name, value) => (name.as_str(), value.as_str()),
-            $(Header::$variant(inner) => ($name, inner.value()),)*
+/// One table for both directions between rsip's named headers and their names: the
+/// variant a received name is stored in ([`make_header`]) and the name a header prints with
+/// ([`header_name_value`]).
+macro_rules! named_headers {
+    ($($variant:ident => $name:literal),* $(,)?) => {
+        /// The name (as printed) and raw value of any header, `Header::Other` included.
+        pub fn header_name_value(h: &Header) -> (&str, &str) {
+            match h {
+                Header::Other(name, value) => (name.as_str(), value.as_str()),
+                $(Header::$variant(inner) => ($name, inner.value()),)*
+            }
+        }
+
+        /// The rsip header for a received name (long form, any case) and value. The value is
+        /// stored as received (rsip's headers are text until `.typed()`); only the name chooses
+        /// the variant.
+        fn make_header(name: &str, value: String) -> Header {
+            $(if name.eq_ignore_ascii_case($name) {
+                return Header::$variant(rsip::headers::$variant::new(value));
+            })*
+            Header::Other(name.to_string(), value)
         }
     };
 }
 
-/// The name (as printed) and raw value of any header, `Header::Other` included.
-pub fn header_name_value(h: &Header) -> (&str, &str) {
-    header_parts!(h;
-        Accept => "Accept",
-        AcceptEncoding => "Accept-Encoding",
-        AcceptLanguage => "Accept-Language",
-        AlertInfo => "Alert-Info",
-        Allow => "Allow",
-        AuthenticationInfo => "Authentication-Info",
-        Authorization => "Authorization",
-        CSeq => "CSeq",
-        CallId => "Call-ID",
-        CallInfo => "Call-Info",
-        Contact => "Contact",
-        ContentDisposition => "Content-Disposition",
-        ContentEncoding => "Content-Encoding",
-        ContentLanguage => "Content-Language",
-        ContentLength => "Content-Length",
-        ContentType => "Content-Type",
-        Date => "Date",
-        ErrorInfo => "Error-Info",
-        Event => "Event",
-        Expires => "Expires",
-        From => "From",
-        InReplyTo => "In-Reply-To",
-        MaxForwards => "Max-Forwards",
-        MimeVersion => "MIME-Version",
-        MinExpires => "Min-Expires",
-        Organization => "Organization",
-        Priority => "Priority",
-        ProxyAuthenticate => "Proxy-Authenticate",
-        ProxyAuthorization => "Proxy-Authorization",
-        ProxyRequire => "Proxy-Require",
-        RecordRoute => "Record-Route",
-        ReplyTo => "Reply-To",
-        Require => "Require",
-        RetryAfter => "Retry-After",
-        Route => "Route",
-        Server => "Server",
-        Subject => "Subject",
-        SubscriptionState => "Subscription-State",
-        Supported => "Supported",
-        Timestamp => "Timestamp",
-        To => "To",
-        Unsupported => "Unsupported",
-        UserAgent => "User-Agent",
-        Via => "Via",
-        Warning => "Warning",
-        WwwAuthenticate => "WWW-Authenticate",
-    )
-}
+named_headers!(
+    Accept => "Accept",
+    AcceptEncoding => "Accept-Encoding",
+    AcceptLanguage => "Accept-Language",
+    AlertInfo => "Alert-Info",
+    Allow => "Allow",
+    AuthenticationInfo => "Authentication-Info",
+    Authorization => "Authorization",
+    CSeq => "CSeq",
+    CallId => "Call-ID",
+    CallInfo => "Call-Info",
+    Contact => "Contact",
+    ContentDisposition => "Content-Disposition",
+    ContentEncoding => "Content-Encoding",
+    ContentLanguage => "Content-Language",
+    ContentLength => "Content-Length",
+    ContentType => "Content-Type",
+    Date => "Date",
+    ErrorInfo => "Error-Info",
+    Event => "Event",
+    Expires => "Expires",
+    From => "From",
+    InReplyTo => "In-Reply-To",
+    MaxForwards => "Max-Forwards",
+    MimeVersion => "MIME-Version",
+    MinExpires => "Min-Expires",
+    Organization => "Organization",
+    Priority => "Priority",
+    ProxyAuthenticate => "Proxy-Authenticate",
+    ProxyAuthorization => "Proxy-Authorization",
+    ProxyRequire => "Proxy-Require",
+    RecordRoute => "Record-Route",
+    ReplyTo => "Reply-To",
+    Require => "Require",
+    RetryAfter => "Retry-After",
+    Route => "Route",
+    Server => "Server",
+    Subject => "Subject",
+    SubscriptionState => "Subscription-State",
+    Supported => "Supported",
+    Timestamp => "Timestamp",
+    To => "To",
+    Unsupported => "Unsupported",
+    UserAgent => "User-Agent",
+    Via => "Via",
+    Warning => "Warning",
+    WwwAuthenticate => "WWW-Authenticate",
+);
 
 /// The raw values of every header called `name` (case-insensitive; compact forms match their
 /// long names), in message order. Works for rsip's named headers and `Header::Other` alike.

@@ -280,17 +280,15 @@ impl SipUri {
         }
     }
 
-    /// The URI as rsip holds it (for a Request-URI). rsip has no place for the headers
-    /// component, which is dropped; an IPv6 host is kept as bracketed text.
+    /// The URI as rsip holds it (for a Request-URI), printing as [`SipUri`]'s `Display` does
+    /// but without the headers component (rsip has no place for it); an IPv6 host is kept as
+    /// bracketed text, parameters as written.
     pub fn to_rsip(&self) -> rsip::Uri {
+        // Parameters stay as written (rsip would print a known transport in upper case).
         let params = self
             .params
             .iter()
-            .map(|(n, v)| {
-                rsip::Param::try_from((n.as_str(), v.as_deref())).unwrap_or_else(|_| {
-                    rsip::Param::Other(n.clone().into(), v.clone().map(Into::into))
-                })
-            })
+            .map(|(n, v)| rsip::Param::Other(n.clone().into(), v.clone().map(Into::into)))
             .collect();
         rsip::Uri {
             scheme: Some(if self.secure {

@@ -6,6 +6,7 @@ use std::str::FromStr;
 
 use siprec_sip::rsip;
 use siprec_sip::transaction::{Peer, Transport};
+use siprec_sip::uri::{self, SipUri};
 
 use super::error::Error;
 
@@ -81,39 +82,29 @@ impl SrsUri {
     /// (rsip prints an IP address without brackets, but a domain as given), as
     /// [`siprec_sip::uri::SipUri::to_rsip`] does.
     pub fn to_rsip(&self) -> rsip::Uri {
+        self.to_sip_uri().to_rsip()
+    }
+
+    /// The URI as the SIP layer's [`SipUri`] (`transport` first among the parameters).
+    pub fn to_sip_uri(&self) -> SipUri {
         let host = match &self.host {
-            Host::Ip(IpAddr::V4(v4)) => rsip::Host::IpAddr(IpAddr::V4(*v4)),
-            other => rsip::Host::Domain(other.to_string().into()),
+            Host::Name(n) => uri::Host::Name(n.clone()),
+            Host::Ip(ip) => uri::Host::from(*ip),
         };
-        let mut params = Vec::new();
-        if let Some(t) = self.transport {
-            params.push(rsip::Param::Other(
-                "transport".to_string().into(),
-                Some(t.as_str().to_ascii_lowercase().into()),
-            ));
-        }
-        for (n, v) in &self.params {
-            params.push(rsip::Param::Other(
-                n.clone().into(),
-                v.clone().map(Into::into),
-            ));
-        }
-        rsip::Uri {
-            scheme: Some(if self.secure {
-                rsip::Scheme::Sips
-            } else {
-                rsip::Scheme::Sip
-            }),
-            auth: self.user.clone().map(|u| rsip::Auth {
-                user: u,
-                password: None,
-            }),
-            host_with_port: rsip::HostWithPort {
-                host,
-                port: self.port.map(Into::into),
-            },
-            params,
-            headers: Vec::new(),
+        let transport = self.transport.map(|t| {
+            (
+                "transport".to_string(),
+                Some(t.as_str().to_ascii_lowercase()),
+            )
+        });
+        SipUri {
+            secure: self.secure,
+            user: self.user.clone(),
+            password: None,
+            host,
+            port: self.port,
+            params: transport.into_iter().chain(self.params.clone()).collect(),
+            headers: None,
         }
     }
 }
