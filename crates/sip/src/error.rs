@@ -90,16 +90,21 @@ pub enum Error {
     Dialog(String),
 }
 
-/// Shortens text taken from the network before it goes into an error message.
-pub(crate) fn excerpt(s: &str) -> String {
-    const MAX: usize = 120;
+/// Shortens text taken from the network before it goes into an error message: control
+/// characters become spaces and text beyond `max` characters is cut, with `…` to say so.
+pub fn excerpt_chars(s: &str, max: usize) -> String {
     let mut out: String = s
         .chars()
-        .take(MAX)
+        .take(max)
         .map(|c| if c.is_control() { ' ' } else { c })
         .collect();
-    if s.chars().nth(MAX).is_some() {
+    if s.chars().nth(max).is_some() {
         out.push('…');
     }
     out
+}
+
+/// [`excerpt_chars`] at 120 characters, the length of this crate's error messages.
+pub(crate) fn excerpt(s: &str) -> String {
+    excerpt_chars(s, 120)
 }

@@ -77,6 +77,6 @@ pub mod source;
 pub mod transaction;
 pub mod uri;
 
-pub use error::Error;
+pub use error::{excerpt_chars, Error};
 pub use message::{parse_message, print_message, MAX_MESSAGE_SIZE};
 pub use rsip;

@@ -174,17 +174,9 @@ pub fn parse_server_list(value: &str) -> Result<Vec<SrsUri>, Error> {
     Ok(out)
 }
 
+/// A value shortened for an error message (200 characters, control characters as spaces).
 pub(super) fn short(s: &str) -> String {
-    const MAX: usize = 200;
-    let mut out: String = s
-        .chars()
-        .take(MAX)
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
-    if s.chars().nth(MAX).is_some() {
-        out.push('…');
-    }
-    out
+    siprec_sip::excerpt_chars(s, 200)
 }
 
 pub(super) fn is_unreserved_user(c: char) -> bool {

@@ -639,28 +639,9 @@ impl SrsCore {
             );
             return;
         }
-        let parts = match self.split_body(&req) {
-            Ok(p) => p,
-            Err(BodyError::Unsupported(t)) => {
-                let reason = format!("Unsupported Media Type ({t})");
-                self.simple(now, &key, &req, 415, &reason, vec![other("Accept", ACCEPT)]);
-                return;
-            }
-            Err(BodyError::Malformed(why)) => {
-                self.simple(
-                    now,
-                    &key,
-                    &req,
-                    400,
-                    &format!("Bad Request ({why})"),
-                    vec![],
-                );
-                return;
-            }
-        };
-        if self.refused_metadata_size(now, &key, &req, &parts) {
+        let Some(parts) = self.body_or_refuse(now, &key, &req) else {
             return;
-        }
+        };
         let Some(sdp_bytes) = parts.sdp else {
             self.simple(
                 now,
@@ -874,9 +855,34 @@ impl SrsCore {
         (cfg, remote)
     }
 
-    fn split_body(&self, req: &rsip::Request) -> Result<body::RsBody, BodyError> {
+    /// The body of an INVITE, re-INVITE or UPDATE split into SDP and metadata, or `None`
+    /// once the request is refused: `415` with `Accept` for a body type we do not take,
+    /// `400` for a body that cannot be split (RFC 3261 §21.4.13, §21.4.1), `413` for
+    /// metadata over the limit.
+    fn body_or_refuse(
+        &mut self,
+        now: Instant,
+        key: &ServerKey,
+        req: &rsip::Request,
+    ) -> Option<body::RsBody> {
         let ct = message::header_values(&req.headers, "Content-Type");
-        body::split(ct.first().map(String::as_str), &req.body)
+        let parts = match body::split(ct.first().map(String::as_str), &req.body) {
+            Ok(p) => p,
+            Err(BodyError::Unsupported(t)) => {
+                let reason = format!("Unsupported Media Type ({t})");
+                self.simple(now, key, req, 415, &reason, vec![other("Accept", ACCEPT)]);
+                return None;
+            }
+            Err(BodyError::Malformed(why)) => {
+                let reason = format!("Bad Request ({why})");
+                self.simple(now, key, req, 400, &reason, vec![]);
+                return None;
+            }
+        };
+        if self.refused_metadata_size(now, key, req, &parts) {
+            return None;
+        }
+        Some(parts)
     }
 
     fn on_ack(&mut self, req: &rsip::Request) {
@@ -961,28 +967,9 @@ impl SrsCore {
     /// re-INVITE or UPDATE: pause/resume/codec change/session refresh/metadata update.
     fn on_modify(&mut self, now: Instant, id: SessionId, key: ServerKey, req: rsip::Request) {
         let is_invite = req.method == Method::Invite;
-        let parts = match self.split_body(&req) {
-            Ok(p) => p,
-            Err(BodyError::Unsupported(t)) => {
-                let reason = format!("Unsupported Media Type ({t})");
-                self.simple(now, &key, &req, 415, &reason, vec![other("Accept", ACCEPT)]);
-                return;
-            }
-            Err(BodyError::Malformed(why)) => {
-                self.simple(
-                    now,
-                    &key,
-                    &req,
-                    400,
-                    &format!("Bad Request ({why})"),
-                    vec![],
-                );
-                return;
-            }
-        };
-        if self.refused_metadata_size(now, &key, &req, &parts) {
+        let Some(parts) = self.body_or_refuse(now, &key, &req) else {
             return;
-        }
+        };
         let Some(s) = self.sessions.get_mut(&id) else {
             return;
         };
