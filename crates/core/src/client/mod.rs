@@ -105,7 +105,8 @@ pub use error::{Error, ACCEPTED};
 pub use events::{Event, LegMedia, MediaPlan};
 pub use requests::{xs_datetime, ACCEPT, ALLOW};
 pub use server_uri::{
-    parse_server_list, Host, SrsUri, Target, MAX_SERVERS, MAX_SERVER_VALUE, MAX_TARGETS,
+    parse_server_list, Host, ServerUriError, SrsUri, Target, MAX_SERVERS, MAX_SERVER_VALUE,
+    MAX_TARGETS,
 };
 
 use config::new_srtp_keys;

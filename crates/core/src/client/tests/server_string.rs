@@ -136,7 +136,7 @@ fn server_string_rejects_what_the_node_page_rejects() {
         match parse_server_list(input) {
             Err(Error::InvalidServer { entry, reason }) => {
                 assert_eq!(entry, input.trim(), "{input}");
-                assert!(reason.contains(why), "{input}: {reason}");
+                assert!(reason.to_string().contains(why), "{input}: {reason}");
                 let msg = Error::InvalidServer { entry, reason }.to_string();
                 assert!(msg.contains(input.trim()), "{msg}");
                 assert!(
