@@ -546,22 +546,53 @@ impl fmt::Display for Target {
     }
 }
 
+/// Why a `TRANSPORT:ADDR:PORT` target cannot be read (the input is wrong).
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TargetError {
+    /// No `:` after the transport.
+    #[error("{0:?}: expected udp|tcp|tls:ADDR:PORT")]
+    Syntax(String),
+    /// A transport other than udp, tcp, tls.
+    #[error("{text:?}: unknown transport {transport:?}")]
+    Transport {
+        /// The whole target.
+        text: String,
+        /// The transport as written.
+        transport: String,
+    },
+    /// The address is not `ADDR:PORT` (IPv6 as `[ADDR]:PORT`).
+    #[error("{text:?}: {addr:?} is not ADDR:PORT")]
+    Addr {
+        /// The whole target.
+        text: String,
+        /// The address as written.
+        addr: String,
+    },
+}
+
 impl FromStr for Target {
-    type Err = String;
+    type Err = TargetError;
     /// `udp:1.2.3.4:5060`, `tcp:[::1]:5060`, `tls:…`.
-    fn from_str(s: &str) -> Result<Self, String> {
+    fn from_str(s: &str) -> Result<Self, TargetError> {
         let (t, a) = s
             .split_once(':')
-            .ok_or_else(|| format!("{s:?}: expected udp|tcp|tls:ADDR:PORT"))?;
+            .ok_or_else(|| TargetError::Syntax(s.to_string()))?;
         let transport = match t.to_ascii_lowercase().as_str() {
             "udp" => Transport::Udp,
             "tcp" => Transport::Tcp,
             "tls" => Transport::Tls,
-            _ => return Err(format!("{s:?}: unknown transport {t:?}")),
+            _ => {
+                return Err(TargetError::Transport {
+                    text: s.to_string(),
+                    transport: t.to_string(),
+                })
+            }
         };
-        let addr = a
-            .parse()
-            .map_err(|_| format!("{s:?}: {a:?} is not ADDR:PORT"))?;
+        let addr = a.parse().map_err(|_| TargetError::Addr {
+            text: s.to_string(),
+            addr: a.to_string(),
+        })?;
         Ok(Target { transport, addr })
     }
 }
