@@ -30,12 +30,8 @@ impl DialogId {
     pub fn for_uas(req: &Request) -> Option<DialogId> {
         Some(DialogId {
             call_id: message::call_id(&req.headers)?,
-            local_tag: header_value(&req.headers, "To")
-                .and_then(|v| tag_of(&v))
-                .unwrap_or_default(),
-            remote_tag: header_value(&req.headers, "From")
-                .and_then(|v| tag_of(&v))
-                .unwrap_or_default(),
+            local_tag: message::to_tag(&req.headers).unwrap_or_default(),
+            remote_tag: message::from_tag(&req.headers).unwrap_or_default(),
         })
     }
 
@@ -44,12 +40,8 @@ impl DialogId {
     pub fn for_uac(resp: &Response) -> Option<DialogId> {
         Some(DialogId {
             call_id: message::call_id(&resp.headers)?,
-            local_tag: header_value(&resp.headers, "From")
-                .and_then(|v| tag_of(&v))
-                .unwrap_or_default(),
-            remote_tag: header_value(&resp.headers, "To")
-                .and_then(|v| tag_of(&v))
-                .unwrap_or_default(),
+            local_tag: message::from_tag(&resp.headers).unwrap_or_default(),
+            remote_tag: message::to_tag(&resp.headers).unwrap_or_default(),
         })
     }
 

@@ -862,6 +862,16 @@ pub fn to_addr(headers: &Headers) -> Option<NameAddr> {
     header_value(headers, "To").map(|v| NameAddr::parse(&v))
 }
 
+/// The From tag (RFC 3261 §19.3), if present and non-empty.
+pub fn from_tag(headers: &Headers) -> Option<String> {
+    from_addr(headers).and_then(|a| a.tag().map(str::to_string))
+}
+
+/// The To tag (RFC 3261 §19.3), if present and non-empty.
+pub fn to_tag(headers: &Headers) -> Option<String> {
+    to_addr(headers).and_then(|a| a.tag().map(str::to_string))
+}
+
 /// The first Contact of a message (first element of the first Contact header), taken apart.
 pub fn contact_addr(headers: &Headers) -> Option<NameAddr> {
     let v = header_value(headers, "Contact")?;
@@ -1166,9 +1176,7 @@ fn branch_or_stand_in(headers: &Headers, via: &TopVia) -> Option<String> {
     }
     let call_id = call_id(headers)?;
     let (seq, _) = cseq(headers)?;
-    let from_tag = header_value(headers, "From")
-        .and_then(|f| tag_of(&f))
-        .unwrap_or_default();
+    let from_tag = from_tag(headers).unwrap_or_default();
     Some(format!("rfc2543:{call_id}:{seq}:{from_tag}"))
 }
 

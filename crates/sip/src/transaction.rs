@@ -777,10 +777,8 @@ impl TransactionLayer {
         if !allowed {
             return Err(refuse());
         }
-        if let Some(to) = message::header_value(&response.headers, "To") {
-            if let Some(tag) = tag_of(&to) {
-                tx.to_tag = Some(tag);
-            }
+        if let Some(tag) = message::to_tag(&response.headers) {
+            tx.to_tag = Some(tag);
         }
         let unreliable = !tx.peer.transport.is_reliable();
         if code >= 200 {
