@@ -508,14 +508,25 @@ pub(super) fn r_status(resp: &Response) -> Option<u16> {
     Some(resp.status_code.code())
 }
 
+/// Why an SRS's SDP answer cannot be used (the SRS sent it).
+#[derive(Debug, Clone, thiserror::Error)]
+pub(super) enum AnswerError {
+    /// The body cannot be split.
+    #[error(transparent)]
+    Body(#[from] body::BodyError),
+    /// The SDP does not parse.
+    #[error(transparent)]
+    Sdp(#[from] siprec_sdp::Error),
+}
+
 /// The SDP of a message body (plain or inside multipart/mixed).
-pub(super) fn sdp_of(resp: &Response) -> Option<Result<SessionDescription, String>> {
+pub(super) fn sdp_of(resp: &Response) -> Option<Result<SessionDescription, AnswerError>> {
     let ct = header_values(&resp.headers, "Content-Type");
     let parts = match body::split(ct.first().map(String::as_str), &resp.body) {
         Ok(p) => p,
-        Err(e) => return Some(Err(format!("{e:?}"))),
+        Err(e) => return Some(Err(e.into())),
     };
     parts
         .sdp
-        .map(|b| siprec_sdp::parse(&b).map_err(|e| e.to_string()))
+        .map(|b| siprec_sdp::parse(&b).map_err(AnswerError::from))
 }
