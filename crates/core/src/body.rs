@@ -23,12 +23,14 @@ pub struct RsBody {
     pub ignored_parts: usize,
 }
 
-/// Why a body cannot be used.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Why a body cannot be used (the peer sent it).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BodyError {
     /// The body type is not one we understand: answer 415 with `Accept`.
+    #[error("unsupported body type {0}")]
     Unsupported(String),
     /// The body claims a type we understand but cannot be parsed: answer 400.
+    #[error("malformed body: {0}")]
     Malformed(String),
 }
 

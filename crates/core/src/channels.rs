@@ -90,28 +90,44 @@ fn by_order(n: usize, recorded: &[usize]) -> ChannelPlan {
     }
 }
 
+/// Why the metadata cannot place the recorded streams: the SRC's SDP and metadata do not
+/// agree (RFC 7866 §8.1: a stream's `a=label` names its `<stream>`; RFC 7865 §5.4:
+/// participantstreamassoc `send` names its sender). The mapping falls back to m-line order.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum NoMapping {
+    /// No m-line is recorded.
+    #[error("no recorded stream")]
+    RecordedStream,
+    /// A recorded m-line without `a=label`.
+    #[error("m-line {0} has no a=label")]
+    Label(usize),
+    /// A label no `<stream>` carries.
+    #[error("no <stream> with label {0:?}")]
+    Stream(String),
+    /// A stream no participant sends.
+    #[error("no participant sends stream {0:?}")]
+    Sender(String),
+}
+
 fn by_metadata(
     offer: &SessionDescription,
     recorded: &[usize],
     md: &Recording,
-) -> Result<ChannelPlan, String> {
+) -> Result<ChannelPlan, NoMapping> {
     if recorded.is_empty() {
-        return Err("no recorded stream".into());
+        return Err(NoMapping::RecordedStream);
     }
     // Sender participant of each recorded m-line.
     let mut sender_of = Vec::with_capacity(recorded.len());
     for &i in recorded {
         let m = &offer.media[i];
-        let label = m
-            .label
-            .as_deref()
-            .ok_or_else(|| format!("m-line {i} has no a=label"))?;
+        let label = m.label.as_deref().ok_or(NoMapping::Label(i))?;
         let stream = md
             .stream_by_label(label)
-            .ok_or_else(|| format!("no <stream> with label {label:?}"))?;
+            .ok_or_else(|| NoMapping::Stream(label.to_string()))?;
         let sender = md
             .sender_of_stream(&stream.stream_id)
-            .ok_or_else(|| format!("no participant sends stream {:?}", stream.stream_id))?;
+            .ok_or_else(|| NoMapping::Sender(stream.stream_id.clone()))?;
         sender_of.push((i, sender.to_string()));
     }
     // Participants in document order, keeping only those who send a recorded stream.

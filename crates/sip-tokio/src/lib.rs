@@ -353,8 +353,9 @@ impl SipTransports {
                 Transport::Tcp => {
                     let lis = TcpListener::bind(l.addr).await.map_err(bind_err)?;
                     tcp_local.push(lis.local_addr().map_err(bind_err)?);
-                    conns.track(tokio::spawn(tcp_acceptor(
+                    conns.track(tokio::spawn(stream_acceptor(
                         lis,
+                        None,
                         tx.clone(),
                         conns.clone(),
                         gate.clone(),
@@ -368,9 +369,9 @@ impl SipTransports {
                     let lis = TcpListener::bind(l.addr).await.map_err(bind_err)?;
                     tls_local.push(lis.local_addr().map_err(bind_err)?);
                     let acceptor = TlsAcceptor::from(server.config.clone());
-                    conns.track(tokio::spawn(tls_acceptor(
+                    conns.track(tokio::spawn(stream_acceptor(
                         lis,
-                        acceptor,
+                        Some(acceptor),
                         tx.clone(),
                         conns.clone(),
                         gate.clone(),
@@ -612,88 +613,54 @@ async fn udp_reader(sock: Arc<UdpSocket>, tx: mpsc::Sender<Inbound>) {
     }
 }
 
-async fn tcp_acceptor(
+/// Accepts the connections of one TCP listener, or of one TLS listener when `tls` is given
+/// (the handshake then runs on its own task, bounded by [`TLS_HANDSHAKE_TIMEOUT`], so a slow
+/// peer never blocks accept). A connection the gate refuses is closed at once.
+async fn stream_acceptor(
     lis: TcpListener,
+    tls: Option<TlsAcceptor>,
     tx: mpsc::Sender<Inbound>,
     conns: ConnMap,
     gate: Arc<Gate>,
 ) {
+    let transport = if tls.is_some() {
+        Transport::Tls
+    } else {
+        Transport::Tcp
+    };
     loop {
-        match lis.accept().await {
-            Ok((stream, peer)) => {
-                let Some(slot) = gate.admit(peer) else {
-                    drop(stream);
-                    continue;
-                };
-                let _ = stream.set_nodelay(true);
-                let local = stream.local_addr().unwrap_or(peer);
-                spawn_connection(
-                    stream,
-                    Transport::Tcp,
-                    peer,
-                    local,
-                    tx.clone(),
-                    conns.clone(),
-                    Some(slot),
-                );
-            }
+        let (stream, peer) = match lis.accept().await {
+            Ok(accepted) => accepted,
             Err(e) => {
-                warn!(error = %e, "tcp accept failed");
+                warn!(%transport, error = %e, "accept failed");
                 if tx.is_closed() {
                     return;
                 }
                 // Too many open files and the like: back off a little rather than spin.
                 tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
             }
-        }
-    }
-}
-
-async fn tls_acceptor(
-    lis: TcpListener,
-    acceptor: TlsAcceptor,
-    tx: mpsc::Sender<Inbound>,
-    conns: ConnMap,
-    gate: Arc<Gate>,
-) {
-    loop {
-        match lis.accept().await {
-            Ok((stream, peer)) => {
-                let Some(slot) = gate.admit(peer) else {
-                    drop(stream);
-                    continue;
-                };
-                let _ = stream.set_nodelay(true);
-                let local = stream.local_addr().unwrap_or(peer);
-                let (acceptor, tx, conns) = (acceptor.clone(), tx.clone(), conns.clone());
-                // The handshake runs on its own task so a slow peer never blocks accept.
-                tokio::spawn(async move {
-                    match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await
-                    {
-                        Ok(Ok(tls)) => {
-                            spawn_connection(
-                                tls,
-                                Transport::Tls,
-                                peer,
-                                local,
-                                tx,
-                                conns,
-                                Some(slot),
-                            );
-                        }
-                        Ok(Err(e)) => debug!(%peer, error = %e, "tls handshake failed"),
-                        Err(_) => debug!(%peer, "tls handshake timed out"),
-                    }
-                });
-            }
-            Err(e) => {
-                warn!(error = %e, "tls accept failed");
-                if tx.is_closed() {
-                    return;
+        };
+        let Some(slot) = gate.admit(peer) else {
+            drop(stream);
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let local = stream.local_addr().unwrap_or(peer);
+        let (tx, conns) = (tx.clone(), conns.clone());
+        let Some(acceptor) = tls.clone() else {
+            spawn_connection(stream, transport, peer, local, tx, conns, Some(slot));
+            continue;
+        };
+        tokio::spawn(async move {
+            match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                Ok(Ok(tls)) => {
+                    spawn_connection(tls, transport, peer, local, tx, conns, Some(slot));
                 }
-                tokio::time::sleep(Duration::from_millis(50)).await;
+                Ok(Err(e)) => debug!(%peer, error = %e, "tls handshake failed"),
+                Err(_) => debug!(%peer, "tls handshake timed out"),
             }
-        }
+        });
     }
 }
 

@@ -31,7 +31,7 @@ pub enum Error {
         max: usize,
     },
     /// Peer: the bytes are not a SIP message we can parse (bad start line, header line
-    /// without a colon, invalid header name, not UTF-8, rsip refused it, ...).
+    /// without a colon, invalid header name, not UTF-8, bad start line or Request-URI, ...).
     #[error("malformed SIP message: {0}")]
     Malformed(String),
     /// Peer: a mandatory header is missing (RFC 3261 §8.1.1: Via, From, To, Call-ID, CSeq;
@@ -85,21 +85,26 @@ pub enum Error {
         state: &'static str,
     },
     /// Ours or peer: a dialog cannot be built from these messages (e.g. no To tag in the
-    /// response, a Contact URI rsip cannot represent).
+    /// response, a Contact that is not a valid sip:/sips: URI).
     #[error("cannot build dialog: {0}")]
     Dialog(String),
 }
 
-/// Shortens text taken from the network before it goes into an error message.
-pub(crate) fn excerpt(s: &str) -> String {
-    const MAX: usize = 120;
+/// Shortens text taken from the network before it goes into an error message: control
+/// characters become spaces and text beyond `max` characters is cut, with `…` to say so.
+pub fn excerpt_chars(s: &str, max: usize) -> String {
     let mut out: String = s
         .chars()
-        .take(MAX)
+        .take(max)
         .map(|c| if c.is_control() { ' ' } else { c })
         .collect();
-    if s.chars().nth(MAX).is_some() {
+    if s.chars().nth(max).is_some() {
         out.push('…');
     }
     out
+}
+
+/// [`excerpt_chars`] at 120 characters, the length of this crate's error messages.
+pub(crate) fn excerpt(s: &str) -> String {
+    excerpt_chars(s, 120)
 }

@@ -8,12 +8,14 @@ use crate::message::{
 };
 use crate::multipart;
 
-const FIXTURES: [&str; 5] = [
+const FIXTURES: [&str; 7] = [
     "invite-siprec-rfc7866.sip",
     "invite-compact.sip",
     "options.sip",
     "bye.sip",
     "response-200-srs.sip",
+    "invite-ipv6.sip",
+    "response-200-ipv6.sip",
 ];
 
 fn fixture(name: &str) -> Vec<u8> {
@@ -154,5 +156,80 @@ fn fixtures_through_the_stream_framer() {
         }
         let want: Vec<Vec<u8>> = FIXTURES.iter().map(|n| fixture(n)).collect();
         assert_eq!(got, want, "chunk size {chunk}");
+    }
+}
+
+#[test]
+fn ipv6_invite_and_response() {
+    use crate::dialog::Dialog;
+    use crate::uri::{Host, SipUri};
+    let v6 = |s: &str| Host::V6(s.parse().unwrap());
+
+    let req = request("invite-ipv6.sip");
+    assert_eq!(req.method, Method::Invite);
+    assert_eq!(req.uri.to_string(), "sip:srs@[2001:db8::10]:5060");
+    let uri = SipUri::from_rsip(&req.uri).unwrap();
+    assert_eq!((uri.host, uri.port), (v6("2001:db8::10"), Some(5060)));
+    let via = message::top_via(&req.headers).unwrap();
+    assert_eq!(via.sent_by().unwrap(), (v6("2001:db8::1"), Some(5070)));
+    assert_eq!(via.host(), "2001:db8::1");
+    assert_eq!(via.rport(), Some(None));
+    let from = message::from_addr(&req.headers).unwrap();
+    assert_eq!(from.display_name.as_deref(), Some("SRC"));
+    assert_eq!(from.tag(), Some("v6-src-1"));
+    assert_eq!(from.sip_uri().unwrap().host, v6("2001:db8::1"));
+    let contact = message::contact_addr(&req.headers).unwrap();
+    assert_eq!(contact.param("+sip.src"), Some(""));
+    assert_eq!(contact.sip_uri().unwrap().host_port(), "[2001:db8::1]:5070");
+    let uas = Dialog::new_uas(&req, "srs-v6", "sip:srs@[2001:db8::10]:5060").unwrap();
+    assert_eq!(
+        uas.remote_target().to_string(),
+        "sip:src@[2001:db8::1]:5070"
+    );
+
+    let SipMessage::Response(ok) = parse_message(&fixture("response-200-ipv6.sip")).unwrap() else {
+        panic!("not a response")
+    };
+    let via = message::top_via(&ok.headers).unwrap();
+    assert_eq!(via.received(), Some("2001:db8::1".parse().unwrap()));
+    assert_eq!(via.rport(), Some(Some(5070)));
+    assert_eq!(message::to_addr(&ok.headers).unwrap().tag(), Some("srs-v6"));
+    let uac = Dialog::new_uac(&req, &ok).unwrap();
+    let target = SipUri::from_rsip(uac.remote_target()).unwrap();
+    assert_eq!(target.host, v6("2001:db8::10"));
+    assert_eq!(target.transport().as_deref(), Some("udp"));
+    // In-dialog requests go to the IPv6 Contact, with the Via of our Contact.
+    let mut uac = uac;
+    let bye = uac.new_request(Method::Bye, None);
+    let printed = String::from_utf8(print_message(&SipMessage::Request(bye))).unwrap();
+    assert!(
+        printed.starts_with("BYE sip:srs@[2001:db8::10]:5060;transport=udp SIP/2.0\r\n"),
+        "{printed}"
+    );
+    assert!(
+        printed.contains("Via: SIP/2.0/UDP [2001:db8::1]:5070;branch=z9hG4bK"),
+        "{printed}"
+    );
+}
+
+/// Rejected as peers send them: an IPv6 Request-URI without brackets (RFC 5118 §4.2), an
+/// unclosed reference, a bad port; each is an error, never a panic.
+#[test]
+fn invalid_ipv6_request_uris_are_errors() {
+    let wire = String::from_utf8(fixture("invite-ipv6.sip")).unwrap();
+    for bad in [
+        "sip:srs@2001:db8::10",
+        "sip:srs@[2001:db8::10",
+        "sip:srs@[2001:db8::10]:70000",
+    ] {
+        let bytes = wire.replacen("sip:srs@[2001:db8::10]:5060", bad, 1);
+        let err = parse_message(bytes.as_bytes()).unwrap_err();
+        assert!(
+            matches!(err, crate::Error::Malformed(ref m) if m.contains("Request-URI")),
+            "{bad}: {err}"
+        );
+        // ... and answered 400 from the raw bytes.
+        let resp = message::raw_bad_request(bytes.as_bytes(), &err.to_string(), "srs").unwrap();
+        assert!(resp.starts_with(b"SIP/2.0 400 Bad Request\r\n"));
     }
 }

@@ -1,6 +1,7 @@
 //! SIP for the SIPREC recording server (SRS) and client (SRC): messages, stream framing,
-//! multipart bodies, RFC 3261 transactions and dialogs, on top of [rsip] 0.4. Sans-IO: no
-//! sockets, no clock; time comes in as `now: Instant`.
+//! multipart bodies, RFC 3261 transactions and dialogs. Messages are parsed once, by this
+//! crate, into [rsip] 0.4's types (rsip holds and prints them, it never parses received
+//! bytes). Sans-IO: no sockets, no clock; time comes in as `now: Instant`.
 //!
 //! What each module owns:
 //! - [`message`]: [`message::parse_message`] (size limits, compact header names,
@@ -15,6 +16,8 @@
 //!   and server transactions plus the 2xx retransmission of §13.3.1.4, CANCEL handling and
 //!   all timers.
 //! - [`dialog`]: [`Dialog`](dialog::Dialog), RFC 3261 §12 dialog state and in-dialog requests.
+//! - [`uri`]: [`SipUri`](uri::SipUri), the one SIP URI parser (IPv6 references as in
+//!   `sip:[2001:db8::1]:5060`, RFC 5118), and `host[:port]` of a Via sent-by.
 //! - [`source`]: peer addresses in one canonical form (IPv4-mapped IPv6 as IPv4) and
 //!   allowlist matching, shared by the transports' accept policy and the SRS core.
 //!
@@ -72,7 +75,8 @@ pub mod message;
 pub mod multipart;
 pub mod source;
 pub mod transaction;
+pub mod uri;
 
-pub use error::Error;
+pub use error::{excerpt_chars, Error};
 pub use message::{parse_message, print_message, MAX_MESSAGE_SIZE};
 pub use rsip;

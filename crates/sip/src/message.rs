@@ -1,10 +1,10 @@
 //! SIP messages: parsing (with compact-form and Content-Length handling), printing, header
 //! look-ups, responses built from requests, branch/tag generation and transaction keys.
 //!
-//! rsip does the actual tokenising. Before it sees the bytes, [`parse_message`] checks sizes,
-//! unfolds continuation lines, expands compact header names, applies the Content-Length rule
-//! and checks the mandatory headers, so that the message rsip gets is always well-formed in
-//! the ways rsip is strict about.
+//! One parse per message: [`parse_message`] tokenises the bytes itself (sizes, unfolding,
+//! compact names, Content-Length, mandatory headers, start line; the Request-URI through
+//! [`crate::uri::SipUri`], IPv6 references included) and fills rsip's message types directly.
+//! rsip holds and prints messages; it never parses received bytes.
 
 use std::hash::{Hash, Hasher};
 
@@ -14,6 +14,7 @@ use rsip::headers::UntypedHeader;
 use rsip::{Header, Headers, Method, Request, Response, SipMessage, StatusCode};
 
 use crate::error::{excerpt, Error};
+use crate::uri::{parse_host_port, Host, SipUri, UriError};
 
 /// Largest message [`parse_message`] accepts, in bytes (64 KiB, the largest UDP datagram).
 pub const MAX_MESSAGE_SIZE: usize = 64 * 1024;
@@ -125,7 +126,7 @@ pub fn parse_cseq(value: &str) -> Option<(u32, &str)> {
 /// Parses one SIP message (a UDP datagram, or one message cut out of a stream by
 /// [`crate::framing::StreamFramer`]).
 ///
-/// Before rsip tokenises it:
+/// It is read in one pass, straight into rsip's types:
 /// - messages over [`MAX_MESSAGE_SIZE`] and header sections over [`MAX_HEADERS`] fields are
 ///   refused;
 /// - CRLFs before the start line are skipped (RFC 3261 §7.5), LF-only line ends are accepted,
@@ -134,7 +135,9 @@ pub fn parse_cseq(value: &str) -> Option<(u32, &str)> {
 /// - Content-Length is enforced: a longer body is cut to it (datagram rule, RFC 3261 §18.3), a
 ///   shorter one is [`Error::ContentLengthMismatch`]; without Content-Length the body is the
 ///   rest of the input;
-/// - Via, From, To, Call-ID and CSeq must be present (§8.1.1) and CSeq must be readable.
+/// - Via, From, To, Call-ID and CSeq must be present (§8.1.1) and CSeq must be readable;
+/// - the start line is a Request-Line or Status-Line of `SIP/2.0` (§7.1, §7.2) and a sip: or
+///   sips: Request-URI must be valid, IPv6 references included (§19.1.1, RFC 5118).
 ///
 /// Never panics, whatever the input.
 pub fn parse_message(buf: &[u8]) -> Result<SipMessage, Error> {
@@ -237,37 +240,118 @@ pub fn parse_message(buf: &[u8]) -> Result<SipMessage, Error> {
         None => body,
     };
 
-    let mut out = Vec::with_capacity(head.len() + body.len() + 64);
-    out.extend_from_slice(start_line.as_bytes());
-    if is_status_line_without_reason(start_line) {
-        // rsip wants the space after the status code even when the reason phrase is empty.
-        out.push(b' ');
-    }
-    out.extend_from_slice(b"\r\n");
-    for (name, value) in &fields {
-        out.extend_from_slice(name.as_bytes());
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(value.as_bytes());
-        out.extend_from_slice(b"\r\n");
-    }
-    out.extend_from_slice(b"\r\n");
-    out.extend_from_slice(body);
-
-    // rsip is nom-based and not known to panic, but a parser bug must not take the process
-    // down with it: contain it and report the message as malformed.
-    match std::panic::catch_unwind(|| SipMessage::try_from(out.as_slice())) {
-        Ok(Ok(msg)) => Ok(msg),
-        Ok(Err(e)) => Err(Error::Malformed(excerpt(&e.to_string()))),
-        Err(_) => Err(Error::Malformed("the SIP parser failed".into())),
+    let headers: Vec<Header> = fields
+        .into_iter()
+        .map(|(name, value)| make_header(name, value))
+        .collect();
+    let headers = Headers::from(headers);
+    let body = body.to_vec();
+    match parse_start_line(start_line)? {
+        StartLine::Request(method, uri) => Ok(SipMessage::Request(Request {
+            method,
+            uri,
+            version: rsip::Version::V2,
+            headers,
+            body,
+        })),
+        StartLine::Response(status_code) => Ok(SipMessage::Response(Response {
+            status_code,
+            version: rsip::Version::V2,
+            headers,
+            body,
+        })),
     }
 }
 
-fn is_status_line_without_reason(line: &str) -> bool {
+enum StartLine {
+    Request(Method, rsip::Uri),
+    Response(StatusCode),
+}
+
+/// RFC 3261 §7.1 `SIP-Version`: only `SIP/2.0` (case-insensitive, §7.1) is accepted.
+fn is_sip_2_0(v: &str) -> bool {
+    v.eq_ignore_ascii_case("SIP/2.0")
+}
+
+/// Reads the start line: RFC 3261 §7.1 `Request-Line = Method SP Request-URI SP SIP-Version`
+/// or §7.2 `Status-Line = SIP-Version SP Status-Code SP Reason-Phrase`.
+fn parse_start_line(line: &str) -> Result<StartLine, Error> {
+    let bad = |why: &str| Error::Malformed(format!("{why}: {}", excerpt(line)));
+    if line
+        .get(..4)
+        .is_some_and(|p| p.eq_ignore_ascii_case("SIP/"))
+    {
+        let mut parts = line.splitn(3, ' ');
+        let version = parts.next().unwrap_or_default();
+        let code = parts.next().unwrap_or_default();
+        let reason = parts.next().unwrap_or_default().trim();
+        if !is_sip_2_0(version) {
+            return Err(bad("unsupported SIP version"));
+        }
+        if code.len() != 3 || !code.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(bad("invalid status code"));
+        }
+        let code: u16 = code.parse().map_err(|_| bad("invalid status code"))?;
+        if !(100..=699).contains(&code) {
+            return Err(bad("status code outside 100..=699"));
+        }
+        // A known code takes its named variant (compare with `code()`); an unknown one keeps
+        // the phrase the peer sent.
+        let status = match StatusCode::from(code) {
+            StatusCode::Other(code, _) => StatusCode::Other(code, sanitize_line(reason)),
+            named => named,
+        };
+        return Ok(StartLine::Response(status));
+    }
     let mut parts = line.split(' ');
-    matches!(
-        (parts.next(), parts.next(), parts.next()),
-        (Some(v), Some(code), None) if v.starts_with("SIP/") && code.len() == 3
-    )
+    let (Some(method), Some(uri), Some(version), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(bad("invalid request line"));
+    };
+    if !is_sip_2_0(version) {
+        return Err(bad("unsupported SIP version"));
+    }
+    if method.is_empty() || !method.bytes().all(is_token_byte) {
+        return Err(bad("invalid method"));
+    }
+    let method: Method = method.parse().map_err(|_| bad("unknown method"))?;
+    Ok(StartLine::Request(method, request_uri(uri)?))
+}
+
+/// The Request-URI (RFC 3261 §19.1: sip/sips, IPv6 references included, through
+/// [`SipUri`]); an absolute URI of another scheme (§25.1 `absoluteURI`, e.g. `tel:`) is kept
+/// verbatim.
+fn request_uri(text: &str) -> Result<rsip::Uri, Error> {
+    let bad = |e: &dyn std::fmt::Display| {
+        Error::Malformed(format!("invalid Request-URI {}: {e}", excerpt(text)))
+    };
+    match SipUri::parse(text) {
+        Ok(uri) => Ok(uri.to_rsip()),
+        Err(UriError::Scheme) => {
+            let (scheme, rest) = text.split_once(':').ok_or_else(|| bad(&"no scheme"))?;
+            let scheme_ok = scheme
+                .bytes()
+                .next()
+                .is_some_and(|b| b.is_ascii_alphabetic())
+                && scheme
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b));
+            if !scheme_ok || rest.is_empty() {
+                return Err(bad(&"not an absolute URI"));
+            }
+            // rsip has no field for an opaque URI: the whole text is kept as the host, which
+            // rsip prints as given.
+            Ok(rsip::Uri {
+                host_with_port: rsip::HostWithPort {
+                    host: rsip::Host::Domain(text.to_string().into()),
+                    port: None,
+                },
+                ..Default::default()
+            })
+        }
+        Err(e) => Err(bad(&e)),
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -447,66 +531,79 @@ pub fn print_message(msg: &SipMessage) -> Vec<u8> {
 // Header look-ups
 // ---------------------------------------------------------------------------------------------
 
-macro_rules! header_parts {
-    ($h:expr; $($variant:ident => $name:literal),* $(,)?) => {
-        match $h {
-            Header::Other(name, value) => (name.as_str(), value.as_str()),
-            $(Header::$variant(inner) => ($name, inner.value()),)*
+/// One table for both directions between rsip's named headers and their names: the
+/// variant a received name is stored in ([`make_header`]) and the name a header prints with
+/// ([`header_name_value`]).
+macro_rules! named_headers {
+    ($($variant:ident => $name:literal),* $(,)?) => {
+        /// The name (as printed) and raw value of any header, `Header::Other` included.
+        pub fn header_name_value(h: &Header) -> (&str, &str) {
+            match h {
+                Header::Other(name, value) => (name.as_str(), value.as_str()),
+                $(Header::$variant(inner) => ($name, inner.value()),)*
+            }
+        }
+
+        /// The rsip header for a received name (long form, any case) and value. The value is
+        /// stored as received (rsip's headers are text until `.typed()`); only the name chooses
+        /// the variant.
+        fn make_header(name: &str, value: String) -> Header {
+            $(if name.eq_ignore_ascii_case($name) {
+                return Header::$variant(rsip::headers::$variant::new(value));
+            })*
+            Header::Other(name.to_string(), value)
         }
     };
 }
 
-/// The name (as printed) and raw value of any header, `Header::Other` included.
-pub fn header_name_value(h: &Header) -> (&str, &str) {
-    header_parts!(h;
-        Accept => "Accept",
-        AcceptEncoding => "Accept-Encoding",
-        AcceptLanguage => "Accept-Language",
-        AlertInfo => "Alert-Info",
-        Allow => "Allow",
-        AuthenticationInfo => "Authentication-Info",
-        Authorization => "Authorization",
-        CSeq => "CSeq",
-        CallId => "Call-ID",
-        CallInfo => "Call-Info",
-        Contact => "Contact",
-        ContentDisposition => "Content-Disposition",
-        ContentEncoding => "Content-Encoding",
-        ContentLanguage => "Content-Language",
-        ContentLength => "Content-Length",
-        ContentType => "Content-Type",
-        Date => "Date",
-        ErrorInfo => "Error-Info",
-        Event => "Event",
-        Expires => "Expires",
-        From => "From",
-        InReplyTo => "In-Reply-To",
-        MaxForwards => "Max-Forwards",
-        MimeVersion => "MIME-Version",
-        MinExpires => "Min-Expires",
-        Organization => "Organization",
-        Priority => "Priority",
-        ProxyAuthenticate => "Proxy-Authenticate",
-        ProxyAuthorization => "Proxy-Authorization",
-        ProxyRequire => "Proxy-Require",
-        RecordRoute => "Record-Route",
-        ReplyTo => "Reply-To",
-        Require => "Require",
-        RetryAfter => "Retry-After",
-        Route => "Route",
-        Server => "Server",
-        Subject => "Subject",
-        SubscriptionState => "Subscription-State",
-        Supported => "Supported",
-        Timestamp => "Timestamp",
-        To => "To",
-        Unsupported => "Unsupported",
-        UserAgent => "User-Agent",
-        Via => "Via",
-        Warning => "Warning",
-        WwwAuthenticate => "WWW-Authenticate",
-    )
-}
+named_headers!(
+    Accept => "Accept",
+    AcceptEncoding => "Accept-Encoding",
+    AcceptLanguage => "Accept-Language",
+    AlertInfo => "Alert-Info",
+    Allow => "Allow",
+    AuthenticationInfo => "Authentication-Info",
+    Authorization => "Authorization",
+    CSeq => "CSeq",
+    CallId => "Call-ID",
+    CallInfo => "Call-Info",
+    Contact => "Contact",
+    ContentDisposition => "Content-Disposition",
+    ContentEncoding => "Content-Encoding",
+    ContentLanguage => "Content-Language",
+    ContentLength => "Content-Length",
+    ContentType => "Content-Type",
+    Date => "Date",
+    ErrorInfo => "Error-Info",
+    Event => "Event",
+    Expires => "Expires",
+    From => "From",
+    InReplyTo => "In-Reply-To",
+    MaxForwards => "Max-Forwards",
+    MimeVersion => "MIME-Version",
+    MinExpires => "Min-Expires",
+    Organization => "Organization",
+    Priority => "Priority",
+    ProxyAuthenticate => "Proxy-Authenticate",
+    ProxyAuthorization => "Proxy-Authorization",
+    ProxyRequire => "Proxy-Require",
+    RecordRoute => "Record-Route",
+    ReplyTo => "Reply-To",
+    Require => "Require",
+    RetryAfter => "Retry-After",
+    Route => "Route",
+    Server => "Server",
+    Subject => "Subject",
+    SubscriptionState => "Subscription-State",
+    Supported => "Supported",
+    Timestamp => "Timestamp",
+    To => "To",
+    Unsupported => "Unsupported",
+    UserAgent => "User-Agent",
+    Via => "Via",
+    Warning => "Warning",
+    WwwAuthenticate => "WWW-Authenticate",
+);
 
 /// The raw values of every header called `name` (case-insensitive; compact forms match their
 /// long names), in message order. Works for rsip's named headers and `Header::Other` alike.
@@ -711,6 +808,76 @@ pub fn uri_of(value: &str) -> &str {
     }
 }
 
+/// A name-addr or addr-spec header value (From, To, Contact, Route, Record-Route) taken
+/// apart (RFC 3261 §20.10, §20.20, §20.39). Parameters after an addr-spec without angle
+/// brackets are header parameters, not URI parameters (§20.10).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NameAddr {
+    /// The display name, unquoted, if any.
+    pub display_name: Option<String>,
+    /// The URI as written (without `<>`).
+    pub uri: String,
+    /// Header parameters in order, names lowercased (flags have empty values).
+    pub params: Vec<(String, String)>,
+}
+
+impl NameAddr {
+    /// Takes one element of a From, To or Contact value apart. Never fails: a value without a
+    /// URI gives an empty [`NameAddr::uri`], which [`NameAddr::sip_uri`] refuses.
+    pub fn parse(value: &str) -> NameAddr {
+        let (display_name, uri, params) = split_name_addr(value);
+        NameAddr {
+            display_name,
+            uri: uri.to_string(),
+            params: parse_params(params),
+        }
+    }
+
+    /// The value of a header parameter (`Some("")` for a flag).
+    pub fn param(&self, name: &str) -> Option<&str> {
+        self.params
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The `tag` parameter (RFC 3261 §19.3), if present and non-empty.
+    pub fn tag(&self) -> Option<&str> {
+        self.param("tag").filter(|t| !t.is_empty())
+    }
+
+    /// The URI as a sip:/sips: URI (IPv6 references included).
+    pub fn sip_uri(&self) -> Result<SipUri, UriError> {
+        SipUri::parse(&self.uri)
+    }
+}
+
+/// The From header of a message, taken apart.
+pub fn from_addr(headers: &Headers) -> Option<NameAddr> {
+    header_value(headers, "From").map(|v| NameAddr::parse(&v))
+}
+
+/// The To header of a message, taken apart.
+pub fn to_addr(headers: &Headers) -> Option<NameAddr> {
+    header_value(headers, "To").map(|v| NameAddr::parse(&v))
+}
+
+/// The From tag (RFC 3261 §19.3), if present and non-empty.
+pub fn from_tag(headers: &Headers) -> Option<String> {
+    from_addr(headers).and_then(|a| a.tag().map(str::to_string))
+}
+
+/// The To tag (RFC 3261 §19.3), if present and non-empty.
+pub fn to_tag(headers: &Headers) -> Option<String> {
+    to_addr(headers).and_then(|a| a.tag().map(str::to_string))
+}
+
+/// The first Contact of a message (first element of the first Contact header), taken apart.
+pub fn contact_addr(headers: &Headers) -> Option<NameAddr> {
+    let v = header_value(headers, "Contact")?;
+    split_list(&v).first().map(|e| NameAddr::parse(e))
+}
+
 /// The top Via of a message (the first element of the first Via header), taken apart.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TopVia {
@@ -772,6 +939,24 @@ impl TopVia {
     /// The host part of sent-by, without port and IPv6 brackets.
     pub fn host(&self) -> &str {
         host_of(&self.sent_by)
+    }
+
+    /// The sent-by, typed (RFC 3261 §20.42 `sent-by = host [ COLON port ]`, IPv6 in
+    /// brackets as in `SIP/2.0/UDP [2001:db8::1]:5070`).
+    pub fn sent_by(&self) -> Result<(Host, Option<u16>), UriError> {
+        parse_host_port(&self.sent_by)
+    }
+
+    /// The `received` parameter as an address (RFC 3261 §18.2.1; an IPv6 address may be
+    /// written with or without brackets, RFC 5118 §4.5).
+    pub fn received(&self) -> Option<std::net::IpAddr> {
+        Host::parse_lenient(self.param("received")?).ok()?.ip()
+    }
+
+    /// The `rport` parameter (RFC 3581): `Some(None)` for the bare flag a client sends,
+    /// `Some(Some(port))` once a server filled it in.
+    pub fn rport(&self) -> Option<Option<u16>> {
+        self.param("rport").map(|p| p.parse().ok())
     }
 }
 
@@ -991,9 +1176,7 @@ fn branch_or_stand_in(headers: &Headers, via: &TopVia) -> Option<String> {
     }
     let call_id = call_id(headers)?;
     let (seq, _) = cseq(headers)?;
-    let from_tag = header_value(headers, "From")
-        .and_then(|f| tag_of(&f))
-        .unwrap_or_default();
+    let from_tag = from_tag(headers).unwrap_or_default();
     Some(format!("rfc2543:{call_id}:{seq}:{from_tag}"))
 }
 

@@ -282,10 +282,43 @@ struct ServerTx {
 
 impl ServerTx {
     fn deadline(&self) -> Option<Instant> {
-        match (self.retransmit_at, self.timeout_at) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        earliest(self.retransmit_at, self.timeout_at)
+    }
+}
+
+/// The earlier of two optional instants.
+fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// What a transaction's two timers ask for at `now`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Due {
+    /// The timeout (Timer B/F/H/J/K/L/M or the 2xx's 64*T1): it wins over a retransmission
+    /// due at the same time or later.
+    Timeout,
+    /// A retransmission (Timer A/E/G or the 2xx's), due before the timeout.
+    Retransmit,
+    /// Nothing yet.
+    Nothing,
+}
+
+fn due(now: Instant, timeout_at: Option<Instant>, retransmit_at: Option<Instant>) -> Due {
+    let timeout_due = timeout_at.is_some_and(|t| t <= now);
+    let retransmit_due = retransmit_at.is_some_and(|t| t <= now);
+    let timeout_first = match (timeout_at, retransmit_at) {
+        (Some(t), Some(r)) => t <= r,
+        _ => true,
+    };
+    if timeout_due && (timeout_first || !retransmit_due) {
+        Due::Timeout
+    } else if retransmit_due {
+        Due::Retransmit
+    } else {
+        Due::Nothing
     }
 }
 
@@ -319,10 +352,7 @@ struct ClientTx {
 
 impl ClientTx {
     fn deadline(&self) -> Option<Instant> {
-        match (self.retransmit_at, self.timeout_at) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        earliest(self.retransmit_at, self.timeout_at)
     }
 }
 
@@ -747,10 +777,8 @@ impl TransactionLayer {
         if !allowed {
             return Err(refuse());
         }
-        if let Some(to) = message::header_value(&response.headers, "To") {
-            if let Some(tag) = tag_of(&to) {
-                tx.to_tag = Some(tag);
-            }
+        if let Some(tag) = message::to_tag(&response.headers) {
+            tx.to_tag = Some(tag);
         }
         let unreliable = !tx.peer.transport.is_reliable();
         if code >= 200 {
@@ -910,13 +938,8 @@ impl TransactionLayer {
             let Some(tx) = self.servers.get_mut(key) else {
                 return;
             };
-            let timeout_due = tx.timeout_at.is_some_and(|t| t <= now);
-            let retransmit_due = tx.retransmit_at.is_some_and(|t| t <= now);
-            let timeout_first = match (tx.timeout_at, tx.retransmit_at) {
-                (Some(t), Some(r)) => t <= r,
-                _ => true,
-            };
-            if timeout_due && (timeout_first || !retransmit_due) {
+            let what = due(now, tx.timeout_at, tx.retransmit_at);
+            if what == Due::Timeout {
                 if tx.invite && tx.state == ServerState::Proceeding {
                     self.final_by_layer(now, key);
                     continue;
@@ -950,7 +973,7 @@ impl TransactionLayer {
                 }
                 return;
             }
-            if !retransmit_due {
+            if what == Due::Nothing {
                 return;
             }
             // Timer G, or the 2xx retransmission: interval doubles up to T2.
@@ -994,13 +1017,8 @@ impl TransactionLayer {
             let Some(tx) = self.clients.get_mut(key) else {
                 return;
             };
-            let timeout_due = tx.timeout_at.is_some_and(|t| t <= now);
-            let retransmit_due = tx.retransmit_at.is_some_and(|t| t <= now);
-            let timeout_first = match (tx.timeout_at, tx.retransmit_at) {
-                (Some(t), Some(r)) => t <= r,
-                _ => true,
-            };
-            if timeout_due && (timeout_first || !retransmit_due) {
+            let what = due(now, tx.timeout_at, tx.retransmit_at);
+            if what == Due::Timeout {
                 let Some(tx) = self.clients.remove(key) else {
                     return;
                 };
@@ -1010,7 +1028,7 @@ impl TransactionLayer {
                 }
                 return;
             }
-            if !retransmit_due {
+            if what == Due::Nothing {
                 return;
             }
             tx.retransmit_interval = if tx.invite {

@@ -272,7 +272,7 @@ pub async fn run<F: FnMut(usize, usize, &str)>(
     cfg: &CheckConfig,
     mut progress: F,
 ) -> Result<Report, Error> {
-    let uri = SrsUri::parse(cfg.uri.trim()).map_err(Error::Usage)?;
+    let uri = SrsUri::parse(cfg.uri.trim()).map_err(|e| Error::Usage(e.to_string()))?;
     if cfg.uri.contains(',') {
         return Err(Error::Usage("check takes one SRS URI, not a list".into()));
     }

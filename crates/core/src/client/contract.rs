@@ -82,17 +82,20 @@ impl fmt::Display for Activity {
     }
 }
 
+/// An activity name other than start, stop, pause, resume (the input is wrong).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown activity {0:?}: expected start, stop, pause or resume")]
+pub struct UnknownActivity(pub String);
+
 impl FromStr for Activity {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = UnknownActivity;
+    fn from_str(s: &str) -> Result<Self, UnknownActivity> {
         match s.trim().to_ascii_lowercase().as_str() {
             "start" => Ok(Activity::Start),
             "stop" => Ok(Activity::Stop),
             "pause" => Ok(Activity::Pause),
             "resume" => Ok(Activity::Resume),
-            other => Err(format!(
-                "unknown activity {other:?}: expected start, stop, pause or resume"
-            )),
+            other => Err(UnknownActivity(other.to_string())),
         }
     }
 }

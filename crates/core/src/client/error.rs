@@ -15,7 +15,7 @@ pub enum Error {
         /// The entry as written (trimmed, shortened when very long).
         entry: String,
         /// What is wrong with it.
-        reason: String,
+        reason: super::server_uri::ServerUriError,
     },
     // ----- our configuration is wrong -----
     /// Configuration: the call context cannot describe a call (empty AOR, bad extra header).

@@ -272,8 +272,9 @@ impl SrcCore {
         }
     }
 
-    /// A UAC dialog from our INVITE and its 2xx. rsip cannot represent an IPv6 Contact: then
-    /// the dialog is built with a stand-in and the real Request-URI is returned beside it.
+    /// A UAC dialog from our INVITE and its 2xx (IPv6 Contacts included). When the SRS's
+    /// Contact is missing or not a sip:/sips: URI the dialog is built with a stand-in, and the
+    /// Request-URI for in-dialog requests (the INVITE's) is returned beside it.
     pub(super) fn dialog_for(
         &self,
         invite: &Request,
@@ -507,14 +508,25 @@ pub(super) fn r_status(resp: &Response) -> Option<u16> {
     Some(resp.status_code.code())
 }
 
+/// Why an SRS's SDP answer cannot be used (the SRS sent it).
+#[derive(Debug, Clone, thiserror::Error)]
+pub(super) enum AnswerError {
+    /// The body cannot be split.
+    #[error(transparent)]
+    Body(#[from] body::BodyError),
+    /// The SDP does not parse.
+    #[error(transparent)]
+    Sdp(#[from] siprec_sdp::Error),
+}
+
 /// The SDP of a message body (plain or inside multipart/mixed).
-pub(super) fn sdp_of(resp: &Response) -> Option<Result<SessionDescription, String>> {
+pub(super) fn sdp_of(resp: &Response) -> Option<Result<SessionDescription, AnswerError>> {
     let ct = header_values(&resp.headers, "Content-Type");
     let parts = match body::split(ct.first().map(String::as_str), &resp.body) {
         Ok(p) => p,
-        Err(e) => return Some(Err(format!("{e:?}"))),
+        Err(e) => return Some(Err(e.into())),
     };
     parts
         .sdp
-        .map(|b| siprec_sdp::parse(&b).map_err(|e| e.to_string()))
+        .map(|b| siprec_sdp::parse(&b).map_err(AnswerError::from))
 }

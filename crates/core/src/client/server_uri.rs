@@ -6,6 +6,7 @@ use std::str::FromStr;
 
 use siprec_sip::rsip;
 use siprec_sip::transaction::{Peer, Transport};
+use siprec_sip::uri::{self, SipUri};
 
 use super::error::Error;
 
@@ -35,6 +36,108 @@ impl fmt::Display for Host {
     }
 }
 
+/// Why one entry of a Call Recording Server value is not an accepted SRS URI (RFC 3261
+/// §19.1.1, the subset of [`SrsUri`]). The entry comes from whoever starts the recording, so
+/// every variant means *the input is wrong*; the texts name what is accepted instead.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ServerUriError {
+    /// A WebSocket or HTTP URL (`what` says which).
+    #[error("{what} is not supported: only SIP URIs are")]
+    NotSip {
+        /// E.g. "a WebSocket URL (wss://)".
+        what: &'static str,
+    },
+    /// A URL of another scheme (`scheme://…`).
+    #[error("unsupported URL scheme {0:?}: only sip: and sips: are accepted")]
+    UrlScheme(String),
+    /// A URI of another scheme (`tel:…`).
+    #[error("unsupported URI scheme {0:?}: only sip: and sips: are accepted")]
+    UriScheme(String),
+    /// A host name or address without a scheme.
+    #[error("a plain host name or IP address without the sip: or sips: scheme")]
+    NoScheme,
+    /// `sip://…`.
+    #[error("a SIP URI has no \"//\" after the scheme")]
+    DoubleSlash,
+    /// White space inside the entry.
+    #[error("contains white space")]
+    WhiteSpace,
+    /// A headers component (`?…`).
+    #[error("URI headers (\"?…\") are not allowed")]
+    Headers,
+    /// `sip:@host`.
+    #[error("empty user part before \"@\"")]
+    EmptyUser,
+    /// `sip:user:password@host`.
+    #[error("passwords in URIs are not allowed")]
+    Password,
+    /// A user part with a character outside RFC 3261 §25.1 `user`.
+    #[error("invalid character in user part {0:?}")]
+    User(String),
+    /// `[` without `]`.
+    #[error("IPv6 address without closing \"]\"")]
+    UnclosedIpv6,
+    /// Text other than `:port` after `]`.
+    #[error("unexpected text {0:?} after the IPv6 address")]
+    AfterIpv6(String),
+    /// Brackets around something that is not an IPv6 address.
+    #[error("{0:?} is not an IPv6 address")]
+    Ipv6(String),
+    /// An IPv6 address without brackets (RFC 3261 §25.1 `IPv6reference`).
+    #[error("an IPv6 address must be written in brackets, e.g. sip:[2001:db8::1]:5060")]
+    BareIpv6,
+    /// No host.
+    #[error("no host")]
+    NoHost,
+    /// Digits and dots that are not an IPv4 address.
+    #[error("{0:?} is not an IPv4 address")]
+    Ipv4(String),
+    /// A host name over 253 characters.
+    #[error("host name longer than 253 characters")]
+    HostTooLong,
+    /// A host name with an invalid label (letters, digits and inner hyphens, at most 63).
+    #[error("{0:?} is not a valid host name")]
+    HostName(String),
+    /// A port outside 1..=65535.
+    #[error("invalid port {0:?} (1 to 65535)")]
+    Port(String),
+    /// `;;`.
+    #[error("empty URI parameter")]
+    EmptyParam,
+    /// A parameter with characters outside RFC 3261 §25.1 `paramchar`.
+    #[error("invalid URI parameter {0:?}")]
+    Param(String),
+    /// A `transport` other than udp, tcp, tls.
+    #[error("unsupported transport {0:?} (accepted: udp, tcp, tls)")]
+    Transport(String),
+    /// `transport` twice.
+    #[error("transport given twice")]
+    TransportTwice,
+    /// `sips:` with `transport=udp` (a sips: URI needs TLS, RFC 3261 §26.2.2).
+    #[error("sips: needs TLS; transport=udp is not possible")]
+    SipsUdp,
+    /// More than 16 other parameters.
+    #[error("too many URI parameters")]
+    TooManyParams,
+    // ----- the value as a whole -----
+    /// The whole Call Recording Server value is over [`MAX_SERVER_VALUE`] bytes.
+    #[error("the value is longer than {max} bytes")]
+    ValueTooLong {
+        /// The limit, in bytes.
+        max: usize,
+    },
+    /// More than [`MAX_SERVERS`] URIs in the value.
+    #[error("more than {max} URIs")]
+    TooManyUris {
+        /// The limit.
+        max: usize,
+    },
+    /// An empty entry between commas.
+    #[error("empty entry (two commas in a row, or a comma at the start or end)")]
+    EmptyEntry,
+}
+
 /// One SRS URI of the Call Recording Server value (RFC 3261 §19.1.1, a subset: no password,
 /// no URI headers).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,7 +158,7 @@ pub struct SrsUri {
 
 impl SrsUri {
     /// Parses one entry (already trimmed). The error says what is wrong with it.
-    pub fn parse(entry: &str) -> Result<SrsUri, String> {
+    pub fn parse(entry: &str) -> Result<SrsUri, ServerUriError> {
         parse_uri(entry)
     }
 
@@ -78,41 +181,32 @@ impl SrsUri {
     }
 
     /// The URI as rsip represents it, for a Request-URI. IPv6 hosts are kept as bracketed text
-    /// (rsip cannot parse them, but prints a domain as given).
+    /// (rsip prints an IP address without brackets, but a domain as given), as
+    /// [`siprec_sip::uri::SipUri::to_rsip`] does.
     pub fn to_rsip(&self) -> rsip::Uri {
+        self.to_sip_uri().to_rsip()
+    }
+
+    /// The URI as the SIP layer's [`SipUri`] (`transport` first among the parameters).
+    pub fn to_sip_uri(&self) -> SipUri {
         let host = match &self.host {
-            Host::Ip(IpAddr::V4(v4)) => rsip::Host::IpAddr(IpAddr::V4(*v4)),
-            other => rsip::Host::Domain(other.to_string().into()),
+            Host::Name(n) => uri::Host::Name(n.clone()),
+            Host::Ip(ip) => uri::Host::from(*ip),
         };
-        let mut params = Vec::new();
-        if let Some(t) = self.transport {
-            params.push(rsip::Param::Other(
-                "transport".to_string().into(),
-                Some(t.as_str().to_ascii_lowercase().into()),
-            ));
-        }
-        for (n, v) in &self.params {
-            params.push(rsip::Param::Other(
-                n.clone().into(),
-                v.clone().map(Into::into),
-            ));
-        }
-        rsip::Uri {
-            scheme: Some(if self.secure {
-                rsip::Scheme::Sips
-            } else {
-                rsip::Scheme::Sip
-            }),
-            auth: self.user.clone().map(|u| rsip::Auth {
-                user: u,
-                password: None,
-            }),
-            host_with_port: rsip::HostWithPort {
-                host,
-                port: self.port.map(Into::into),
-            },
-            params,
-            headers: Vec::new(),
+        let transport = self.transport.map(|t| {
+            (
+                "transport".to_string(),
+                Some(t.as_str().to_ascii_lowercase()),
+            )
+        });
+        SipUri {
+            secure: self.secure,
+            user: self.user.clone(),
+            password: None,
+            host,
+            port: self.port,
+            params: transport.into_iter().chain(self.params.clone()).collect(),
+            headers: None,
         }
     }
 }
@@ -155,14 +249,16 @@ pub fn parse_server_list(value: &str) -> Result<Vec<SrsUri>, Error> {
     if value.len() > MAX_SERVER_VALUE {
         return Err(Error::InvalidServer {
             entry: short(value),
-            reason: format!("the value is longer than {MAX_SERVER_VALUE} bytes"),
+            reason: ServerUriError::ValueTooLong {
+                max: MAX_SERVER_VALUE,
+            },
         });
     }
     let entries: Vec<&str> = value.split(',').map(str::trim).collect();
     if entries.len() > MAX_SERVERS {
         return Err(Error::InvalidServer {
             entry: short(value),
-            reason: format!("more than {MAX_SERVERS} URIs"),
+            reason: ServerUriError::TooManyUris { max: MAX_SERVERS },
         });
     }
     let mut out = Vec::with_capacity(entries.len());
@@ -170,7 +266,7 @@ pub fn parse_server_list(value: &str) -> Result<Vec<SrsUri>, Error> {
         if entry.is_empty() {
             return Err(Error::InvalidServer {
                 entry: String::new(),
-                reason: "empty entry (two commas in a row, or a comma at the start or end)".into(),
+                reason: ServerUriError::EmptyEntry,
             });
         }
         let uri = parse_uri(entry).map_err(|reason| Error::InvalidServer {
@@ -182,17 +278,9 @@ pub fn parse_server_list(value: &str) -> Result<Vec<SrsUri>, Error> {
     Ok(out)
 }
 
+/// A value shortened for an error message (200 characters, control characters as spaces).
 pub(super) fn short(s: &str) -> String {
-    const MAX: usize = 200;
-    let mut out: String = s
-        .chars()
-        .take(MAX)
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
-    if s.chars().nth(MAX).is_some() {
-        out.push('…');
-    }
-    out
+    siprec_sip::excerpt_chars(s, 200)
 }
 
 pub(super) fn is_unreserved_user(c: char) -> bool {
@@ -205,9 +293,9 @@ pub(super) fn is_param_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || "-_.!~*'()%[]/:&+$".contains(c)
 }
 
-pub(super) fn parse_uri(entry: &str) -> Result<SrsUri, String> {
+pub(super) fn parse_uri(entry: &str) -> Result<SrsUri, ServerUriError> {
     if entry.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err("contains white space".into());
+        return Err(ServerUriError::WhiteSpace);
     }
     let lower = entry.to_ascii_lowercase();
     for (prefix, what) in [
@@ -217,7 +305,7 @@ pub(super) fn parse_uri(entry: &str) -> Result<SrsUri, String> {
         ("http://", "an HTTP URL (http://)"),
     ] {
         if lower.starts_with(prefix) {
-            return Err(format!("{what} is not supported: only SIP URIs are"));
+            return Err(ServerUriError::NotSip { what });
         }
     }
     let (secure, rest) = if let Some(r) = strip_prefix_ci(entry, "sips:") {
@@ -228,23 +316,23 @@ pub(super) fn parse_uri(entry: &str) -> Result<SrsUri, String> {
         return Err(no_scheme_reason(entry));
     };
     if rest.starts_with("//") {
-        return Err("a SIP URI has no \"//\" after the scheme".into());
+        return Err(ServerUriError::DoubleSlash);
     }
     if rest.contains('?') {
-        return Err("URI headers (\"?…\") are not allowed".into());
+        return Err(ServerUriError::Headers);
     }
     // user@
     let (user, hostpart) = match rest.rfind('@') {
         Some(at) => {
             let user = rest.get(..at).unwrap_or_default();
             if user.is_empty() {
-                return Err("empty user part before \"@\"".into());
+                return Err(ServerUriError::EmptyUser);
             }
             if user.contains(':') {
-                return Err("passwords in URIs are not allowed".into());
+                return Err(ServerUriError::Password);
             }
             if !user.chars().all(is_unreserved_user) {
-                return Err(format!("invalid character in user part {user:?}"));
+                return Err(ServerUriError::User(user.to_string()));
             }
             (
                 Some(user.to_string()),
@@ -255,9 +343,7 @@ pub(super) fn parse_uri(entry: &str) -> Result<SrsUri, String> {
     };
     // host[:port] then ;params
     let (hostport, params_text) = if hostpart.starts_with('[') {
-        let close = hostpart
-            .find(']')
-            .ok_or_else(|| "IPv6 address without closing \"]\"".to_string())?;
+        let close = hostpart.find(']').ok_or(ServerUriError::UnclosedIpv6)?;
         let after = hostpart.get(close + 1..).unwrap_or_default();
         let cut = after.find(';').map_or(hostpart.len(), |i| close + 1 + i);
         (
@@ -281,12 +367,12 @@ pub(super) fn parse_uri(entry: &str) -> Result<SrsUri, String> {
             "" => None,
             p => Some(
                 p.strip_prefix(':')
-                    .ok_or_else(|| format!("unexpected text {p:?} after the IPv6 address"))?,
+                    .ok_or_else(|| ServerUriError::AfterIpv6(p.to_string()))?,
             ),
         };
         let v6: Ipv6Addr = inner
             .parse()
-            .map_err(|_| format!("{inner:?} is not an IPv6 address"))?;
+            .map_err(|_| ServerUriError::Ipv6(inner.to_string()))?;
         (Host::Ip(IpAddr::V6(v6)), port)
     } else {
         let (h, p) = match hostport.split_once(':') {
@@ -294,12 +380,10 @@ pub(super) fn parse_uri(entry: &str) -> Result<SrsUri, String> {
             None => (hostport, None),
         };
         if h.is_empty() {
-            return Err("no host".into());
+            return Err(ServerUriError::NoHost);
         }
         if h.parse::<Ipv6Addr>().is_ok() || hostport.matches(':').count() > 1 {
-            return Err(
-                "an IPv6 address must be written in brackets, e.g. sip:[2001:db8::1]:5060".into(),
-            );
+            return Err(ServerUriError::BareIpv6);
         }
         (parse_host(h)?, p)
     };
@@ -312,7 +396,7 @@ pub(super) fn parse_uri(entry: &str) -> Result<SrsUri, String> {
                 0
             };
             if !(1..=65535).contains(&n) {
-                return Err(format!("invalid port {p:?} (1 to 65535)"));
+                return Err(ServerUriError::Port(p.to_string()));
             }
             Some(n as u16)
         }
@@ -325,18 +409,18 @@ pub(super) fn parse_uri(entry: &str) -> Result<SrsUri, String> {
         let item = r.get(..end).unwrap_or_default();
         rest = r.get(end..).unwrap_or_default();
         if item.is_empty() {
-            return Err("empty URI parameter".into());
+            return Err(ServerUriError::EmptyParam);
         }
         let (name, value) = match item.split_once('=') {
             Some((n, v)) => (n, Some(v)),
             None => (item, None),
         };
         if name.is_empty() || !name.chars().all(is_param_char) {
-            return Err(format!("invalid URI parameter {item:?}"));
+            return Err(ServerUriError::Param(item.to_string()));
         }
         if let Some(v) = value {
             if v.is_empty() || !v.chars().all(is_param_char) {
-                return Err(format!("invalid URI parameter {item:?}"));
+                return Err(ServerUriError::Param(item.to_string()));
             }
         }
         let name_l = name.to_ascii_lowercase();
@@ -347,22 +431,21 @@ pub(super) fn parse_uri(entry: &str) -> Result<SrsUri, String> {
                 "tcp" => Transport::Tcp,
                 "tls" => Transport::Tls,
                 _ => {
-                    return Err(format!(
-                        "unsupported transport {:?} (accepted: udp, tcp, tls)",
-                        value.unwrap_or_default()
+                    return Err(ServerUriError::Transport(
+                        value.unwrap_or_default().to_string(),
                     ))
                 }
             };
             if transport.is_some() {
-                return Err("transport given twice".into());
+                return Err(ServerUriError::TransportTwice);
             }
             if secure && t == Transport::Udp {
-                return Err("sips: needs TLS; transport=udp is not possible".into());
+                return Err(ServerUriError::SipsUdp);
             }
             transport = Some(t);
         } else {
             if params.len() >= 16 {
-                return Err("too many URI parameters".into());
+                return Err(ServerUriError::TooManyParams);
             }
             params.push((name_l, value.map(str::to_string)));
         }
@@ -384,10 +467,9 @@ pub(super) fn strip_prefix_ci<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
         .flatten()
 }
 
-pub(super) fn no_scheme_reason(entry: &str) -> String {
+pub(super) fn no_scheme_reason(entry: &str) -> ServerUriError {
     if let Some(i) = entry.find("://") {
-        let scheme = entry.get(..i).unwrap_or_default();
-        return format!("unsupported URL scheme {scheme:?}: only sip: and sips: are accepted");
+        return ServerUriError::UrlScheme(entry.get(..i).unwrap_or_default().to_string());
     }
     match entry.split_once(':') {
         Some((scheme, rest))
@@ -398,16 +480,16 @@ pub(super) fn no_scheme_reason(entry: &str) -> String {
                 && !rest.chars().next().is_some_and(|c| c.is_ascii_digit())
                 && scheme.parse::<Ipv4Addr>().is_err() =>
         {
-            format!("unsupported URI scheme {scheme:?}: only sip: and sips: are accepted")
+            ServerUriError::UriScheme(scheme.to_string())
         }
-        _ => "a plain host name or IP address without the sip: or sips: scheme".into(),
+        _ => ServerUriError::NoScheme,
     }
 }
 
-pub(super) fn parse_host(h: &str) -> Result<Host, String> {
+pub(super) fn parse_host(h: &str) -> Result<Host, ServerUriError> {
     let h = h.strip_suffix('.').unwrap_or(h);
     if h.is_empty() {
-        return Err("no host".into());
+        return Err(ServerUriError::NoHost);
     }
     let labels: Vec<&str> = h.split('.').collect();
     let numeric = labels
@@ -417,10 +499,10 @@ pub(super) fn parse_host(h: &str) -> Result<Host, String> {
         return h
             .parse::<Ipv4Addr>()
             .map(|a| Host::Ip(IpAddr::V4(a)))
-            .map_err(|_| format!("{h:?} is not an IPv4 address"));
+            .map_err(|_| ServerUriError::Ipv4(h.to_string()));
     }
     if h.len() > 253 {
-        return Err("host name longer than 253 characters".into());
+        return Err(ServerUriError::HostTooLong);
     }
     for l in &labels {
         let ok = !l.is_empty()
@@ -429,7 +511,7 @@ pub(super) fn parse_host(h: &str) -> Result<Host, String> {
             && !l.starts_with('-')
             && !l.ends_with('-');
         if !ok {
-            return Err(format!("{h:?} is not a valid host name"));
+            return Err(ServerUriError::HostName(h.to_string()));
         }
     }
     Ok(Host::Name(h.to_ascii_lowercase()))
@@ -464,22 +546,53 @@ impl fmt::Display for Target {
     }
 }
 
+/// Why a `TRANSPORT:ADDR:PORT` target cannot be read (the input is wrong).
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TargetError {
+    /// No `:` after the transport.
+    #[error("{0:?}: expected udp|tcp|tls:ADDR:PORT")]
+    Syntax(String),
+    /// A transport other than udp, tcp, tls.
+    #[error("{text:?}: unknown transport {transport:?}")]
+    Transport {
+        /// The whole target.
+        text: String,
+        /// The transport as written.
+        transport: String,
+    },
+    /// The address is not `ADDR:PORT` (IPv6 as `[ADDR]:PORT`).
+    #[error("{text:?}: {addr:?} is not ADDR:PORT")]
+    Addr {
+        /// The whole target.
+        text: String,
+        /// The address as written.
+        addr: String,
+    },
+}
+
 impl FromStr for Target {
-    type Err = String;
+    type Err = TargetError;
     /// `udp:1.2.3.4:5060`, `tcp:[::1]:5060`, `tls:…`.
-    fn from_str(s: &str) -> Result<Self, String> {
+    fn from_str(s: &str) -> Result<Self, TargetError> {
         let (t, a) = s
             .split_once(':')
-            .ok_or_else(|| format!("{s:?}: expected udp|tcp|tls:ADDR:PORT"))?;
+            .ok_or_else(|| TargetError::Syntax(s.to_string()))?;
         let transport = match t.to_ascii_lowercase().as_str() {
             "udp" => Transport::Udp,
             "tcp" => Transport::Tcp,
             "tls" => Transport::Tls,
-            _ => return Err(format!("{s:?}: unknown transport {t:?}")),
+            _ => {
+                return Err(TargetError::Transport {
+                    text: s.to_string(),
+                    transport: t.to_string(),
+                })
+            }
         };
-        let addr = a
-            .parse()
-            .map_err(|_| format!("{s:?}: {a:?} is not ADDR:PORT"))?;
+        let addr = a.parse().map_err(|_| TargetError::Addr {
+            text: s.to_string(),
+            addr: a.to_string(),
+        })?;
         Ok(Target { transport, addr })
     }
 }

@@ -96,7 +96,8 @@ pub(super) struct Rs {
     pub(super) target: Option<Target>,
     pub(super) peer: Option<Peer>,
     pub(super) dialog: Option<Dialog>,
-    /// Request-URI for in-dialog requests when rsip cannot represent the SRS's Contact (IPv6).
+    /// Request-URI for in-dialog requests when the SRS's Contact is unusable (see
+    /// `dialog_for`).
     pub(super) target_uri: Option<rsip::Uri>,
     pub(super) invite_key: Option<ClientKey>,
     pub(super) ack: Option<Request>,

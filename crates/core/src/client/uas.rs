@@ -3,7 +3,7 @@
 use std::time::Instant;
 
 use siprec_sdp::{Direction, Format, OfferBuilder, OfferStream, SessionDescription};
-use siprec_sip::message::{header_value, header_values, make_response, tag_of};
+use siprec_sip::message::{header_values, make_response};
 use siprec_sip::rsip::headers::UntypedHeader;
 use siprec_sip::rsip::{self, Header, Method, Request, Response};
 use siprec_sip::transaction::{Peer, ServerKey};
@@ -50,7 +50,7 @@ impl SrcCore {
     }
 
     pub(super) fn on_request(&mut self, now: Instant, key: ServerKey, _peer: Peer, req: Request) {
-        let to_tag = header_value(&req.headers, "To").and_then(|t| tag_of(&t));
+        let to_tag = siprec_sip::message::to_tag(&req.headers);
         let Some(id) = self.find_dialog(&req) else {
             match (&req.method, to_tag) {
                 (Method::Options, None) => {

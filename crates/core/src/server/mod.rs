@@ -538,11 +538,7 @@ impl SrsCore {
             );
             return;
         }
-        let to_tag = req
-            .to_header()
-            .ok()
-            .and_then(|t| t.tag().ok().flatten())
-            .map(|t| t.value().to_string());
+        let to_tag = message::to_addr(&req.headers).and_then(|t| t.tag().map(str::to_string));
         let call_id = req
             .call_id_header()
             .map(|c| c.value().to_string())
@@ -643,28 +639,9 @@ impl SrsCore {
             );
             return;
         }
-        let parts = match self.split_body(&req) {
-            Ok(p) => p,
-            Err(BodyError::Unsupported(t)) => {
-                let reason = format!("Unsupported Media Type ({t})");
-                self.simple(now, &key, &req, 415, &reason, vec![other("Accept", ACCEPT)]);
-                return;
-            }
-            Err(BodyError::Malformed(why)) => {
-                self.simple(
-                    now,
-                    &key,
-                    &req,
-                    400,
-                    &format!("Bad Request ({why})"),
-                    vec![],
-                );
-                return;
-            }
-        };
-        if self.refused_metadata_size(now, &key, &req, &parts) {
+        let Some(parts) = self.body_or_refuse(now, &key, &req) else {
             return;
-        }
+        };
         let Some(sdp_bytes) = parts.sdp else {
             self.simple(
                 now,
@@ -878,9 +855,34 @@ impl SrsCore {
         (cfg, remote)
     }
 
-    fn split_body(&self, req: &rsip::Request) -> Result<body::RsBody, BodyError> {
+    /// The body of an INVITE, re-INVITE or UPDATE split into SDP and metadata, or `None`
+    /// once the request is refused: `415` with `Accept` for a body type we do not take,
+    /// `400` for a body that cannot be split (RFC 3261 §21.4.13, §21.4.1), `413` for
+    /// metadata over the limit.
+    fn body_or_refuse(
+        &mut self,
+        now: Instant,
+        key: &ServerKey,
+        req: &rsip::Request,
+    ) -> Option<body::RsBody> {
         let ct = message::header_values(&req.headers, "Content-Type");
-        body::split(ct.first().map(String::as_str), &req.body)
+        let parts = match body::split(ct.first().map(String::as_str), &req.body) {
+            Ok(p) => p,
+            Err(BodyError::Unsupported(t)) => {
+                let reason = format!("Unsupported Media Type ({t})");
+                self.simple(now, key, req, 415, &reason, vec![other("Accept", ACCEPT)]);
+                return None;
+            }
+            Err(BodyError::Malformed(why)) => {
+                let reason = format!("Bad Request ({why})");
+                self.simple(now, key, req, 400, &reason, vec![]);
+                return None;
+            }
+        };
+        if self.refused_metadata_size(now, key, req, &parts) {
+            return None;
+        }
+        Some(parts)
     }
 
     fn on_ack(&mut self, req: &rsip::Request) {
@@ -965,28 +967,9 @@ impl SrsCore {
     /// re-INVITE or UPDATE: pause/resume/codec change/session refresh/metadata update.
     fn on_modify(&mut self, now: Instant, id: SessionId, key: ServerKey, req: rsip::Request) {
         let is_invite = req.method == Method::Invite;
-        let parts = match self.split_body(&req) {
-            Ok(p) => p,
-            Err(BodyError::Unsupported(t)) => {
-                let reason = format!("Unsupported Media Type ({t})");
-                self.simple(now, &key, &req, 415, &reason, vec![other("Accept", ACCEPT)]);
-                return;
-            }
-            Err(BodyError::Malformed(why)) => {
-                self.simple(
-                    now,
-                    &key,
-                    &req,
-                    400,
-                    &format!("Bad Request ({why})"),
-                    vec![],
-                );
-                return;
-            }
-        };
-        if self.refused_metadata_size(now, &key, &req, &parts) {
+        let Some(parts) = self.body_or_refuse(now, &key, &req) else {
             return;
-        }
+        };
         let Some(s) = self.sessions.get_mut(&id) else {
             return;
         };
@@ -1164,14 +1147,7 @@ fn set_via(req: &mut rsip::Request, transport: Transport, local: SocketAddr) {
 /// The dialog key (Call-ID, our tag) of an in-dialog request.
 fn dialog_key(req: &rsip::Request) -> Option<(String, String)> {
     let call_id = req.call_id_header().ok()?.value().to_string();
-    let tag = req
-        .to_header()
-        .ok()?
-        .tag()
-        .ok()
-        .flatten()?
-        .value()
-        .to_string();
+    let tag = message::to_addr(&req.headers)?.tag()?.to_string();
     Some((call_id, tag))
 }
 

@@ -124,7 +124,7 @@ impl GatewayCore {
     /// completes our ACK to the other leg; without an answer the call cannot have media and is
     /// ended.
     pub(super) fn on_ack(&mut self, now: Instant, ack: Request) {
-        let Some(tag) = header_value(&ack.headers, "To").and_then(|t| tag_of(&t)) else {
+        let Some(tag) = siprec_sip::message::to_tag(&ack.headers) else {
             return;
         };
         let call_id = message::call_id(&ack.headers).unwrap_or_default();

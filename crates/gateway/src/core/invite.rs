@@ -72,6 +72,7 @@ impl GatewayCore {
         let context = match call_context(&req) {
             Ok(c) => c,
             Err(why) => {
+                let why = why.to_string();
                 self.simple(now, &key, &req, 400, Some(&why), Vec::new());
                 return;
             }
@@ -348,12 +349,12 @@ impl GatewayCore {
         _now: Instant,
         id: CallId,
         resp: &Response,
-    ) -> Result<(), String> {
+    ) -> Result<(), siprec_sip::Error> {
         let local = self.config.local_for(self.config.forward.peer.transport);
         let Some(call) = self.calls.get_mut(&id) else {
-            return Err("no call".into());
+            return Err(siprec_sip::Error::Dialog("the call has ended".into()));
         };
-        let mut d = Dialog::new_uac(&call.b_invite, resp).map_err(|e| e.to_string())?;
+        let mut d = Dialog::new_uac(&call.b_invite, resp)?;
         d.set_via(
             local.ip().to_string(),
             local.port(),

@@ -19,7 +19,7 @@ use siprec_sdp::Format;
 use siprec_sip::dialog::Dialog;
 use siprec_sip::message::{
     self, header_name_value, header_tokens, header_value, make_response, new_branch, new_call_id,
-    new_tag, split_name_addr, tag_of,
+    new_tag, split_name_addr,
 };
 use siprec_sip::rsip;
 use siprec_sip::transaction::{
@@ -515,7 +515,7 @@ impl GatewayCore {
     }
 
     fn on_request(&mut self, now: Instant, key: ServerKey, peer: Peer, req: Request) {
-        let to_tag = header_value(&req.headers, "To").and_then(|t| tag_of(&t));
+        let to_tag = siprec_sip::message::to_tag(&req.headers);
         let Some(tag) = to_tag else {
             match req.method {
                 Method::Invite => self.new_call(now, key, peer, req),

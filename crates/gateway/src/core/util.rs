@@ -14,14 +14,19 @@ pub(super) fn contact_of(config: &GatewayConfig, transport: Transport) -> String
     }
 }
 
-/// The call's parties and ids from the A leg's INVITE (From = caller, To = callee).
-pub(super) fn call_context(req: &Request) -> Result<CallContext, String> {
-    let party = |name: &str| -> Result<Party, String> {
-        let v = header_value(&req.headers, name).ok_or(format!("no {name} header"))?;
+/// The call's parties and ids from the A leg's INVITE (From = caller, To = callee). An error
+/// means the caller sent something wrong (answered 400).
+pub(super) fn call_context(req: &Request) -> Result<CallContext, siprec_sip::Error> {
+    let party = |name: &str| -> Result<Party, siprec_sip::Error> {
+        let v = header_value(&req.headers, name)
+            .ok_or_else(|| siprec_sip::Error::MissingHeader(name.to_string()))?;
         let (display, uri, _) = split_name_addr(&v);
         let aor = uri.trim().to_string();
         if aor.is_empty() || aor.chars().any(char::is_control) || aor.len() > 512 {
-            return Err(format!("the {name} header has no usable URI"));
+            return Err(siprec_sip::Error::InvalidHeader {
+                name: name.to_string(),
+                reason: "no usable URI".into(),
+            });
         }
         Ok(Party {
             name: display
@@ -36,7 +41,8 @@ pub(super) fn call_context(req: &Request) -> Result<CallContext, String> {
         })
     };
     Ok(CallContext {
-        call_id: message::call_id(&req.headers).ok_or("no Call-ID header")?,
+        call_id: message::call_id(&req.headers)
+            .ok_or_else(|| siprec_sip::Error::MissingHeader("Call-ID".into()))?,
         session_id: None,
         direction: CallDirection::Inbound,
         caller: party("From")?,

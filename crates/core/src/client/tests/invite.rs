@@ -260,8 +260,8 @@ fn ipv6_srs_gets_bracketed_request_uris() {
         text.contains("\r\nTo: <sip:[2001:db8::10]:5070>\r\n"),
         "{text}"
     );
-    // A 200 from the SRS with an IPv6 Contact (which rsip cannot parse): the dialog still
-    // works and in-dialog requests carry the bracketed URI.
+    // A 200 from the SRS with an IPv6 Contact: the dialog takes it and in-dialog requests
+    // carry the bracketed URI.
     let get = |name: &str| {
         text.lines()
             .find(|l| l.starts_with(name))
