@@ -176,22 +176,75 @@ pub fn scan(root: &Path) -> std::io::Result<Vec<SpoolEntry>> {
     Ok(out)
 }
 
+/// Why [`recover`] cannot turn a spool entry into a recording ready for storage.
+///
+/// The first group means *the files left in the spool are wrong* (damaged, truncated or
+/// written by something else); the second means *our environment failed* (the disk).
+#[non_exhaustive]
+#[derive(Debug, thiserror::Error)]
+pub enum RecoverError {
+    // ----- the spool's files are wrong -----
+    /// `journal.json` or `recording.json` is not the JSON we write.
+    #[error("{file}: {source}")]
+    Json {
+        /// The file's name in the entry.
+        file: &'static str,
+        /// The parse error.
+        source: serde_json::Error,
+    },
+    /// A time in `journal.json` or `recording.json` is not RFC 3339.
+    #[error("{file}: bad {field}")]
+    BadTime {
+        /// The file's name in the entry.
+        file: &'static str,
+        /// The field holding the time.
+        field: &'static str,
+    },
+    /// The WAV file cannot be repaired (not a WAV file we wrote, or unreadable).
+    #[error("{}: {source}", path.display())]
+    Audio {
+        /// The WAV file.
+        path: PathBuf,
+        /// What the repair reported.
+        source: siprec_recorder::Error,
+    },
+    // ----- our environment failed -----
+    /// Reading `journal.json` or `recording.json` failed.
+    #[error("{file}: {source}")]
+    Read {
+        /// The file's name in the entry.
+        file: &'static str,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// Reading the entry's metadata documents failed.
+    #[error("metadata documents: {0}")]
+    Metadata(std::io::Error),
+    /// Writing the recovered manifest as `recording.json` failed.
+    #[error("writing recording.json: {0}")]
+    WriteFinal(std::io::Error),
+}
+
 /// Turns a leftover entry into a recording ready for storage. A finished one (with
 /// `recording.json`) is taken as it is. An interrupted one is recovered: the WAV header is
 /// repaired to the frames on disk, and the journal's manifest gets the real duration, the
 /// file's last write as stop time, `complete: false` and `ended_by: "recovered"`; that
 /// manifest is written as `recording.json` first, so recovery runs once.
-pub fn recover(entry: &SpoolEntry) -> Result<Ready, String> {
-    let read_json = |name: &str| -> Result<Vec<u8>, String> {
-        std::fs::read(entry.dir.join(name)).map_err(|e| format!("{name}: {e}"))
+pub fn recover(entry: &SpoolEntry) -> Result<Ready, RecoverError> {
+    let read_json = |file: &'static str| -> Result<Vec<u8>, RecoverError> {
+        std::fs::read(entry.dir.join(file)).map_err(|source| RecoverError::Read { file, source })
     };
-    let metadata = entry
-        .metadata_docs()
-        .map_err(|e| format!("metadata documents: {e}"))?;
+    let metadata = entry.metadata_docs().map_err(RecoverError::Metadata)?;
     if entry.dir.join(FINAL).is_file() {
         let m: Manifest =
-            serde_json::from_slice(&read_json(FINAL)?).map_err(|e| format!("{FINAL}: {e}"))?;
-        let start = parse_time(&m.start_time).ok_or("recording.json: bad start_time")?;
+            serde_json::from_slice(&read_json(FINAL)?).map_err(|source| RecoverError::Json {
+                file: FINAL,
+                source,
+            })?;
+        let start = parse_time(&m.start_time).ok_or(RecoverError::BadTime {
+            file: FINAL,
+            field: "start_time",
+        })?;
         return Ok(Ready {
             entry: entry.clone(),
             start_utc: start,
@@ -200,11 +253,20 @@ pub fn recover(entry: &SpoolEntry) -> Result<Ready, String> {
         });
     }
     let j: Journal =
-        serde_json::from_slice(&read_json(JOURNAL)?).map_err(|e| format!("{JOURNAL}: {e}"))?;
-    let start = parse_time(&j.start_utc).ok_or("journal.json: bad start_utc")?;
+        serde_json::from_slice(&read_json(JOURNAL)?).map_err(|source| RecoverError::Json {
+            file: JOURNAL,
+            source,
+        })?;
+    let start = parse_time(&j.start_utc).ok_or(RecoverError::BadTime {
+        file: JOURNAL,
+        field: "start_utc",
+    })?;
     let audio = entry.audio();
-    let frames = siprec_recorder::repair_wav_header(&audio)
-        .map_err(|e| format!("{}: {e}", audio.display()))?;
+    let frames =
+        siprec_recorder::repair_wav_header(&audio).map_err(|source| RecoverError::Audio {
+            path: audio.clone(),
+            source,
+        })?;
     let stop = std::fs::metadata(&audio)
         .and_then(|m| m.modified())
         .map(time::OffsetDateTime::from)
@@ -227,9 +289,7 @@ pub fn recover(entry: &SpoolEntry) -> Result<Ready, String> {
             p.end = secs;
         }
     }
-    entry
-        .write_final(&m)
-        .map_err(|e| format!("writing {FINAL}: {e}"))?;
+    entry.write_final(&m).map_err(RecoverError::WriteFinal)?;
     Ok(Ready {
         entry: entry.clone(),
         start_utc: start,
@@ -344,10 +404,13 @@ mod tests {
         let root = tempfile::tempdir().unwrap();
         let e = SpoolEntry::create(root.path()).unwrap();
         std::fs::write(e.dir.join(JOURNAL), b"{not json").unwrap();
-        assert!(recover(&e).unwrap_err().contains("journal.json"));
+        assert!(recover(&e)
+            .unwrap_err()
+            .to_string()
+            .contains("journal.json"));
         e.write_journal(&journal()).unwrap();
         std::fs::write(e.audio(), b"RIFF").unwrap();
-        assert!(recover(&e).unwrap_err().contains("audio.wav"));
+        assert!(recover(&e).unwrap_err().to_string().contains("audio.wav"));
         assert!(usage_bytes(root.path()) > 0);
     }
 }

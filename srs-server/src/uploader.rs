@@ -16,6 +16,21 @@ use crate::http::Metrics;
 use crate::spool::Ready;
 use crate::PublishedRecording;
 
+/// Why one upload attempt failed (it is retried with back-off).
+///
+/// Nothing here comes from a peer: a recording in the spool is ours. Both variants mean *our
+/// environment failed* (storage unreachable or refusing, the local disk).
+#[non_exhaustive]
+#[derive(Debug, thiserror::Error)]
+pub enum UploadError {
+    /// Storage refused or failed the reservation or the publication.
+    #[error(transparent)]
+    Storage(#[from] siprec_storage::Error),
+    /// Recording the claimed folder in the spool entry failed.
+    #[error("spool: {0}")]
+    Spool(std::io::Error),
+}
+
 /// Uploads running at once.
 pub const PARALLEL_UPLOADS: usize = 8;
 
@@ -150,19 +165,15 @@ impl Job {
         }
     }
 
-    async fn attempt(&self, ready: &Ready) -> Result<PublishedRecording, String> {
+    async fn attempt(&self, ready: &Ready) -> Result<PublishedRecording, UploadError> {
         let folder = match ready.entry.folder() {
             Some(f) => f,
             None => {
                 let f = self
                     .store
                     .reserve(ready.start_utc, &ready.manifest.recording_key)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                ready
-                    .entry
-                    .set_folder(&f)
-                    .map_err(|e| format!("spool: {e}"))?;
+                    .await?;
+                ready.entry.set_folder(&f).map_err(UploadError::Spool)?;
                 f
             }
         };
@@ -175,7 +186,7 @@ impl Job {
             metadata: &ready.metadata,
             manifest: &ready.manifest,
         };
-        let done = self.store.publish(&p).await.map_err(|e| e.to_string())?;
+        let done = self.store.publish(&p).await?;
         Ok(PublishedRecording {
             folder: done.folder,
             location: done.location,

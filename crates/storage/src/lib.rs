@@ -88,6 +88,21 @@ pub enum Error {
     Manifest(#[from] serde_json::Error),
 }
 
+/// Why an `s3://` location cannot be opened; reported as the reason of
+/// [`Error::InvalidLocation`] (our configuration is wrong, never peer input).
+#[derive(Debug, thiserror::Error)]
+enum S3LocationError {
+    /// `s3://` with nothing or `/...` after it.
+    #[error("no bucket: use s3://bucket or s3://bucket/prefix")]
+    NoBucket,
+    /// The prefix has a `.` or `..` segment.
+    #[error("the prefix must not contain . or .. segments")]
+    DotSegment,
+    /// object_store rejected the settings (bad endpoint URL, region, ...).
+    #[error("{0}")]
+    Builder(object_store::Error),
+}
+
 /// A recording ready to publish.
 #[derive(Debug)]
 pub struct Publication<'a> {
@@ -179,7 +194,7 @@ impl Store {
             return Err(invalid("empty".into()));
         }
         if trimmed.starts_with("s3://") {
-            return Store::open_s3(trimmed, s3).map_err(invalid);
+            return Store::open_s3(trimmed, s3).map_err(|e| invalid(e.to_string()));
         }
         if !s3.is_empty() {
             return Err(invalid(
@@ -206,16 +221,16 @@ impl Store {
         Ok(Store::from_object_store(Arc::new(fs), display, false))
     }
 
-    fn open_s3(url: &str, s3: &S3Options) -> Result<Store, String> {
+    fn open_s3(url: &str, s3: &S3Options) -> Result<Store, S3LocationError> {
         use object_store::aws::AmazonS3Builder;
         let rest = &url["s3://".len()..];
         let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
         if bucket.is_empty() {
-            return Err("no bucket: use s3://bucket or s3://bucket/prefix".into());
+            return Err(S3LocationError::NoBucket);
         }
         let prefix = prefix.trim_matches('/');
         if prefix.split('/').any(|seg| seg == "." || seg == "..") {
-            return Err("the prefix must not contain . or .. segments".into());
+            return Err(S3LocationError::DotSegment);
         }
         // The HTTP client's TLS needs one rustls crypto provider; the workspace uses ring
         // everywhere (object_store's aws feature also brings aws-lc-rs). Already installed is
@@ -247,7 +262,7 @@ impl Store {
             retry_timeout: std::time::Duration::from_secs(10),
             ..object_store::RetryConfig::default()
         });
-        let s3store = b.build().map_err(|e| e.to_string())?;
+        let s3store = b.build().map_err(S3LocationError::Builder)?;
         let inner: Arc<dyn ObjectStore> = if prefix.is_empty() {
             Arc::new(s3store)
         } else {
