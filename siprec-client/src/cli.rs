@@ -276,25 +276,31 @@ pub struct RecordArgs {
 
 /// The arguments of `siprec-client record ARGS…` (without the program and subcommand
 /// names); the error is clap's message.
-pub fn parse_record_args(args: &[&str]) -> Result<RecordArgs, String> {
+pub fn parse_record_args(args: &[&str]) -> Result<RecordArgs, clap::Error> {
     let all = ["siprec-client", "record"]
         .into_iter()
         .chain(args.iter().copied());
-    match Cli::try_parse_from(all).map_err(|e| e.to_string())?.command {
+    match Cli::try_parse_from(all)?.command {
         Command::Record(a) => Ok(*a),
-        _ => Err("not a record command".into()),
+        _ => Err(clap::Error::raw(
+            clap::error::ErrorKind::InvalidSubcommand,
+            "not a record command",
+        )),
     }
 }
 
 /// The arguments of `siprec-client check ARGS…` (without the program and subcommand names);
 /// the error is clap's message.
-pub fn parse_check_args(args: &[&str]) -> Result<CheckArgs, String> {
+pub fn parse_check_args(args: &[&str]) -> Result<CheckArgs, clap::Error> {
     let all = ["siprec-client", "check"]
         .into_iter()
         .chain(args.iter().copied());
-    match Cli::try_parse_from(all).map_err(|e| e.to_string())?.command {
+    match Cli::try_parse_from(all)?.command {
         Command::Check(a) => Ok(*a),
-        _ => Err("not a check command".into()),
+        _ => Err(clap::Error::raw(
+            clap::error::ErrorKind::InvalidSubcommand,
+            "not a check command",
+        )),
     }
 }
 

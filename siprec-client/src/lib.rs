@@ -87,7 +87,7 @@ pub enum Error {
         /// The file.
         path: String,
         /// What is wrong with it.
-        reason: String,
+        reason: media::WavError,
     },
     /// Configuration: a command-line value is wrong.
     #[error("{0}")]

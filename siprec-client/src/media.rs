@@ -73,6 +73,33 @@ impl MediaSource for ToneSource {
     }
 }
 
+/// What is wrong with a WAV file given as a call leg (reported in [`Error::Wav`]). The file
+/// is ours to choose, so every variant means *our configuration is wrong*; nothing here comes
+/// from a peer.
+#[non_exhaustive]
+#[derive(Debug, thiserror::Error)]
+pub enum WavError {
+    /// hound cannot read it: not a WAV file, an encoding hound does not know, truncated
+    /// samples, or the file cannot be read.
+    #[error("{0}")]
+    Read(#[from] hound::Error),
+    /// The header announces no channels or a zero sample rate.
+    #[error("no channels or a zero sample rate")]
+    NoAudio,
+    /// Longer than [`MAX_WAV_SECONDS`].
+    #[error("longer than {max_seconds} s")]
+    TooLong {
+        /// The limit, in seconds.
+        max_seconds: u64,
+    },
+    /// Integer samples of a size other than 1 to 32 bits.
+    #[error("{bits}-bit samples are not supported")]
+    SampleSize {
+        /// Bits per sample in the header.
+        bits: u16,
+    },
+}
+
 /// Samples already at [`RATE`], played once (or looped), then silence.
 #[derive(Debug, Clone)]
 pub struct WavSource {
@@ -84,33 +111,37 @@ pub struct WavSource {
 impl WavSource {
     /// Loads a WAV file: mixed to mono, resampled to [`RATE`].
     pub fn open(path: &Path) -> Result<WavSource, Error> {
-        let err = |reason: String| Error::Wav {
+        let err = |reason: WavError| Error::Wav {
             path: path.display().to_string(),
             reason,
         };
-        let reader = hound::WavReader::open(path).map_err(|e| err(e.to_string()))?;
+        let reader = hound::WavReader::open(path).map_err(|e| err(e.into()))?;
         Self::from_reader(reader).map_err(err)
     }
 
     /// Loads WAV bytes (see [`WavSource::open`]).
     pub fn from_bytes(bytes: &[u8]) -> Result<WavSource, Error> {
-        let err = |reason: String| Error::Wav {
+        let err = |reason: WavError| Error::Wav {
             path: "<memory>".into(),
             reason,
         };
         let reader =
-            hound::WavReader::new(std::io::Cursor::new(bytes)).map_err(|e| err(e.to_string()))?;
+            hound::WavReader::new(std::io::Cursor::new(bytes)).map_err(|e| err(e.into()))?;
         Self::from_reader(reader).map_err(err)
     }
 
-    fn from_reader<R: std::io::Read>(mut reader: hound::WavReader<R>) -> Result<WavSource, String> {
+    fn from_reader<R: std::io::Read>(
+        mut reader: hound::WavReader<R>,
+    ) -> Result<WavSource, WavError> {
         let spec = reader.spec();
         if spec.channels == 0 || spec.sample_rate == 0 {
-            return Err("no channels or a zero sample rate".into());
+            return Err(WavError::NoAudio);
         }
         let frames = u64::from(reader.duration());
         if frames / u64::from(spec.sample_rate) > MAX_WAV_SECONDS {
-            return Err(format!("longer than {MAX_WAV_SECONDS} s"));
+            return Err(WavError::TooLong {
+                max_seconds: MAX_WAV_SECONDS,
+            });
         }
         let channels = usize::from(spec.channels);
         let mut mono: Vec<f32> = Vec::with_capacity(frames as usize);
@@ -128,17 +159,17 @@ impl WavSource {
         match spec.sample_format {
             hound::SampleFormat::Float => {
                 for s in reader.samples::<f32>() {
-                    push(s.map_err(|e| e.to_string())?.clamp(-1.0, 1.0));
+                    push(s?.clamp(-1.0, 1.0));
                 }
             }
             hound::SampleFormat::Int => {
                 let bits = spec.bits_per_sample;
                 if !(1..=32).contains(&bits) {
-                    return Err(format!("{bits}-bit samples are not supported"));
+                    return Err(WavError::SampleSize { bits });
                 }
                 let scale = 2f32.powi(i32::from(bits) - 1);
                 for s in reader.samples::<i32>() {
-                    push(s.map_err(|e| e.to_string())? as f32 / scale);
+                    push(s? as f32 / scale);
                 }
             }
         }

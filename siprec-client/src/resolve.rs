@@ -430,9 +430,9 @@ impl Resolver {
                 server_name: ip.to_string(),
             }]);
         }
-        let fqdn = fqdn(host).map_err(|reason| ResolveError::InvalidDestination {
+        let fqdn = fqdn(host).map_err(|e| ResolveError::InvalidDestination {
             host: d.host.clone(),
-            reason,
+            reason: format!("not a valid host name: {e}"),
         })?;
         let server_name = host.trim_end_matches('.').to_string();
         let mut trace = Trace::default();
@@ -619,14 +619,15 @@ fn finish(
     })
 }
 
-/// The absolute form (`name.`) of a host name, checked by hickory's parser.
-fn fqdn(host: &str) -> Result<String, String> {
+/// The absolute form (`name.`) of a host name, checked by hickory's parser (whose error says
+/// what is wrong with the name).
+fn fqdn(host: &str) -> Result<String, hickory_resolver::proto::ProtoError> {
     let abs = if host.ends_with('.') {
         host.to_string()
     } else {
         format!("{host}.")
     };
-    Name::from_ascii(&abs).map_err(|e| format!("not a valid host name: {e}"))?;
+    Name::from_ascii(&abs)?;
     Ok(abs)
 }
 

@@ -128,6 +128,10 @@ fn re_invite_verdict<F: FnMut(usize, usize, &str)>(
                 );
             }
         }
-        Err(e) => run.fail(check, "an SDP answer in the 2xx to the re-INVITE", e),
+        Err(e) => run.fail(
+            check,
+            "an SDP answer in the 2xx to the re-INVITE",
+            e.to_string(),
+        ),
     }
 }

@@ -21,7 +21,7 @@ pub(super) async fn invite<F: FnMut(usize, usize, &str)>(
     let mut s = match ctx.session(probe).await {
         Ok(s) => s,
         Err(e) => {
-            run.skip(Check::Invite, e);
+            run.skip(Check::Invite, e.to_string());
             return Err("no session");
         }
     };
@@ -76,7 +76,7 @@ pub(super) fn answer<F: FnMut(usize, usize, &str)>(
             run.fail(
                 Check::AnswerSdp,
                 "an application/sdp answer in the 2xx (the INVITE carried the offer)",
-                e,
+                e.to_string(),
             );
             None
         }
@@ -259,7 +259,7 @@ pub(super) async fn no_require<F: FnMut(usize, usize, &str)>(
     run.begin(Check::NoRequire);
     let mut s = match ctx.session(probe).await {
         Ok(s) => s,
-        Err(e) => return run.skip(Check::NoRequire, e),
+        Err(e) => return run.skip(Check::NoRequire, e.to_string()),
     };
     let shape = InviteShape {
         require_siprec: false,
@@ -296,7 +296,7 @@ pub(super) async fn garbage<F: FnMut(usize, usize, &str)>(
     run.begin(Check::GarbageBody);
     let mut s = match ctx.session(probe).await {
         Ok(s) => s,
-        Err(e) => return run.skip(Check::GarbageBody, e),
+        Err(e) => return run.skip(Check::GarbageBody, e.to_string()),
     };
     let shape = InviteShape {
         garbage_body: true,

@@ -51,7 +51,7 @@ use siprec_sip_tokio::TlsClient;
 
 use crate::resolver_api::{literal_target, ResolvedTarget, SrsResolver};
 use crate::Error;
-use probe::Probe;
+use probe::{Probe, ProbeError};
 use session::RsSession;
 
 /// Settings of a check run.
@@ -354,10 +354,10 @@ struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
-    async fn session(&self, probe: &Probe) -> Result<RsSession, String> {
+    async fn session(&self, probe: &Probe) -> Result<RsSession, ProbeError> {
         RsSession::new(probe, self.request_uri, self.local_ip)
             .await
-            .map_err(|e| format!("cannot bind RTP ports: {e}"))
+            .map_err(ProbeError::RtpPorts)
     }
 }
 

@@ -20,7 +20,7 @@ pub(super) async fn parallel<F: FnMut(usize, usize, &str)>(
     for _ in 0..n {
         match ctx.session(probe).await {
             Ok(s) => sessions.push(s),
-            Err(e) => return run.skip(Check::Parallel, e),
+            Err(e) => return run.skip(Check::Parallel, e.to_string()),
         }
     }
     let keys: Vec<_> = sessions

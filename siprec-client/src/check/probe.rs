@@ -240,14 +240,14 @@ impl Probe {
     }
 
     /// Sends bytes outside any transaction (a deliberately broken request).
-    pub async fn send_raw(&mut self, payload: Vec<u8>) -> Result<(), String> {
+    pub async fn send_raw(&mut self, payload: Vec<u8>) -> Result<(), ProbeError> {
         let send = self.transports.send(Transmit {
             peer: self.target,
             payload,
         });
         match tokio::time::timeout(self.send_timeout, send).await {
-            Ok(r) => r.map_err(|e| e.to_string()),
-            Err(_) => Err("no connection in time".into()),
+            Ok(r) => r.map_err(ProbeError::Send),
+            Err(_) => Err(ProbeError::SendTimeout),
         }
     }
 
@@ -396,12 +396,45 @@ impl Probe {
     }
 }
 
+/// Why a probe step could not be taken. The checks report it as the detail of a failed or
+/// skipped check, so its text is what the user reads.
+#[non_exhaustive]
+#[derive(Debug, thiserror::Error)]
+pub enum ProbeError {
+    // ----- the SRS (the peer) sent something wrong, or is not reachable -----
+    /// The response has no body where an SDP answer is expected.
+    #[error("no body")]
+    NoBody,
+    /// The response's body is not `application/sdp`.
+    #[error("Content-Type {0}")]
+    NotSdp(String),
+    /// The SDP answer cannot be parsed.
+    #[error("unreadable SDP: {0}")]
+    Sdp(siprec_sdp::Error),
+    /// Sending to the SRS failed (connection refused or reset, TLS handshake).
+    #[error("{0}")]
+    Send(siprec_sip_tokio::Error),
+    /// No connection to the SRS within the send timeout.
+    #[error("no connection in time")]
+    SendTimeout,
+    // ----- our environment or our own text is wrong -----
+    /// The RTP ports of a session could not be bound.
+    #[error("cannot bind RTP ports: {0}")]
+    RtpPorts(std::io::Error),
+    /// A request the checker wrote as text is not a SIP message (a bug in a check).
+    #[error("{0}")]
+    Text(siprec_sip::Error),
+    /// A request the checker wrote as text is a response (a bug in a check).
+    #[error("not a request")]
+    NotARequest,
+}
+
 /// A request from its text (the checker writes requests as they travel).
-pub fn request_from_text(text: &str) -> Result<Request, String> {
+pub fn request_from_text(text: &str) -> Result<Request, ProbeError> {
     match parse_message(text.as_bytes()) {
         Ok(SipMessage::Request(r)) => Ok(r),
-        Ok(SipMessage::Response(_)) => Err("not a request".into()),
-        Err(e) => Err(e.to_string()),
+        Ok(SipMessage::Response(_)) => Err(ProbeError::NotARequest),
+        Err(e) => Err(ProbeError::Text(e)),
     }
 }
 

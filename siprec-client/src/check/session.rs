@@ -14,7 +14,7 @@ use siprec_sip::rsip::{self, prelude::UntypedHeader, Method, Request, Response};
 use siprec_sip::transaction::Transport;
 use tokio::net::UdpSocket;
 
-use super::probe::{Exchange, Probe};
+use super::probe::{Exchange, Probe, ProbeError};
 
 /// An RTP leg: an even RTP port and the RTCP port above it (RFC 3550 §11), both bound.
 /// The audio check connects the RTP socket to the SRS's port so ICMP errors reach it.
@@ -377,13 +377,13 @@ impl RsSession {
 }
 
 /// The parsed SDP answer of a response, or why there is none.
-pub fn answer_of(resp: &Response) -> Result<SessionDescription, String> {
+pub fn answer_of(resp: &Response) -> Result<SessionDescription, ProbeError> {
     let ctype = header_value(&resp.headers, "Content-Type").unwrap_or_default();
     if resp.body.is_empty() {
-        return Err("no body".into());
+        return Err(ProbeError::NoBody);
     }
     if !ctype.to_ascii_lowercase().starts_with("application/sdp") {
-        return Err(format!("Content-Type {ctype}"));
+        return Err(ProbeError::NotSdp(ctype));
     }
-    siprec_sdp::parse(&resp.body).map_err(|e| format!("unreadable SDP: {e}"))
+    siprec_sdp::parse(&resp.body).map_err(ProbeError::Sdp)
 }

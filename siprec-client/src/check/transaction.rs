@@ -48,7 +48,7 @@ pub(super) async fn cancel<F: FnMut(usize, usize, &str)>(
     run.begin(Check::Cancel);
     let mut s = match ctx.session(probe).await {
         Ok(s) => s,
-        Err(e) => return run.skip(Check::Cancel, e),
+        Err(e) => return run.skip(Check::Cancel, e.to_string()),
     };
     let req = s.build_invite(InviteShape::default());
     let key = probe.start(req);

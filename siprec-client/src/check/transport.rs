@@ -128,7 +128,7 @@ pub(super) async fn large<F: FnMut(usize, usize, &str)>(
     let mut s = match ctx.session(&probe).await {
         Ok(s) => s,
         Err(e) => {
-            run.skip(id, e);
+            run.skip(id, e.to_string());
             return;
         }
     };
