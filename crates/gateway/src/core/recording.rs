@@ -62,7 +62,7 @@ impl GatewayCore {
             return;
         }
         if let Err(why) = self.ensure_src(now, id, c.call_sid.as_deref()) {
-            let why = command::phrase(&why);
+            let why = command::phrase(&why.to_string());
             self.simple(now, &key, &req, 500, Some(&why), Vec::new());
             self.events.push_back(Event::Command {
                 call: id,
@@ -94,11 +94,11 @@ impl GatewayCore {
         now: Instant,
         id: CallId,
         call_sid: Option<&str>,
-    ) -> Result<(), String> {
+    ) -> Result<(), SrcSetupError> {
         let wall = self.wall(now);
         let cfg = &self.config;
         let Some(call) = self.calls.get_mut(&id) else {
-            return Err("no such call".into());
+            return Err(SrcSetupError::NoSuchCall);
         };
         let codec = call.codec.clone();
         let stale = call.src.as_ref().is_some_and(|s| {
@@ -126,7 +126,7 @@ impl GatewayCore {
         if let Some(sid) = call_sid {
             ctx.call_sid = Some(sid.to_string());
         }
-        let core = SrcCore::new(sc, ctx, now, wall).map_err(|e| e.to_string())?;
+        let core = SrcCore::new(sc, ctx, now, wall).map_err(SrcSetupError::Core)?;
         call.src = Some(core);
         call.src_codec = codec_offered;
         Ok(())
@@ -193,4 +193,15 @@ impl GatewayCore {
             self.maybe_finish(id);
         }
     }
+}
+
+/// Why a call's SRC could not be made (answered `500` to the node's INFO, with this text).
+#[derive(Debug, thiserror::Error)]
+pub(super) enum SrcSetupError {
+    /// Our state: the call ended while the command was on its way.
+    #[error("no such call")]
+    NoSuchCall,
+    /// Our configuration or the call's context (from the node) is unusable for an SRC.
+    #[error("{0}")]
+    Core(siprec_core::client::Error),
 }
