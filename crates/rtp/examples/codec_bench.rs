@@ -1,5 +1,7 @@
 //! Per-packet cost of the receive path's pieces: RTP parse, SRTP unprotect (both suites),
-//! and decoding 20 ms of G.711, G.722 and Opus to an 8 or 16 kHz recording.
+//! and decoding 20 ms of G.711, G.722 and Opus to an 8 or 16 kHz recording; then this crate's
+//! G.711 (`siprec_rtp::g711`) against the `audio-codec` crate's (`pcmu`/`pcma`): 20 ms decoded
+//! and encoded, and how many of the 256 codes and 65,536 samples the two map differently.
 //!
 //! `cargo run --release -p siprec-rtp --example codec_bench`
 
@@ -99,6 +101,109 @@ fn main() {
             n,
         );
     }
+    sum += g711_against_audio_codec();
     // Keeps the work from being optimised away.
     println!("(checksum {sum})");
+}
+
+/// This crate's G.711 against `audio-codec`'s, on 20 ms (160 samples) per packet.
+fn g711_against_audio_codec() -> usize {
+    use siprec_rtp::g711;
+
+    let n = 200_000u32;
+    let pcm = tone(8000, 160, 0);
+    let mut codes = [0u8; 160];
+    let mut out = [0i16; 160];
+    let mut sum = 0usize;
+    for alaw in [false, true] {
+        let law = if alaw { "PCMA" } else { "PCMU" };
+        let (mut dec, mut enc): (Box<dyn audio_codec::Decoder>, Box<dyn audio_codec::Encoder>) =
+            if alaw {
+                (
+                    Box::new(audio_codec::pcma::PcmaDecoder::new()),
+                    Box::new(audio_codec::pcma::PcmaEncoder::new()),
+                )
+            } else {
+                (
+                    Box::new(audio_codec::pcmu::PcmuDecoder::new()),
+                    Box::new(audio_codec::pcmu::PcmuEncoder::new()),
+                )
+            };
+        let ours_enc = |i: &[i16], o: &mut [u8]| {
+            if alaw {
+                g711::encode_alaw_into(i, o)
+            } else {
+                g711::encode_ulaw_into(i, o)
+            }
+        };
+        let ours_dec = |i: &[u8], o: &mut [i16]| {
+            if alaw {
+                g711::decode_alaw_into(i, o)
+            } else {
+                g711::decode_ulaw_into(i, o)
+            }
+        };
+        ours_enc(&pcm, &mut codes);
+
+        let t = Instant::now();
+        for k in 0..n {
+            codes[0] = k as u8;
+            sum += ours_dec(std::hint::black_box(&codes), &mut out);
+            sum += out[1] as usize;
+        }
+        report(&format!("{law} decode 20 ms, siprec_rtp::g711"), t, n);
+        let t = Instant::now();
+        for k in 0..n {
+            codes[0] = k as u8;
+            sum += dec
+                .decode_into(std::hint::black_box(&codes), &mut out)
+                .unwrap_or(0);
+            sum += out[1] as usize;
+        }
+        report(&format!("{law} decode 20 ms, audio-codec"), t, n);
+        let t = Instant::now();
+        for _ in 0..n {
+            sum += ours_enc(std::hint::black_box(&pcm), &mut codes);
+            sum += codes[1] as usize;
+        }
+        report(&format!("{law} encode 20 ms, siprec_rtp::g711"), t, n);
+        let t = Instant::now();
+        for _ in 0..n {
+            sum += enc
+                .encode_into(std::hint::black_box(&pcm), &mut codes)
+                .unwrap_or(0);
+            sum += codes[1] as usize;
+        }
+        report(&format!("{law} encode 20 ms, audio-codec"), t, n);
+
+        // Do the two agree?
+        let mut one = [0i16; 1];
+        let mut two = [0i16; 1];
+        let dec_diff = (0..=255u8)
+            .filter(|&c| {
+                ours_dec(&[c], &mut one);
+                let _ = dec.decode_into(&[c], &mut two);
+                one != two
+            })
+            .count();
+        let mut a = [0u8; 1];
+        let mut b = [0u8; 1];
+        let enc_diff: Vec<i16> = (i16::MIN..=i16::MAX)
+            .filter(|&s| {
+                ours_enc(&[s], &mut a);
+                let _ = enc.encode_into(&[s], &mut b);
+                a != b
+            })
+            .collect();
+        println!(
+            "{law}: codes decoded differently {dec_diff} of 256; samples encoded differently {} of 65536{}",
+            enc_diff.len(),
+            match (enc_diff.first(), enc_diff.last()) {
+                (Some(lo), Some(hi)) => format!(" (from {lo} to {hi})"),
+                _ => String::new(),
+            }
+        );
+        sum += dec_diff + enc_diff.len();
+    }
+    sum
 }
