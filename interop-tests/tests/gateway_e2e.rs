@@ -284,6 +284,20 @@ async fn hang_up(caller: &mut Phone, callee: &mut Phone, call: &mut Call) {
     callee.answer(&bye, 200, "callee-tag", None).await;
 }
 
+/// Pauses a record-all call's recording: until the SRS has accepted, the gateway answers
+/// "still starting", so the INFO is repeated (for about a second at most); the last reply.
+async fn pause_once_started(caller: &mut Phone, call: &mut Call) -> String {
+    let mut line = String::new();
+    for _ in 0..40 {
+        line = info(caller, call, "X-Reason: pauseCallRecording\r\n", WAIT).await;
+        if !line.contains("still starting") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    line
+}
+
 async fn info(caller: &mut Phone, call: &mut Call, headers: &str, within: Duration) -> String {
     let (n, text) = call.request(caller, "INFO", headers, None);
     caller.send(&text).await;
@@ -524,20 +538,7 @@ async fn record_all_and_bye_from_the_callee_end_call_and_recording() {
     let (mut call, inv) = answer_and_ack(&mut caller, &mut callee, call).await;
     // Recording starts at the answer without any INFO; once the SRS has accepted (a pause
     // before that is "still starting"), pausing it works.
-    let mut line = String::new();
-    for _ in 0..40 {
-        line = info(
-            &mut caller,
-            &mut call,
-            "X-Reason: pauseCallRecording\r\n",
-            WAIT,
-        )
-        .await;
-        if !line.contains("still starting") {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    let line = pause_once_started(&mut caller, &mut call).await;
     assert_eq!(line, "SIP/2.0 200 pauseCallRecording request for a call");
     // The callee hangs up: BYE in its dialog with the gateway.
     let h = |n: &str| header_value(&inv.headers, n).unwrap_or_default();
@@ -817,20 +818,7 @@ async fn http_metrics_count_calls_recording_sessions_and_info() {
 
     let call = invite(&caller, "X-Recording-ID: e2e-metrics-1\r\n").await;
     let (mut call, _) = answer_and_ack(&mut caller, &mut callee, call).await;
-    let mut line = String::new();
-    for _ in 0..40 {
-        line = info(
-            &mut caller,
-            &mut call,
-            "X-Reason: pauseCallRecording\r\n",
-            WAIT,
-        )
-        .await;
-        if !line.contains("still starting") {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    let line = pause_once_started(&mut caller, &mut call).await;
     assert!(line.starts_with("SIP/2.0 200"), "{line}");
     let (_, m) = get("/metrics").await;
     let srs_label = format!("srs=\"sip:{srs}\"");

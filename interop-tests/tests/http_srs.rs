@@ -91,14 +91,7 @@ async fn metrics_move_when_a_call_is_recorded() {
     assert_eq!(sample(&m, "srs_sessions_active"), 0.0);
 
     let mut published = server.subscribe();
-    let mut src = TestSrc::new(
-        TestTransport::Udp,
-        sip_addr(&server),
-        (0, 440.0),
-        (8, 880.0),
-    )
-    .await
-    .unwrap();
+    let mut src = test_src(&server).await;
     src.start(Some("REC-metrics")).await;
     src.stream(Duration::from_millis(600)).await.unwrap();
     // Live: the session is active and its packets show within about a second (the driver's
@@ -254,6 +247,14 @@ async fn readyz_says_503_during_sigterm() {
     );
 }
 
+/// A test SRC towards `server` over UDP: 440 Hz PCMU on the caller's leg, 880 Hz PCMA on the
+/// callee's.
+async fn test_src(server: &srs_server::Server) -> TestSrc {
+    TestSrc::new(TestTransport::Udp, sip_addr(server), (0, 440.0), (8, 880.0))
+        .await
+        .unwrap()
+}
+
 /// Records one short call with `rec_id` and returns its published folder.
 async fn record(
     server: &srs_server::Server,
@@ -261,9 +262,7 @@ async fn record(
     ms: u64,
 ) -> srs_server::PublishedRecording {
     let mut published = server.subscribe();
-    let mut src = TestSrc::new(TestTransport::Udp, sip_addr(server), (0, 440.0), (8, 880.0))
-        .await
-        .unwrap();
+    let mut src = test_src(server).await;
     src.start(Some(rec_id)).await;
     src.stream(Duration::from_millis(ms)).await.unwrap();
     src.hang_up().await;
@@ -459,14 +458,7 @@ async fn readyz_says_503_when_storage_fails_longer_than_upload_retry_max() {
         .unwrap();
     let base = format!("http://{}", server.http_addr().unwrap());
     assert_eq!(text(&format!("{base}/readyz")).await.0, 200);
-    let mut src = TestSrc::new(
-        TestTransport::Udp,
-        sip_addr(&server),
-        (0, 440.0),
-        (8, 880.0),
-    )
-    .await
-    .unwrap();
+    let mut src = test_src(&server).await;
     src.start(Some("REC-no-storage")).await;
     src.stream(Duration::from_millis(200)).await.unwrap();
     src.hang_up().await;
