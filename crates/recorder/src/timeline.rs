@@ -246,6 +246,8 @@ pub struct Timeline {
     pauses_truncated: bool,
     mix: Box<[i32]>,
     out: Box<[i16]>,
+    /// No channel has two streams: flushing interleaves instead of summing.
+    one_stream_per_channel: bool,
     poisoned: bool,
 }
 
@@ -287,6 +289,7 @@ impl Timeline {
             pauses_truncated: false,
             mix: vec![0; CHUNK_FRAMES * usize::from(CHANNELS)].into_boxed_slice(),
             out: vec![0; CHUNK_FRAMES * usize::from(CHANNELS)].into_boxed_slice(),
+            one_stream_per_channel: true,
             poisoned: false,
         })
     }
@@ -300,8 +303,12 @@ impl Timeline {
             tracing::warn!(channel, "timeline channel out of range, using 1 (right)");
         }
         let id = StreamId(self.streams.len());
+        let channel = usize::from(channel.min(1));
+        if self.streams.iter().any(|s| s.channel == channel) {
+            self.one_stream_per_channel = false;
+        }
         self.streams.push(StreamState {
-            channel: usize::from(channel.min(1)),
+            channel,
             clock_rate: self.checked_clock_rate(clock_rate),
             ring: vec![0; self.ring_len].into_boxed_slice(),
             anchor: None,
@@ -649,20 +656,35 @@ impl Timeline {
                 .min(next_checkpoint - self.flushed)
                 .min(CHUNK_FRAMES as u64)
                 .min(ring_len - start as u64) as usize;
-            let mix = &mut self.mix[..n * ch];
-            mix.fill(0);
-            for st in &mut self.streams {
-                let c = st.channel;
-                let seg = &mut st.ring[start..start + n];
-                for (frame, s) in mix.chunks_exact_mut(ch).zip(seg.iter_mut()) {
-                    frame[c] += i32::from(*s);
-                    *s = 0;
-                }
-            }
             let out = &mut self.out[..n * ch];
-            for (o, m) in out.iter_mut().zip(mix.iter()) {
-                // Mixing sums across streams; the sum saturates to i16.
-                *o = (*m).clamp(i32::from(i16::MIN), i32::from(i16::MAX)) as i16;
+            if self.one_stream_per_channel {
+                // The usual case (one stream each way): interleave, nothing to sum.
+                if self.streams.len() < ch {
+                    out.fill(0);
+                }
+                for st in &mut self.streams {
+                    let c = st.channel;
+                    let seg = &mut st.ring[start..start + n];
+                    for (frame, s) in out.chunks_exact_mut(ch).zip(seg.iter()) {
+                        frame[c] = *s;
+                    }
+                    seg.fill(0);
+                }
+            } else {
+                let mix = &mut self.mix[..n * ch];
+                mix.fill(0);
+                for st in &mut self.streams {
+                    let c = st.channel;
+                    let seg = &mut st.ring[start..start + n];
+                    for (frame, s) in mix.chunks_exact_mut(ch).zip(seg.iter()) {
+                        frame[c] += i32::from(*s);
+                    }
+                    seg.fill(0);
+                }
+                for (o, m) in out.iter_mut().zip(mix.iter()) {
+                    // Mixing sums across streams; the sum saturates to i16.
+                    *o = (*m).clamp(i32::from(i16::MIN), i32::from(i16::MAX)) as i16;
+                }
             }
             if let Err(e) = self.sink.write_frames(out) {
                 self.poison(&e);

@@ -226,6 +226,33 @@ fn mixing_saturates_the_true_sum() {
 }
 
 #[test]
+fn a_second_stream_on_a_channel_mid_recording_is_summed_from_then_on() {
+    // One stream per channel is flushed by interleaving; a second stream on a channel
+    // switches to summing, and the audio before and after the switch is the same.
+    let t0 = Instant::now();
+    let (mut tl, out) = mem_timeline(t0);
+    let l = tl.add_stream(0, 8000);
+    let r = tl.add_stream(1, 8000);
+    let mut extra = None;
+    for i in 0..20u32 {
+        let now = slot(t0, i);
+        tl.push(now, l, 1, 160 * i, &[1000; PKT]).unwrap();
+        tl.push(now, r, 2, 160 * i, &[-2000; PKT]).unwrap();
+        if i == 10 {
+            extra = Some(tl.add_stream(0, 8000));
+        }
+        if let (Some(x), true) = (extra, i > 10) {
+            tl.push(now, x, 3, 160 * i, &[500; PKT]).unwrap();
+        }
+    }
+    tl.finish(at(t0, 400)).unwrap();
+    let left = out.channel(0);
+    assert_run(&left, 0, 160 * 11, 1000);
+    assert_run(&left, 160 * 11, 160 * 20, 1500);
+    assert_run(&out.channel(1), 0, 160 * 20, -2000);
+}
+
+#[test]
 fn late_beyond_window_is_dropped_and_counted() {
     let t0 = Instant::now();
     let (mut tl, out) = mem_timeline(t0);
