@@ -12,8 +12,11 @@
 //! `--bare-relay N`: the calls' sockets on one epoll thread per core, as the gateway's relay
 //! threads hold them, each packet forwarded to the other side's source, with no SIP, no SDP,
 //! no fork, no counters), so the gateway's figure is also a ratio to the least a relay of this
-//! shape costs. The pacer reports how many 20 ms ticks it started late: when it fell
-//! behind, the run is marked invalid.
+//! shape costs. A second baseline runs the same bare relay paced (`--bare-relay N 10`: at
+//! most one epoll wait every 10 ms, so each wait returns many ready sockets): the least any
+//! relay costs here once wake-ups are amortised, whatever latency it may add. The pacer
+//! reports how many 20 ms ticks it started late: when it fell behind, the run is marked
+//! invalid.
 //!
 //! `cargo build --release -p siprec-client -p interop-tests --bins &&
 //!  ./target/release/gateway-bench [--calls 200] [--seconds 10] [--rate 200]`
@@ -270,8 +273,15 @@ Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{body}",
 }
 
 /// The bare relay's CPU per relayed packet with the same pacer and socket count.
-async fn bare_baseline(n: usize, a: &StdUdp, b: &StdUdp, secs: u64) -> anyhow::Result<Phase> {
-    let (mut child, pid, ports) = spawn_baseline(&["--bare-relay".into(), n.to_string()]).await?;
+async fn bare_baseline(
+    n: usize,
+    gap_ms: u64,
+    a: &StdUdp,
+    b: &StdUdp,
+    secs: u64,
+) -> anyhow::Result<Phase> {
+    let (mut child, pid, ports) =
+        spawn_baseline(&["--bare-relay".into(), n.to_string(), gap_ms.to_string()]).await?;
     let at = |p: u16| SocketAddr::from(([127, 0, 0, 1], p));
     let flows: Vec<Flow> = (0..n)
         .flat_map(|j| {
@@ -359,7 +369,7 @@ async fn measure(pid: u32, m: &PacerStats, secs: u64) -> anyhow::Result<Phase> {
 /// gateway has relay threads (one per core); a packet on one side goes out of the other to the
 /// source last seen there, with nothing else (no SIP, no SDP, no fork, no counters). Prints the
 /// ports (`PORTS a0 b0 a1 b1 …`), then relays until killed.
-fn bare_relay(n: usize) -> anyhow::Result<()> {
+fn bare_relay(n: usize, gap_ms: u64) -> anyhow::Result<()> {
     use mio::net::UdpSocket as MioUdp;
     use mio::{Events, Interest, Poll, Token};
     let threads = std::thread::available_parallelism().map_or(1, |t| t.get().min(4));
@@ -392,7 +402,16 @@ fn bare_relay(n: usize) -> anyhow::Result<()> {
             let mut src: Vec<[Option<SocketAddr>; 2]> = vec![[None, None]; socks.len()];
             let mut events = Events::with_capacity(1024);
             let mut buf = [0u8; 2048];
+            let gap = Duration::from_millis(gap_ms);
+            let mut last = Instant::now();
             loop {
+                // Paced (gap > 0): at most one wait per gap, so a wait returns many sockets.
+                let due = last + gap;
+                let now = Instant::now();
+                if due > now {
+                    std::thread::sleep(due - now);
+                }
+                last = Instant::now();
                 poll.poll(&mut events, None)?;
                 for ev in events.iter() {
                     let (k, side) = (ev.token().0 / 2, ev.token().0 % 2);
@@ -416,8 +435,9 @@ fn bare_relay(n: usize) -> anyhow::Result<()> {
 fn main() -> anyhow::Result<()> {
     let argv: Vec<String> = std::env::args().collect();
     if argv.get(1).map(String::as_str) == Some("--bare-relay") {
-        let n = argv.get(2).context("--bare-relay N")?.parse()?;
-        return bare_relay(n);
+        let n = argv.get(2).context("--bare-relay N [GAP_MS]")?.parse()?;
+        let gap_ms = argv.get(3).map_or(Ok(0), |g| g.parse())?;
+        return bare_relay(n, gap_ms);
     }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
@@ -466,7 +486,8 @@ async fn bench() -> anyhow::Result<()> {
     let b_sock = StdUdp::bind("127.0.0.1:0")?;
     a_sock.set_nonblocking(true)?;
     b_sock.set_nonblocking(true)?;
-    let baseline = bare_baseline(n, &a_sock, &b_sock, a.seconds).await?;
+    let baseline = bare_baseline(n, 0, &a_sock, &b_sock, a.seconds).await?;
+    let paced = bare_baseline(n, 10, &a_sock, &b_sock, a.seconds).await?;
     let callee_ports = vec![b_sock.local_addr()?.port(); n];
     let pb = Arc::new(Mutex::new(vec![None; n]));
     tokio::spawn(callee(uas, callee_ports, Arc::clone(&pb)));
@@ -610,17 +631,18 @@ To: <sip:gw@x>\r\nCall-ID: probe-{k}\r\nCSeq: {} OPTIONS\r\nContent-Length: 0\r\
     };
     println!();
     println!(
-        "{:<22} {:>12} {:>12} {:>14} {:>12} {:>11}",
+        "{:<24} {:>12} {:>12} {:>14} {:>12} {:>11}",
         "phase", "relayed pps", "relay CPU", "µs/packet", "SRS got pps", "late ticks"
     );
     for (name, p) in [
         ("bare relay (baseline)", &baseline),
+        ("bare relay, 10 ms paced", &paced),
         ("gateway, relay only", &relay_only),
         ("gateway, relay + fork", &forked),
     ] {
         let secs = a.seconds as f64;
         println!(
-            "{:<22} {:>12.0} {:>7.3} core {:>14.2} {:>12.0} {:>5} of {:<4}",
+            "{:<24} {:>12.0} {:>7.3} core {:>14.2} {:>12.0} {:>5} of {:<4}",
             name,
             p.received as f64 / secs,
             p.cpu / secs,
@@ -648,8 +670,8 @@ To: <sip:gw@x>\r\nCall-ID: probe-{k}\r\nCSeq: {} OPTIONS\r\nContent-Length: 0\r\
         100.0 * total_lost as f64 / total_sent.max(1) as f64
     );
     let (ticks, late) = (
-        baseline.ticks + relay_only.ticks + forked.ticks,
-        baseline.late + relay_only.late + forked.late,
+        baseline.ticks + paced.ticks + relay_only.ticks + forked.ticks,
+        baseline.late + paced.late + relay_only.late + forked.late,
     );
     if late * 100 > ticks {
         println!(
