@@ -1,5 +1,4 @@
-//! srs-server's media threads: calls spread over several threads (paced epoll, the default),
-//! epoll woken on every arrival (`--media-poll-ms 0`), and the timed sweep
+//! srs-server's media threads: calls spread over several threads (epoll), and the timed sweep
 //! (`--media-sweep-ms`), each recorded whole: every packet counted, each tone on its channel.
 
 use std::time::Duration;
@@ -12,7 +11,6 @@ async fn server(
     rtp_base: u16,
     threads: usize,
     sweep_ms: u64,
-    poll_ms: u64,
 ) -> srs_server::Server {
     let cfg = srs_server::Config {
         listen: vec!["udp:127.0.0.1:0".into()],
@@ -22,7 +20,6 @@ async fn server(
         media_timeout: 10,
         media_threads: threads,
         media_sweep_ms: sweep_ms,
-        media_poll_ms: poll_ms,
         ..srs_server::Config::default()
     };
     srs_server::Server::start(cfg.validate().unwrap())
@@ -71,7 +68,7 @@ async fn record(server: &srs_server::Server, calls: usize) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn calls_spread_over_three_media_threads_are_recorded_whole() {
     let dir = tempfile::tempdir().unwrap();
-    let srs = server(dir.path(), 39200, 3, 0, 10).await;
+    let srs = server(dir.path(), 39200, 3, 0).await;
     record(&srs, 4).await;
     srs.shutdown().await.unwrap();
 }
@@ -79,15 +76,7 @@ async fn calls_spread_over_three_media_threads_are_recorded_whole() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_timed_sweep_records_every_packet() {
     let dir = tempfile::tempdir().unwrap();
-    let srs = server(dir.path(), 39400, 1, 20, 10).await;
-    record(&srs, 2).await;
-    srs.shutdown().await.unwrap();
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn epoll_woken_on_every_arrival_records_every_packet() {
-    let dir = tempfile::tempdir().unwrap();
-    let srs = server(dir.path(), 39600, 2, 0, 0).await;
+    let srs = server(dir.path(), 39400, 1, 20).await;
     record(&srs, 2).await;
     srs.shutdown().await.unwrap();
 }

@@ -271,12 +271,6 @@ settings! {
     #[arg(env = "SRS_MEDIA_SWEEP_MS", value_name = "MS")]
     media_sweep_ms: u64 = 0, shown "`0` (epoll)";
 
-    /// With epoll: the least time between two waits of a media thread, 0 to 20 ms. Under
-    /// load one wait then returns many ready sockets instead of one wake-up per packet; a
-    /// packet waits up to this long before it is read. 0 = wake on every arrival.
-    #[arg(env = "SRS_MEDIA_POLL_MS", value_name = "MS")]
-    media_poll_ms: u64 = 10;
-
     // Storage.
 
     /// Where recordings are published: a directory or `file://` URL (object_store
@@ -589,8 +583,6 @@ pub struct Validated {
     pub media_threads: usize,
     /// `Some(interval)`: media threads read every socket on a timer instead of epoll.
     pub media_sweep: Option<Duration>,
-    /// With epoll, the least time between two waits of a media thread.
-    pub media_poll: Duration,
     /// Networks allowed to send SIP (empty: any).
     pub sip_allow: Vec<ipnet::IpNet>,
     /// New sessions per second per source (0: no limit).
@@ -667,7 +659,6 @@ impl Config {
                 0 => None,
                 n => Some(ms(within(Setting::media_sweep_ms, n, 1..=50)?)),
             },
-            media_poll: ms(within(Setting::media_poll_ms, self.media_poll_ms, 0..=20)?),
             sip_allow: check_sip_allow(&self.sip_allow)?,
             invite_rate: check_invite_rate(self.invite_rate)?,
             invite_burst: at_least(Setting::invite_burst, self.invite_burst, 1)?,

@@ -183,9 +183,7 @@ impl Server {
         // Each recorded stream holds a socket: 2,000 calls need over 6,000 descriptors.
         siprec_udp::raise_fd_limit();
         let (notes_tx, notes_rx) = mpsc::unbounded_channel();
-        let wakeup = cfg
-            .media_sweep
-            .map_or(Wakeup::Epoll(cfg.media_poll), Wakeup::Sweep);
+        let wakeup = cfg.media_sweep.map_or(Wakeup::Epoll, Wakeup::Sweep);
         let shards = Shards::start(cfg.media_threads, wakeup, notes_tx.clone(), metrics.clone())
             .map_err(ServerError::Media)?;
         let (spool_io, spool_worker) = SpoolIo::start().map_err(ServerError::Media)?;

@@ -1,9 +1,7 @@
 //! The media path: a few threads ("shards", `--media-threads`, one per core by default), each
 //! owning the RTP sockets and the [`MediaSession`]s of its recordings. A shard waits on its
-//! sockets with one epoll set (mio, edge-triggered), at most once every `--media-poll-ms`
-//! (so under load one wait returns many ready sockets instead of one wake-up per packet) —
-//! or, with `--media-sweep-ms`, wakes on a timer and reads every socket — and drains a
-//! readable socket with `recvmmsg` batches,
+//! sockets with one epoll set (mio, edge-triggered) — or, with `--media-sweep-ms`, wakes on a
+//! timer and reads every socket — and drains a readable socket with `recvmmsg` batches,
 //! handing each datagram to its session with the wake-up's instant. No task, timer, lock,
 //! allocation or log line per packet or per stream; the sessions' ticks (timeline advance,
 //! media timeout) run from the shard's loop every [`TICK`](siprec_recorder::session::TICK) / 2.
@@ -88,9 +86,8 @@ impl std::fmt::Debug for Control {
 /// How a shard learns that a socket has data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Wakeup {
-    /// epoll, edge-triggered: one `recvmmsg` batch per ready socket, with at least this long
-    /// between two waits (so that under load a wait returns many ready sockets).
-    Epoll(Duration),
+    /// epoll, edge-triggered: one `recvmmsg` batch per ready socket.
+    Epoll,
     /// A timer: every interval, every socket is read until it is empty.
     Sweep(Duration),
 }
@@ -238,18 +235,8 @@ impl ShardLoop {
         let mut next_tick = Instant::now() + tick;
         let mut next_sweep = Instant::now();
         let mut next_report = Instant::now() + REPORT_EVERY;
-        let mut last_wait = Instant::now();
         loop {
-            if let Wakeup::Epoll(gap) = self.wakeup {
-                // Paced waits: what arrives meanwhile is read by the next wait's batches.
-                let now = Instant::now();
-                let due = last_wait + gap;
-                if due > now {
-                    std::thread::sleep(due - now);
-                }
-            }
             let now = Instant::now();
-            last_wait = now;
             let mut deadline = next_tick;
             if let Wakeup::Sweep(_) = self.wakeup {
                 deadline = deadline.min(next_sweep);
@@ -262,21 +249,23 @@ impl ShardLoop {
                 continue;
             }
             let now = Instant::now();
-            // Controls first: a resume applies to the packets read in this same wake-up.
-            if events.iter().any(|ev| ev.token() == WAKE) && self.controls() {
-                return;
-            }
+            let mut control = false;
             for ev in events.iter() {
-                let t = ev.token().0;
-                if ev.token() != WAKE {
-                    self.drain(t >> 8, t & (MAX_SOCKETS - 1), now);
+                if ev.token() == WAKE {
+                    control = true;
+                    continue;
                 }
+                let t = ev.token().0;
+                self.drain(t >> 8, t & (MAX_SOCKETS - 1), now);
             }
             if let Wakeup::Sweep(every) = self.wakeup {
                 if now >= next_sweep {
                     self.sweep(now);
                     next_sweep = now + every;
                 }
+            }
+            if control && self.controls() {
+                return;
             }
             if now >= next_tick {
                 self.tick(now);
@@ -402,7 +391,7 @@ impl ShardLoop {
                 continue;
             }
             let mut sock = mio::net::UdpSocket::from_std(std_sock);
-            if let Wakeup::Epoll(_) = self.wakeup {
+            if self.wakeup == Wakeup::Epoll {
                 if let Err(e) =
                     self.poll
                         .registry()
