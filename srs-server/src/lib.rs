@@ -322,8 +322,9 @@ impl Driver {
     ) {
         let mut stopping = false;
         let mut grace_end: Option<Instant> = None;
-        let mut spool_check = tokio::time::interval(Duration::from_secs(1));
-        spool_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // The spool is measured (a walk of its files) when it could have reached its limit
+        // since the last measurement: every second when near it, up to every 10 s when far.
+        let mut spool_check_at = tokio::time::Instant::now() + Duration::from_secs(1);
         let mut spool_full = false;
         // The live recordings' RTP figures for /metrics, refreshed once a second.
         if let Some(limit) = self.cfg.spool_max_bytes {
@@ -357,12 +358,14 @@ impl Driver {
                 Some((r, span)) = ready.recv() => {
                     self.uploader.submit(r, span);
                 }
-                _ = spool_check.tick(), if self.cfg.spool_max_bytes.is_some() => {
+                _ = tokio::time::sleep_until(spool_check_at), if self.cfg.spool_max_bytes.is_some() => {
                     let limit = self.cfg.spool_max_bytes.unwrap_or(u64::MAX);
                     let root = self.cfg.spool.clone();
                     let used = tokio::task::spawn_blocking(move || spool::usage_bytes(&root))
                         .await
                         .unwrap_or(0);
+                    spool_check_at = tokio::time::Instant::now()
+                        + spool::next_usage_check(used, limit, self.recordings.len());
                     let full = used >= limit;
                     if full != spool_full {
                         spool_full = full;

@@ -17,6 +17,7 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use siprec_storage::Manifest;
@@ -298,6 +299,24 @@ pub fn recover(entry: &SpoolEntry) -> Result<Ready, RecoverError> {
     })
 }
 
+/// The most one recording adds to the spool per second: a 48 kHz stereo 16-bit WAV, with
+/// room for its metadata and journal.
+const MAX_GROWTH_PER_RECORDING: u64 = 48_000 * 4 * 5 / 4;
+
+/// When to measure the spool again after [`usage_bytes`] found `used` of `limit` with
+/// `recordings` in progress: half the time the spool needs to fill at the fastest rate those
+/// recordings (and as many new ones) can write, between 1 and 10 s. A walk of every file
+/// costs a `stat` each, so a large spool far from its limit is not walked every second.
+pub(crate) fn next_usage_check(used: u64, limit: u64, recordings: usize) -> Duration {
+    let recordings = u64::try_from(recordings).unwrap_or(u64::MAX);
+    let rate = recordings
+        .saturating_mul(2)
+        .saturating_add(1)
+        .saturating_mul(MAX_GROWTH_PER_RECORDING);
+    let secs = limit.saturating_sub(used) / rate / 2;
+    Duration::from_secs(secs.clamp(1, 10))
+}
+
 /// Bytes used by the spool (every file in every entry).
 pub fn usage_bytes(root: &Path) -> u64 {
     fn walk(p: &Path, depth: u32) -> u64 {
@@ -412,5 +431,31 @@ mod tests {
         std::fs::write(e.audio(), b"RIFF").unwrap();
         assert!(recover(&e).unwrap_err().to_string().contains("audio.wav"));
         assert!(usage_bytes(root.path()) > 0);
+    }
+
+    #[test]
+    fn the_spool_is_measured_more_often_as_it_nears_its_limit() {
+        let gib = 1u64 << 30;
+        // Far from the limit with a few recordings: the longest interval.
+        assert_eq!(next_usage_check(0, 10 * gib, 10), Duration::from_secs(10));
+        // 2,000 recordings and as many new ones can write ~960 MB/s at 48 kHz: 5 GiB of room
+        // lasts ~5.6 s, measured again after half of that.
+        assert_eq!(
+            next_usage_check(5 * gib, 10 * gib, 2000),
+            Duration::from_secs(2)
+        );
+        // At or beyond the limit (and past it): every second, to see it drain.
+        assert_eq!(
+            next_usage_check(10 * gib, 10 * gib, 0),
+            Duration::from_secs(1)
+        );
+        assert_eq!(
+            next_usage_check(11 * gib, 10 * gib, 5),
+            Duration::from_secs(1)
+        );
+        assert_eq!(
+            next_usage_check(0, u64::MAX, usize::MAX),
+            Duration::from_secs(1)
+        );
     }
 }
