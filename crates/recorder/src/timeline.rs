@@ -532,8 +532,8 @@ impl Timeline {
     /// Let time advance to `now`: write out everything older than `now - jitter_window`,
     /// silence where no audio arrived. Call it periodically (every 20-100 ms) so that silent
     /// and one-way calls are written too; `push` and `set_paused` call it themselves.
-    /// Checkpoints the sink every `checkpoint_interval` of audio. A `now` earlier than a
-    /// previous one writes nothing.
+    /// Checkpoints the sink once, after the last frame, when the frames written crossed a
+    /// multiple of `checkpoint_interval`. A `now` earlier than a previous one writes nothing.
     pub fn advance(&mut self, now: Instant) -> Result<(), Error> {
         let target = self.pos_at(now).saturating_sub(self.jitter_samples);
         self.flush_to(target)
@@ -644,16 +644,15 @@ impl Timeline {
         }
         let ring_len = self.ring_len as u64;
         let ch = usize::from(CHANNELS);
+        // One checkpoint per call at most, after the last frame: a call that crosses several
+        // checkpoint positions (a tick after a silent stretch) makes one `write`, not several.
+        let next_checkpoint = (self.flushed / self.checkpoint_samples)
+            .saturating_add(1)
+            .saturating_mul(self.checkpoint_samples);
         while self.flushed < target {
             let start = (self.flushed % ring_len) as usize;
             // Lossless: bounded by CHUNK_FRAMES.
-            // Chunks also end at checkpoint boundaries, so checkpoints fall on exact multiples
-            // of the interval.
-            let next_checkpoint = (self.flushed / self.checkpoint_samples)
-                .saturating_add(1)
-                .saturating_mul(self.checkpoint_samples);
             let n = (target - self.flushed)
-                .min(next_checkpoint - self.flushed)
                 .min(CHUNK_FRAMES as u64)
                 .min(ring_len - start as u64) as usize;
             let out = &mut self.out[..n * ch];
@@ -691,9 +690,9 @@ impl Timeline {
                 return Err(e);
             }
             self.flushed += n as u64;
-            if self.flushed == next_checkpoint {
-                self.checkpoint()?;
-            }
+        }
+        if self.flushed >= next_checkpoint {
+            self.checkpoint()?;
         }
         Ok(())
     }

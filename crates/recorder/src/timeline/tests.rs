@@ -451,6 +451,27 @@ fn silent_stream_gives_full_length_zeros_and_late_starter_leading_silence() {
 }
 
 #[test]
+fn one_advance_over_several_checkpoint_positions_checkpoints_once_after_its_last_frame() {
+    let t0 = Instant::now();
+    let config = TimelineConfig {
+        checkpoint_interval: Duration::from_millis(20),
+        jitter_window: Duration::from_millis(60),
+        ..TimelineConfig::default()
+    };
+    let (mut tl, out) = mem_timeline_with(t0, config);
+    tl.add_stream(0, 8000);
+    // 300 ms minus the 60 ms jitter window: 240 ms written, twelve checkpoint positions.
+    tl.advance(at(t0, 300)).unwrap();
+    assert_eq!(tl.position(), 1920);
+    assert_eq!(out.checkpoints(), 1);
+    // Less than one more interval: no checkpoint; crossing the next position: one.
+    tl.advance(at(t0, 310)).unwrap();
+    assert_eq!(out.checkpoints(), 1);
+    tl.advance(at(t0, 325)).unwrap();
+    assert_eq!(out.checkpoints(), 2);
+}
+
+#[test]
 fn nothing_pushed_still_writes_the_whole_session() {
     let t0 = Instant::now();
     let (mut tl, out) = mem_timeline(t0);
