@@ -19,6 +19,16 @@ pub fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
     Ok(ticks / 100.0) // USER_HZ is 100 on Linux
 }
 
+/// CPU time (user + system) the calling thread has used so far, in seconds
+/// (`/proc/thread-self/stat`, clock ticks of 1/100 s).
+pub fn thread_cpu_seconds() -> anyhow::Result<f64> {
+    let stat = std::fs::read_to_string("/proc/thread-self/stat")?;
+    let rest = stat.rsplit_once(") ").context("stat format")?.1;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = f[11].parse::<f64>()? + f[12].parse::<f64>()?;
+    Ok(ticks / 100.0)
+}
+
 /// The `p` quantile (0.0 to 1.0) of `sorted` (nearest rank); zero for an empty slice.
 pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
@@ -81,6 +91,9 @@ pub struct PacerStats {
     pub late_slots: AtomicU64,
     /// The worst lateness of a slot, in µs.
     pub worst_us: AtomicU64,
+    /// The pacer thread's own CPU time so far, in µs (updated every cycle): what sending (and
+    /// draining) cost it, the kernel's loopback delivery included.
+    pub cpu_us: AtomicU64,
 }
 
 impl PacerStats {
@@ -164,6 +177,7 @@ pub fn pace(
         }
     };
     let slot = Duration::from_millis(1);
+    let cpu0 = thread_cpu_seconds()?;
     let start = Instant::now() + Duration::from_millis(5);
     let mut k: u64 = 0;
     while stats.running.load(Ordering::Relaxed) {
@@ -220,6 +234,8 @@ pub fn pace(
         drain(sink, &stats.sink);
         if s == SLOTS - 1 {
             stats.cycles.fetch_add(1, Ordering::Relaxed);
+            let cpu = thread_cpu_seconds().unwrap_or(cpu0) - cpu0;
+            stats.cpu_us.store((cpu * 1e6) as u64, Ordering::Relaxed);
         }
         k += 1;
     }
@@ -237,5 +253,11 @@ mod tests {
         assert_eq!(percentile(&v, 0.99), Duration::from_millis(99));
         assert_eq!(percentile(&[], 0.5), Duration::ZERO);
         assert!(cpu_seconds(std::process::id()).unwrap() >= 0.0);
+        let t0 = thread_cpu_seconds().unwrap();
+        let mut x = 0u64;
+        while thread_cpu_seconds().unwrap() - t0 < 0.02 {
+            x = x.wrapping_add(1); // spin until this thread has used two clock ticks
+        }
+        assert!(x > 0);
     }
 }

@@ -14,9 +14,12 @@
 //! no fork, no counters), so the gateway's figure is also a ratio to the least a relay of this
 //! shape costs. A second baseline runs the same bare relay paced (`--bare-relay N 10`: at
 //! most one epoll wait every 10 ms, so each wait returns many ready sockets): the least any
-//! relay costs here once wake-ups are amortised, whatever latency it may add. The pacer
-//! reports how many 20 ms ticks it started late: when it fell behind, the run is marked
-//! invalid.
+//! relay costs here once wake-ups are amortised, whatever latency it may add. The last
+//! column is the pacer's own CPU per datagram it sent or read (`sendmmsg`/`recvmmsg`, up to 64
+//! per call, loopback delivery included): what this kernel charges for a datagram at best,
+//! so a relayed packet with one fork copy (one receive, two sends) costs at least three of
+//! them. The pacer reports how many 20 ms ticks it started late: when it fell behind, the
+//! run is marked invalid.
 //!
 //! `cargo build --release -p siprec-client -p interop-tests --bins &&
 //!  ./target/release/gateway-bench [--calls 200] [--seconds 10] [--rate 200]`
@@ -334,6 +337,9 @@ fn start_pacer(
 
 struct Phase {
     cpu: f64,
+    /// The pacer thread's CPU and the datagrams it sent and read (relay's and SRS's).
+    pacer_cpu: f64,
+    pacer_dgrams: u64,
     received: u64,
     sink: u64,
     ticks: u64,
@@ -349,6 +355,8 @@ async fn measure(pid: u32, m: &PacerStats, secs: u64) -> anyhow::Result<Phase> {
             m.sink.load(Ordering::Relaxed),
             m.cycles.load(Ordering::Relaxed),
             m.late_slots.load(Ordering::Relaxed),
+            m.cpu_us.load(Ordering::Relaxed),
+            m.sent.load(Ordering::Relaxed),
         )
     };
     let c0 = cpu_seconds(pid)?;
@@ -358,6 +366,8 @@ async fn measure(pid: u32, m: &PacerStats, secs: u64) -> anyhow::Result<Phase> {
     let b = snap(m);
     Ok(Phase {
         cpu: c1 - c0,
+        pacer_cpu: (b.4 - a.4) as f64 / 1e6,
+        pacer_dgrams: (b.5 - a.5) + (b.0 - a.0) + (b.1 - a.1),
         received: b.0 - a.0,
         sink: b.1 - a.1,
         ticks: (b.2 - a.2) * 20,
@@ -631,8 +641,14 @@ To: <sip:gw@x>\r\nCall-ID: probe-{k}\r\nCSeq: {} OPTIONS\r\nContent-Length: 0\r\
     };
     println!();
     println!(
-        "{:<24} {:>12} {:>12} {:>14} {:>12} {:>11}",
-        "phase", "relayed pps", "relay CPU", "µs/packet", "SRS got pps", "late ticks"
+        "{:<24} {:>12} {:>12} {:>14} {:>12} {:>11} {:>16}",
+        "phase",
+        "relayed pps",
+        "relay CPU",
+        "µs/packet",
+        "SRS got pps",
+        "late ticks",
+        "pacer µs/dgram"
     );
     for (name, p) in [
         ("bare relay (baseline)", &baseline),
@@ -642,14 +658,15 @@ To: <sip:gw@x>\r\nCall-ID: probe-{k}\r\nCSeq: {} OPTIONS\r\nContent-Length: 0\r\
     ] {
         let secs = a.seconds as f64;
         println!(
-            "{:<24} {:>12.0} {:>7.3} core {:>14.2} {:>12.0} {:>5} of {:<4}",
+            "{:<24} {:>12.0} {:>7.3} core {:>14.2} {:>12.0} {:>5} of {:<4} {:>11.2}",
             name,
             p.received as f64 / secs,
             p.cpu / secs,
             per(p),
             p.sink as f64 / secs,
             p.late,
-            p.ticks
+            p.ticks,
+            p.pacer_cpu * 1e6 / p.pacer_dgrams.max(1) as f64
         );
     }
     println!(
