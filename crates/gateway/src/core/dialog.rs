@@ -234,7 +234,8 @@ impl GatewayCore {
             Method::Info => match command::classify(&req) {
                 Info::Relay => self.relay_request(now, id, side, key, req),
                 Info::Refused(why) => {
-                    let reason = header_value(&req.headers, "X-Reason").unwrap_or_default();
+                    let reason =
+                        message::extension_header(&req.headers, "X-Reason").unwrap_or_default();
                     info!(x_reason = %reason, code = 400, "{why}");
                     self.simple(now, &key, &req, 400, Some(&why), Vec::new());
                     self.events.push_back(Event::Command {
@@ -284,8 +285,8 @@ impl GatewayCore {
             Ok(Some(sdp)) => Some(("application/sdp".to_string(), sdp)),
             Ok(None) if req.body.is_empty() => None,
             Ok(None) => {
-                let ct = header_value(&req.headers, "Content-Type")
-                    .unwrap_or_else(|| "application/octet-stream".into());
+                let ct = message::content_type(&req.headers)
+                    .map_or_else(|| "application/octet-stream".into(), |c| c.to_string());
                 Some((ct, req.body.clone()))
             }
             Err(e) => {
