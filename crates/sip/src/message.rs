@@ -1199,7 +1199,14 @@ impl std::fmt::Display for MediaType {
 /// The Content-Type of a message (`c` in compact form), RFC 3261 §20.15; `None` when missing
 /// or unreadable.
 pub fn content_type(headers: &Headers) -> Option<MediaType> {
-    MediaType::parse(&header_value(headers, "Content-Type")?)
+    MediaType::parse(&content_type_value(headers)?)
+}
+
+/// The Content-Type value as written (trimmed), RFC 3261 §20.15: for relaying a body that is
+/// not read (a B2BUA passes it on with its type unchanged). Everything else reads
+/// [`content_type`].
+pub fn content_type_value(headers: &Headers) -> Option<String> {
+    header_value(headers, "Content-Type")
 }
 
 /// The `refresher` parameter of Session-Expires (RFC 4028 §4).

@@ -8,7 +8,9 @@ use std::time::Duration;
 use rs_metadata::{CallMetadata, CallParty, DataMode, ParticipantStreamAssoc, Recording};
 use siprec_sdp::{Direction, Format, OfferBuilder, OfferStream, SessionDescription};
 use siprec_sip::dialog::Dialog;
-use siprec_sip::message::{contact_addr, content_type, new_branch, new_call_id, new_tag};
+use siprec_sip::message::{
+    contact_addr, content_type_value, new_branch, new_call_id, new_tag, MediaType,
+};
 use siprec_sip::multipart::new_boundary;
 use siprec_sip::rsip::{self, prelude::UntypedHeader, Method, Request, Response};
 use siprec_sip::transaction::Transport;
@@ -378,17 +380,12 @@ impl RsSession {
 
 /// The parsed SDP answer of a response, or why there is none.
 pub fn answer_of(resp: &Response) -> Result<SessionDescription, ProbeError> {
-    let ctype = content_type(&resp.headers);
+    let ctype = content_type_value(&resp.headers).unwrap_or_default();
     if resp.body.is_empty() {
         return Err(ProbeError::NoBody);
     }
-    match ctype {
-        Some(c) if c.is("application/sdp") => {}
-        other => {
-            return Err(ProbeError::NotSdp(
-                other.map(|c| c.to_string()).unwrap_or_default(),
-            ))
-        }
+    if !MediaType::parse(&ctype).is_some_and(|c| c.is("application/sdp")) {
+        return Err(ProbeError::NotSdp(ctype));
     }
     siprec_sdp::parse(&resp.body).map_err(ProbeError::Sdp)
 }

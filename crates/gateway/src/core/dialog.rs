@@ -285,8 +285,8 @@ impl GatewayCore {
             Ok(Some(sdp)) => Some(("application/sdp".to_string(), sdp)),
             Ok(None) if req.body.is_empty() => None,
             Ok(None) => {
-                let ct = message::content_type(&req.headers)
-                    .map_or_else(|| "application/octet-stream".into(), |c| c.to_string());
+                let ct = message::content_type_value(&req.headers)
+                    .unwrap_or_else(|| "application/octet-stream".into());
                 Some((ct, req.body.clone()))
             }
             Err(e) => {

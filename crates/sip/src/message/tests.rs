@@ -598,8 +598,15 @@ fn content_type_print_parse_pairs() {
             .boundary(),
         None
     );
+    // As written, for relaying.
+    let r = with_headers("c: Application/DTMF-Relay ; x=1\r\n");
+    assert_eq!(
+        content_type_value(&r.headers).as_deref(),
+        Some("Application/DTMF-Relay ; x=1")
+    );
     // Missing or unreadable: None, never a panic.
     assert_eq!(content_type(&with_headers("").headers), None);
+    assert_eq!(content_type_value(&with_headers("").headers), None);
     for bad in [
         "",
         "text",
