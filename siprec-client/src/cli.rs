@@ -322,7 +322,7 @@ fn progress_line(elapsed: Duration, total: Duration) -> String {
 }
 
 /// Parses `10s`, `1.5s`, `500ms`, `2m`, or a plain number of seconds.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
+pub fn parse_duration(s: &str) -> Result<Duration, ValueError> {
     let s = s.trim();
     let (num, unit) = match s.find(|c: char| c.is_ascii_alphabetic()) {
         Some(i) => (
@@ -334,29 +334,77 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let v: f64 = num
         .trim()
         .parse()
-        .map_err(|_| format!("{s:?} is not a duration (e.g. 10s, 1.5s, 500ms, 2m)"))?;
+        .map_err(|_| ValueError::NotADuration(s.to_string()))?;
     let secs = match unit {
         "ms" => v / 1000.0,
         "s" => v,
         "m" | "min" => v * 60.0,
         "h" => v * 3600.0,
-        _ => return Err(format!("{s:?}: unknown unit {unit:?} (ms, s, m, h)")),
+        _ => {
+            return Err(ValueError::UnknownUnit {
+                value: s.to_string(),
+                unit: unit.to_string(),
+            })
+        }
     };
     if !secs.is_finite() || !(0.0..=86_400.0).contains(&secs) {
-        return Err(format!("{s:?} is out of range (0 to 24 h)"));
+        return Err(ValueError::DurationOutOfRange(s.to_string()));
     }
     Ok(Duration::from_secs_f64(secs))
 }
 
 /// `HOST:PORT` resolved to one socket address.
-pub fn parse_host_port(s: &str) -> Result<SocketAddr, String> {
+pub fn parse_host_port(s: &str) -> Result<SocketAddr, ValueError> {
     if let Ok(a) = s.parse() {
         return Ok(a);
     }
     s.to_socket_addrs()
-        .map_err(|e| format!("{s:?}: {e}"))?
+        .map_err(|e| ValueError::Unresolvable {
+            value: s.to_string(),
+            reason: e.to_string(),
+        })?
         .next()
-        .ok_or_else(|| format!("{s:?} resolves to no address"))
+        .ok_or_else(|| ValueError::NoAddress(s.to_string()))
+}
+
+/// Why a command-line value was refused by [`parse_duration`], [`parse_host_port`] or
+/// [`crate::gateway::parse_port_range`]; clap prints the message after the option name.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ValueError {
+    /// A duration whose number does not parse.
+    #[error("{0:?} is not a duration (e.g. 10s, 1.5s, 500ms, 2m)")]
+    NotADuration(String),
+    /// A duration with a unit other than ms, s, m (min) and h.
+    #[error("{value:?}: unknown unit {unit:?} (ms, s, m, h)")]
+    UnknownUnit {
+        /// The value as given (trimmed).
+        value: String,
+        /// The unit in it.
+        unit: String,
+    },
+    /// A duration below 0 or over 24 h.
+    #[error("{0:?} is out of range (0 to 24 h)")]
+    DurationOutOfRange(String),
+    /// A `HOST:PORT` that cannot be resolved.
+    #[error("{value:?}: {reason}")]
+    Unresolvable {
+        /// The value as given.
+        value: String,
+        /// The resolver's error.
+        reason: String,
+    },
+    /// A `HOST:PORT` that resolves to no address.
+    #[error("{0:?} resolves to no address")]
+    NoAddress(String),
+    /// A port range without `-`.
+    #[error("{0:?}: expected LOW-HIGH")]
+    NotARange(String),
+    /// One end of a port range is not a port number.
+    #[error("{0:?} is not a port")]
+    NotAPort(String),
+    /// A port range starting at 0 or with fewer than 4 ports.
+    #[error("{0:?}: need 1 <= LOW and at least 4 ports")]
+    TooFewPorts(String),
 }
 
 /// A leg's media from its command-line value.
@@ -852,6 +900,39 @@ mod tests {
         for bad in ["", "x", "10q", "-1s", "1e9s"] {
             assert!(parse_duration(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn value_errors_say_what_was_wrong() {
+        let msg = |r: Result<Duration, ValueError>| r.unwrap_err().to_string();
+        assert_eq!(
+            msg(parse_duration(" x ")),
+            "\"x\" is not a duration (e.g. 10s, 1.5s, 500ms, 2m)"
+        );
+        assert_eq!(
+            msg(parse_duration("10q")),
+            "\"10q\": unknown unit \"q\" (ms, s, m, h)"
+        );
+        assert_eq!(
+            msg(parse_duration("25h")),
+            "\"25h\" is out of range (0 to 24 h)"
+        );
+        // No port: refused before any look-up, with the resolver's reason.
+        let e = parse_host_port("no-port").unwrap_err();
+        assert!(matches!(e, ValueError::Unresolvable { .. }), "{e:?}");
+        assert!(e.to_string().starts_with("\"no-port\": "), "{e}");
+        let range = |s: &str| crate::gateway::parse_port_range(s).map_err(|e| e.to_string());
+        assert_eq!(range("20000-29999"), Ok((20000, 29999)));
+        assert_eq!(range("20000"), Err("\"20000\": expected LOW-HIGH".into()));
+        assert_eq!(range("1-x"), Err("\"x\" is not a port".into()));
+        assert_eq!(
+            range("0-10"),
+            Err("\"0-10\": need 1 <= LOW and at least 4 ports".into())
+        );
+        assert_eq!(
+            range("10-12"),
+            Err("\"10-12\": need 1 <= LOW and at least 4 ports".into())
+        );
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Splitting a recording-session request body into its SDP and metadata parts.
 
+use siprec_sip::message::MediaType;
 use siprec_sip::multipart;
 
 /// Media types we accept as metadata (RFC 7866 §9; older SRCs omit `+xml`).
@@ -56,8 +57,9 @@ pub fn recording_session_body(sdp: &str, metadata: &str) -> (String, Vec<u8>) {
     (mp.content_type_value(), mp.to_bytes())
 }
 
-/// Splits a body by its `Content-Type` value. An empty body gives an empty [`RsBody`].
-pub fn split(content_type: Option<&str>, body: &[u8]) -> Result<RsBody, BodyError> {
+/// Splits a body by its Content-Type ([`siprec_sip::message::content_type`]; `None` when
+/// missing or unreadable). An empty body gives an empty [`RsBody`].
+pub fn split(content_type: Option<&MediaType>, body: &[u8]) -> Result<RsBody, BodyError> {
     let mut out = RsBody::default();
     if body.is_empty() {
         return Ok(out);
@@ -65,13 +67,13 @@ pub fn split(content_type: Option<&str>, body: &[u8]) -> Result<RsBody, BodyErro
     let Some(ct) = content_type else {
         return Err(BodyError::Unsupported("body without Content-Type".into()));
     };
-    let media = multipart::media_type(ct);
+    let media = ct.essence();
     match media.as_str() {
         "application/sdp" => out.sdp = Some(body.to_vec()),
         m if METADATA_TYPES.contains(&m) => out.metadata = Some(body.to_vec()),
         SNAPSHOT_REQUEST_TYPE => out.snapshot_request = Some(body.to_vec()),
         "multipart/mixed" => {
-            let mp = multipart::parse(ct, body)
+            let mp = multipart::parse_typed(ct, body)
                 .map_err(|e| BodyError::Malformed(format!("multipart body: {e}")))?;
             for part in mp.parts {
                 let pt = part.content_type().unwrap_or_default();
@@ -116,7 +118,7 @@ mod tests {
             ("text/plain", "hello"),
             ("application/sdp", "v=0\r\n"),
         ]);
-        let b = split(Some(&ct), &body).unwrap();
+        let b = split(MediaType::parse(&ct).as_ref(), &body).unwrap();
         assert_eq!(b.sdp.as_deref(), Some(&b"v=0\r\n"[..]));
         assert_eq!(b.metadata.as_deref(), Some(&b"<recording/>"[..]));
         assert_eq!(b.ignored_parts, 1);
@@ -128,20 +130,24 @@ mod tests {
             ("application/rs-metadata", "<r/>"),
             ("application/sdp", "v=0"),
         ]);
-        assert!(split(Some(&ct), &body).unwrap().metadata.is_some());
-        let b = split(Some("application/sdp"), b"v=0").unwrap();
+        assert!(split(MediaType::parse(&ct).as_ref(), &body)
+            .unwrap()
+            .metadata
+            .is_some());
+        let b = split(MediaType::parse("application/sdp").as_ref(), b"v=0").unwrap();
         assert!(b.sdp.is_some() && b.metadata.is_none());
     }
 
     #[test]
     fn unsupported_and_malformed() {
+        let ct = |v: &str| MediaType::parse(v).unwrap();
         assert!(matches!(
-            split(Some("text/html"), b"<p>"),
+            split(Some(&ct("text/html")), b"<p>"),
             Err(BodyError::Unsupported(_))
         ));
         assert!(matches!(split(None, b"x"), Err(BodyError::Unsupported(_))));
         assert!(matches!(
-            split(Some("multipart/mixed"), b"no boundary"),
+            split(Some(&ct("multipart/mixed")), b"no boundary"),
             Err(BodyError::Malformed(_))
         ));
         assert_eq!(split(None, b"").unwrap(), RsBody::default());

@@ -10,5 +10,6 @@ fuzz_target!(|data: &[u8]| {
     };
     let ct = String::from_utf8_lossy(ct);
     let _ = siprec_sip::multipart::parse(&ct, body);
-    let _ = siprec_core::body::split(Some(&ct), body);
+    let media = siprec_sip::message::MediaType::parse(&ct);
+    let _ = siprec_core::body::split(media.as_ref(), body);
 });

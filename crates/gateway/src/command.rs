@@ -12,7 +12,7 @@
 //! an `X-Reason` the gateway does not know is answered `400` naming it.
 
 use siprec_core::client::{Outcome, Reply};
-use siprec_sip::message::header_value;
+use siprec_sip::message::extension_header;
 use siprec_sip::rsip::Request;
 
 /// Longest `X-Srs-Recording-ID` or `X-Call-Sid` value taken (they name a recording and go into
@@ -51,7 +51,7 @@ pub enum Info {
 
 /// Classifies an INFO request. See the [module docs](self).
 pub fn classify(req: &Request) -> Info {
-    let Some(reason) = header_value(&req.headers, "X-Reason") else {
+    let Some(reason) = extension_header(&req.headers, "X-Reason") else {
         return Info::Relay;
     };
     use siprec_core::client::Activity;
@@ -68,7 +68,7 @@ pub fn classify(req: &Request) -> Info {
         }
     };
     let non_empty = |name: &str| {
-        header_value(&req.headers, name)
+        extension_header(&req.headers, name)
             .map(|v| v.trim().to_string())
             .filter(|v| !v.is_empty())
     };
@@ -85,7 +85,7 @@ pub fn classify(req: &Request) -> Info {
     Info::Command(Command {
         activity,
         reason: reason.trim().to_string(),
-        server: header_value(&req.headers, "X-Srs-Url").unwrap_or_default(),
+        server: extension_header(&req.headers, "X-Srs-Url").unwrap_or_default(),
         recording_id,
         call_sid,
     })

@@ -7,9 +7,7 @@ use rsip::{Header, Method, Request, Response};
 use crate::uri::SipUri;
 
 use crate::error::Error;
-use crate::message::{
-    self, header_value, header_values, new_branch, split_list, split_name_addr, tag_of, uri_of,
-};
+use crate::message::{self, new_branch, split_name_addr, tag_of, uri_of, NameAddr};
 use crate::transaction::Transport;
 
 /// A dialog's identity (RFC 3261 §12): Call-ID, local tag, remote tag.
@@ -89,24 +87,20 @@ fn parse_uri(uri: &str, what: &str) -> Result<rsip::Uri, Error> {
         .map_err(|e| Error::Dialog(format!("{what} {}: {e}", crate::error::excerpt(uri.trim()))))
 }
 
-/// Every route value of the given headers (each comma-separated element separately).
-fn route_values(headers: &rsip::Headers, name: &str) -> Vec<String> {
-    header_values(headers, name)
-        .iter()
-        .flat_map(|v| {
-            split_list(v)
-                .into_iter()
-                .map(str::to_string)
-                .collect::<Vec<_>>()
-        })
+/// The route set entries of a message's Record-Route headers (at most 32).
+fn route_values(headers: &rsip::Headers) -> Vec<String> {
+    message::record_routes(headers)
+        .into_iter()
         .take(32)
         .collect()
 }
 
-/// `<uri>` of a Contact value, with its header parameters (e.g. `;+sip.src`).
-fn contact_parts(value: &str) -> (String, String) {
-    let (_, _, params) = split_name_addr(value);
-    (uri_of(value).to_string(), params.trim().to_string())
+/// The URI of a Contact (without URI headers), with its header parameters (e.g. `;+sip.src`).
+fn contact_parts(contact: &NameAddr) -> (String, String) {
+    (
+        contact.uri_without_headers().to_string(),
+        contact.params_text(),
+    )
 }
 
 fn with_tag(value: &str, tag: &str) -> String {
@@ -129,11 +123,11 @@ impl Dialog {
     ) -> Result<Dialog, Error> {
         let call_id = message::call_id(&request.headers)
             .ok_or_else(|| Error::MissingHeader("Call-ID".into()))?;
-        let from = header_value(&request.headers, "From")
+        let from = message::from_value(&request.headers)
             .ok_or_else(|| Error::MissingHeader("From".into()))?;
-        let to = header_value(&request.headers, "To")
-            .ok_or_else(|| Error::MissingHeader("To".into()))?;
-        let contact = header_value(&request.headers, "Contact")
+        let to =
+            message::to_value(&request.headers).ok_or_else(|| Error::MissingHeader("To".into()))?;
+        let contact = message::contact_addr(&request.headers)
             .ok_or_else(|| Error::MissingHeader("Contact".into()))?;
         let (target, _) = contact_parts(&contact);
         let remote_target = parse_uri(&target, "Contact")?;
@@ -153,7 +147,7 @@ impl Dialog {
             remote_party: from,
             remote_target,
             remote_target_raw: target,
-            route_set: route_values(&request.headers, "Record-Route"),
+            route_set: route_values(&request.headers),
             local_contact: strip_angles(&local_contact.to_string()),
             contact_params: String::new(),
             via: None,
@@ -167,26 +161,26 @@ impl Dialog {
     pub fn new_uac(request: &Request, response: &Response) -> Result<Dialog, Error> {
         let call_id = message::call_id(&request.headers)
             .ok_or_else(|| Error::MissingHeader("Call-ID".into()))?;
-        let from = header_value(&request.headers, "From")
+        let from = message::from_value(&request.headers)
             .ok_or_else(|| Error::MissingHeader("From".into()))?;
         let local_tag =
             tag_of(&from).ok_or_else(|| Error::Dialog("our request has no From tag".into()))?;
-        let to = header_value(&response.headers, "To")
+        let to = message::to_value(&response.headers)
             .ok_or_else(|| Error::MissingHeader("To".into()))?;
         let remote_tag =
             tag_of(&to).ok_or_else(|| Error::Dialog("the response has no To tag".into()))?;
-        let contact = header_value(&response.headers, "Contact")
+        let contact = message::contact_addr(&response.headers)
             .ok_or_else(|| Error::MissingHeader("Contact".into()))?;
         let (target, _) = contact_parts(&contact);
         let remote_target = parse_uri(&target, "Contact")?;
-        let (local_contact, contact_params) = header_value(&request.headers, "Contact")
+        let (local_contact, contact_params) = message::contact_addr(&request.headers)
             .map(|c| contact_parts(&c))
             .unwrap_or_default();
         let (seq, _) = message::cseq(&request.headers).ok_or_else(|| Error::InvalidHeader {
             name: "CSeq".into(),
             reason: "unreadable".into(),
         })?;
-        let mut route_set = route_values(&response.headers, "Record-Route");
+        let mut route_set = route_values(&response.headers);
         route_set.reverse();
         Ok(Dialog {
             id: DialogId {
@@ -283,7 +277,7 @@ impl Dialog {
     /// Target refresh (RFC 3261 §12.2): a re-INVITE or UPDATE (or its 2xx) with a Contact
     /// changes where later requests go. Returns `Ok(false)` when there is no Contact.
     pub fn refresh_target(&mut self, headers: &rsip::Headers) -> Result<bool, Error> {
-        let Some(contact) = header_value(headers, "Contact") else {
+        let Some(contact) = message::contact_addr(headers) else {
             return Ok(false);
         };
         let (target, _) = contact_parts(&contact);

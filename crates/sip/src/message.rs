@@ -850,16 +850,62 @@ impl NameAddr {
     pub fn sip_uri(&self) -> Result<SipUri, UriError> {
         SipUri::parse(&self.uri)
     }
+
+    /// The header parameters printed as `;name=value...` (empty when there are none; values
+    /// quoted where needed, flags bare).
+    pub fn params_text(&self) -> String {
+        Params {
+            params: &self.params,
+            hosts: true,
+        }
+        .to_string()
+    }
+
+    /// The URI without URI headers (`?...`), as [`uri_of`] gives it: what a Contact names as
+    /// a remote target.
+    pub fn uri_without_headers(&self) -> &str {
+        match self.uri.find('?') {
+            Some(q) => self.uri.get(..q).unwrap_or(&self.uri),
+            None => &self.uri,
+        }
+    }
+}
+
+/// Prints `"display" <uri>;name=value...` (the display name quoted, `<>` always), which
+/// [`NameAddr::parse`] reads back to the same value.
+impl std::fmt::Display for NameAddr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if let Some(d) = &self.display_name {
+            let quoted = d.replace('\\', "\\\\").replace('"', "\\\"");
+            write!(f, "\"{quoted}\" ")?;
+        }
+        let params = Params {
+            params: &self.params,
+            hosts: true,
+        };
+        write!(f, "<{}>{params}", self.uri)
+    }
+}
+
+/// The From header value as written (trimmed), RFC 3261 §20.20: for a dialog's local or
+/// remote party, which is copied into later requests unchanged (§12.1.1, §12.1.2).
+pub fn from_value(headers: &Headers) -> Option<String> {
+    header_value(headers, "From")
+}
+
+/// The To header value as written (trimmed), RFC 3261 §20.39 (see [`from_value`]).
+pub fn to_value(headers: &Headers) -> Option<String> {
+    header_value(headers, "To")
 }
 
 /// The From header of a message, taken apart.
 pub fn from_addr(headers: &Headers) -> Option<NameAddr> {
-    header_value(headers, "From").map(|v| NameAddr::parse(&v))
+    from_value(headers).map(|v| NameAddr::parse(&v))
 }
 
 /// The To header of a message, taken apart.
 pub fn to_addr(headers: &Headers) -> Option<NameAddr> {
-    header_value(headers, "To").map(|v| NameAddr::parse(&v))
+    to_value(headers).map(|v| NameAddr::parse(&v))
 }
 
 /// The From tag (RFC 3261 §19.3), if present and non-empty.
@@ -874,8 +920,41 @@ pub fn to_tag(headers: &Headers) -> Option<String> {
 
 /// The first Contact of a message (first element of the first Contact header), taken apart.
 pub fn contact_addr(headers: &Headers) -> Option<NameAddr> {
-    let v = header_value(headers, "Contact")?;
-    split_list(&v).first().map(|e| NameAddr::parse(e))
+    contact_elements(headers).next()
+}
+
+/// Every Contact of a message, RFC 3261 §20.10: each element of each Contact header (`m` in
+/// compact form), in message order, taken apart. A `*` Contact (REGISTER only) is an element
+/// whose URI is `*`.
+pub fn contacts(headers: &Headers) -> Vec<NameAddr> {
+    contact_elements(headers).collect()
+}
+
+fn contact_elements(headers: &Headers) -> impl Iterator<Item = NameAddr> + '_ {
+    headers
+        .iter()
+        .map(header_name_value)
+        .filter(|(n, _)| expand_compact_name(n).eq_ignore_ascii_case("Contact"))
+        .flat_map(|(_, v)| {
+            split_list(v)
+                .into_iter()
+                .map(NameAddr::parse)
+                .collect::<Vec<_>>()
+        })
+}
+
+/// Every Record-Route entry of a message, RFC 3261 §20.30: each element of each Record-Route
+/// header, in message order, as written (a dialog's route set keeps them unchanged, §12.1).
+pub fn record_routes(headers: &Headers) -> Vec<String> {
+    header_values(headers, "Record-Route")
+        .iter()
+        .flat_map(|v| {
+            split_list(v)
+                .into_iter()
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        })
+        .collect()
 }
 
 /// The top Via of a message (the first element of the first Via header), taken apart.
@@ -989,6 +1068,208 @@ pub fn cseq(headers: &Headers) -> Option<(u32, Method)> {
     let v = header_value(headers, "CSeq")?;
     let (n, m) = parse_cseq(&v)?;
     Some((n, m.parse().ok()?))
+}
+
+/// RFC 3261 §20.22 Max-Forwards (`1*DIGIT`), if present and readable.
+pub fn max_forwards(headers: &Headers) -> Option<u32> {
+    parse_digits(&header_value(headers, "Max-Forwards")?)
+}
+
+/// `1*DIGIT` as a number; `None` for anything else (signs, spaces inside, overflow).
+fn parse_digits<T: std::str::FromStr>(s: &str) -> Option<T> {
+    let s = s.trim();
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    s.parse().ok()
+}
+
+/// `;name=value` parameter text for printing: values that are not tokens are quoted (with
+/// `hosts`, an IPv6 reference such as `[2001:db8::1]` is not: RFC 3261 §25.1 `gen-value =
+/// token / host / quoted-string`); flags (empty values) are printed bare.
+struct Params<'a> {
+    params: &'a [(String, String)],
+    hosts: bool,
+}
+
+impl std::fmt::Display for Params<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (name, value) in self.params {
+            let v6 = self.hosts
+                && value
+                    .strip_prefix('[')
+                    .and_then(|v| v.strip_suffix(']'))
+                    .is_some_and(|v| {
+                        v.bytes()
+                            .all(|b| b.is_ascii_hexdigit() || b".:".contains(&b))
+                    });
+            let plain = v6 || value.bytes().all(is_token_byte);
+            if value.is_empty() {
+                write!(f, ";{name}")?;
+            } else if plain {
+                write!(f, ";{name}={value}")?;
+            } else {
+                let quoted = value.replace('\\', "\\\\").replace('"', "\\\"");
+                write!(f, ";{name}=\"{quoted}\"")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A Content-Type value, RFC 3261 §20.15 (`media-type` of §25.1, RFC 2045 §5.1):
+/// `type/subtype` (lowercased) and its parameters (names lowercased, values unquoted).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MediaType {
+    /// The top-level type, lowercased (`application`, `multipart`).
+    pub type_: String,
+    /// The subtype, lowercased (`sdp`, `mixed`, `rs-metadata+xml`).
+    pub subtype: String,
+    /// Parameters in order, names lowercased, values unquoted (e.g. `("boundary", "b:1")`).
+    pub params: Vec<(String, String)>,
+}
+
+impl MediaType {
+    /// Parses a Content-Type value such as `multipart/mixed;boundary="b:1"`. `None` unless
+    /// both type and subtype are tokens (whitespace around the `/` is allowed, §25.1 SLASH).
+    pub fn parse(value: &str) -> Option<MediaType> {
+        let value = value.trim();
+        let (essence, params) = match value.find(';') {
+            Some(i) => (value.get(..i)?, value.get(i..)?),
+            None => (value, ""),
+        };
+        let (type_, subtype) = essence.split_once('/')?;
+        let (type_, subtype) = (type_.trim(), subtype.trim());
+        let token = |s: &str| !s.is_empty() && s.bytes().all(is_token_byte);
+        if !token(type_) || !token(subtype) {
+            return None;
+        }
+        Some(MediaType {
+            type_: type_.to_ascii_lowercase(),
+            subtype: subtype.to_ascii_lowercase(),
+            params: parse_params(params),
+        })
+    }
+
+    /// `type/subtype`, lowercased, without parameters.
+    pub fn essence(&self) -> String {
+        format!("{}/{}", self.type_, self.subtype)
+    }
+
+    /// `true` when this is `essence` (`"application/sdp"`, case-insensitive), whatever the
+    /// parameters.
+    pub fn is(&self, essence: &str) -> bool {
+        essence.split_once('/').is_some_and(|(t, s)| {
+            t.trim().eq_ignore_ascii_case(&self.type_)
+                && s.trim().eq_ignore_ascii_case(&self.subtype)
+        })
+    }
+
+    /// `true` for any `multipart/*` type (RFC 2046 §5.1).
+    pub fn is_multipart(&self) -> bool {
+        self.type_ == "multipart"
+    }
+
+    /// The value of a parameter (name case-insensitive; `Some("")` for a flag).
+    pub fn param(&self, name: &str) -> Option<&str> {
+        self.params
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The multipart `boundary` parameter (RFC 2046 §5.1.1), if present and non-empty.
+    pub fn boundary(&self) -> Option<&str> {
+        self.param("boundary").filter(|b| !b.is_empty())
+    }
+}
+
+/// Prints `type/subtype;name=value...` (lowercased names, values quoted where needed), which
+/// [`MediaType::parse`] reads back to the same value.
+impl std::fmt::Display for MediaType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let params = Params {
+            params: &self.params,
+            hosts: false,
+        };
+        write!(f, "{}/{}{params}", self.type_, self.subtype)
+    }
+}
+
+/// The Content-Type of a message (`c` in compact form), RFC 3261 §20.15; `None` when missing
+/// or unreadable.
+pub fn content_type(headers: &Headers) -> Option<MediaType> {
+    MediaType::parse(&content_type_value(headers)?)
+}
+
+/// The Content-Type value as written (trimmed), RFC 3261 §20.15: for relaying a body that is
+/// not read (a B2BUA passes it on with its type unchanged). Everything else reads
+/// [`content_type`].
+pub fn content_type_value(headers: &Headers) -> Option<String> {
+    header_value(headers, "Content-Type")
+}
+
+/// The `refresher` parameter of Session-Expires (RFC 4028 §4).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refresher {
+    /// `refresher=uac`.
+    Uac,
+    /// `refresher=uas`.
+    Uas,
+    /// Any other value (lowercased): present, but names neither side.
+    Other(String),
+}
+
+/// A Session-Expires value, RFC 4028 §4: `delta-seconds *(SEMI se-params)`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionExpires {
+    /// The session interval in seconds, as sent (no bounds applied).
+    pub delta_seconds: u64,
+    /// The `refresher` parameter, if present.
+    pub refresher: Option<Refresher>,
+    /// Every parameter, names lowercased (the `refresher` one included).
+    pub params: Vec<(String, String)>,
+}
+
+impl SessionExpires {
+    /// Parses a Session-Expires value such as `1800;refresher=uac`; `None` unless it starts
+    /// with delta-seconds.
+    pub fn parse(value: &str) -> Option<SessionExpires> {
+        let value = value.trim();
+        let (num, params) = match value.find(';') {
+            Some(i) => (value.get(..i)?, value.get(i..)?),
+            None => (value, ""),
+        };
+        let delta_seconds = parse_digits(num)?;
+        let params = parse_params(params);
+        let refresher = params.iter().find(|(n, _)| n == "refresher").map(|(_, v)| {
+            match v.to_ascii_lowercase().as_str() {
+                "uac" => Refresher::Uac,
+                "uas" => Refresher::Uas,
+                other => Refresher::Other(other.to_string()),
+            }
+        });
+        Some(SessionExpires {
+            delta_seconds,
+            refresher,
+            params,
+        })
+    }
+}
+
+/// The Session-Expires of a message (`x` in compact form), RFC 4028 §4; `None` when missing
+/// or unreadable.
+pub fn session_expires(headers: &Headers) -> Option<SessionExpires> {
+    SessionExpires::parse(&header_value(headers, "Session-Expires")?)
+}
+
+/// The value of an extension header, as written and trimmed: the first header called `name`
+/// (case-insensitive). For headers no RFC gives a meaning and this module has no accessor
+/// for: `X-` headers such as `X-Reason` or `X-Srs-Url`, or a header name taken from the
+/// configuration. Headers with a meaning (From, To, Contact, Content-Type, Session-Expires,
+/// Max-Forwards, ...) are read with their typed accessors in this module instead.
+pub fn extension_header(headers: &Headers, name: &str) -> Option<String> {
+    header_value(headers, name)
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -7,7 +7,9 @@
 //! parts and part headers is bounded.
 
 use crate::error::{excerpt, Error};
-use crate::message::{expand_compact_name, is_token_byte, parse_params, random_token, split_head};
+use crate::message::{
+    expand_compact_name, is_token_byte, parse_params, random_token, split_head, MediaType,
+};
 
 /// Most parts [`parse`] accepts.
 pub const MAX_PARTS: usize = 16;
@@ -193,15 +195,24 @@ fn strip_line_end_before(body: &[u8], idx: usize) -> usize {
 /// (transport padding) may follow a delimiter. LF-only line ends are accepted, and a missing
 /// close delimiter ends the last part at the end of the body.
 pub fn parse(content_type_value: &str, body: &[u8]) -> Result<Multipart, Error> {
-    let mt = media_type(content_type_value);
-    if !mt.starts_with("multipart/") {
-        return Err(Error::Multipart(format!(
-            "not a multipart type: {}",
-            excerpt(&mt)
-        )));
+    match MediaType::parse(content_type_value) {
+        Some(mt) => parse_typed(&mt, body),
+        None => Err(not_multipart(&media_type(content_type_value))),
     }
-    let boundary = content_type_param(content_type_value, "boundary")
-        .filter(|b| !b.is_empty())
+}
+
+fn not_multipart(media: &str) -> Error {
+    Error::Multipart(format!("not a multipart type: {}", excerpt(media)))
+}
+
+/// [`parse`] for a Content-Type already read ([`crate::message::content_type`]).
+pub fn parse_typed(content_type: &MediaType, body: &[u8]) -> Result<Multipart, Error> {
+    if !content_type.is_multipart() {
+        return Err(not_multipart(&content_type.essence()));
+    }
+    let boundary = content_type
+        .boundary()
+        .map(str::to_string)
         .ok_or_else(|| Error::Multipart("no boundary parameter".into()))?;
     if boundary.len() > MAX_BOUNDARY {
         return Err(Error::Multipart(format!(

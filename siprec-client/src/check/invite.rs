@@ -3,7 +3,7 @@
 //! `contact`; and INVITEs the SRS may accept or should refuse: `no-require`, `garbage-body`.
 
 use siprec_sdp::{Direction, SessionDescription};
-use siprec_sip::message::header_value;
+use siprec_sip::message::contact_addr;
 use siprec_sip::rsip::Response;
 
 use super::probe::{self, Probe};
@@ -105,7 +105,7 @@ pub(super) fn answer<F: FnMut(usize, usize, &str)>(
 /// `contact`: the 2xx's Contact and its `+sip.srs` feature tag.
 pub(super) fn contact<F: FnMut(usize, usize, &str)>(run: &mut Run<'_, F>, resp: &Response) {
     run.begin(Check::Contact);
-    match header_value(&resp.headers, "Contact") {
+    match contact_addr(&resp.headers).map(|c| c.to_string()) {
         None => run.fail(
             Check::Contact,
             "a Contact header in the 2xx to the INVITE",

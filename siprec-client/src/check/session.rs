@@ -8,7 +8,9 @@ use std::time::Duration;
 use rs_metadata::{CallMetadata, CallParty, DataMode, ParticipantStreamAssoc, Recording};
 use siprec_sdp::{Direction, Format, OfferBuilder, OfferStream, SessionDescription};
 use siprec_sip::dialog::Dialog;
-use siprec_sip::message::{header_value, new_branch, new_call_id, new_tag};
+use siprec_sip::message::{
+    contact_addr, content_type_value, new_branch, new_call_id, new_tag, MediaType,
+};
 use siprec_sip::multipart::new_boundary;
 use siprec_sip::rsip::{self, prelude::UntypedHeader, Method, Request, Response};
 use siprec_sip::transaction::Transport;
@@ -311,7 +313,7 @@ impl RsSession {
             return;
         };
         let mut resp = resp.clone();
-        if header_value(&resp.headers, "Contact").is_none() {
+        if contact_addr(&resp.headers).is_none() {
             resp.headers
                 .push(rsip::Header::Contact(rsip::headers::Contact::new(format!(
                     "<{}>",
@@ -378,11 +380,11 @@ impl RsSession {
 
 /// The parsed SDP answer of a response, or why there is none.
 pub fn answer_of(resp: &Response) -> Result<SessionDescription, ProbeError> {
-    let ctype = header_value(&resp.headers, "Content-Type").unwrap_or_default();
+    let ctype = content_type_value(&resp.headers).unwrap_or_default();
     if resp.body.is_empty() {
         return Err(ProbeError::NoBody);
     }
-    if !ctype.to_ascii_lowercase().starts_with("application/sdp") {
+    if !MediaType::parse(&ctype).is_some_and(|c| c.is("application/sdp")) {
         return Err(ProbeError::NotSdp(ctype));
     }
     siprec_sdp::parse(&resp.body).map_err(ProbeError::Sdp)

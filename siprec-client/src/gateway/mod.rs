@@ -31,6 +31,7 @@ use tracing::{debug, info, warn};
 mod http;
 mod shard;
 
+use crate::cli::ValueError;
 use crate::resolver_api::{IpLiteralResolver, ResolvedTarget, SrsResolver};
 use crate::Error;
 use shard::Shards;
@@ -585,18 +586,18 @@ pub struct GatewayArgs {
 }
 
 /// `LOW-HIGH`.
-pub fn parse_port_range(s: &str) -> Result<(u16, u16), String> {
+pub fn parse_port_range(s: &str) -> Result<(u16, u16), ValueError> {
     let (lo, hi) = s
         .split_once('-')
-        .ok_or_else(|| format!("{s:?}: expected LOW-HIGH"))?;
+        .ok_or_else(|| ValueError::NotARange(s.to_string()))?;
     let p = |v: &str| {
         v.trim()
             .parse::<u16>()
-            .map_err(|_| format!("{v:?} is not a port"))
+            .map_err(|_| ValueError::NotAPort(v.to_string()))
     };
     let (lo, hi) = (p(lo)?, p(hi)?);
     if lo == 0 || hi < lo.saturating_add(3) {
-        return Err(format!("{s:?}: need 1 <= LOW and at least 4 ports"));
+        return Err(ValueError::TooFewPorts(s.to_string()));
     }
     Ok((lo, hi))
 }

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use rand::Rng;
 use rs_metadata::Recording;
 use siprec_sdp::{Direction, OfferStream};
-use siprec_sip::message::{self, header_value, parse_params};
+use siprec_sip::message::{self, Refresher};
 use siprec_sip::rsip::{self, Method, Request, Response};
 use siprec_sip::transaction::ClientKey;
 use tracing::debug;
@@ -308,8 +308,7 @@ impl SrcCore {
 }
 
 pub(super) fn body_is_multipart(req: &Request) -> bool {
-    header_value(&req.headers, "Content-Type")
-        .is_some_and(|c| c.to_ascii_lowercase().starts_with("multipart/"))
+    message::content_type(&req.headers).is_some_and(|c| c.is_multipart())
 }
 
 /// When the side that does not refresh gives up: RFC 4028 §10, `interval - min(32 s,
@@ -325,26 +324,14 @@ pub(super) fn session_timer(
     headers: &rsip::Headers,
     we_are_uac: bool,
 ) -> Option<SessionTimer> {
-    let v = header_value(headers, "Session-Expires")?;
-    let (num, params) = match v.find(';') {
-        Some(i) => (
-            v.get(..i).unwrap_or_default(),
-            v.get(i..).unwrap_or_default(),
-        ),
-        None => (v.as_str(), ""),
-    };
-    let secs: u64 = num.trim().parse().ok()?;
+    let se = message::session_expires(headers)?;
     // RFC 4028 §4: at least 90 s is the default minimum; accept what the peer says but
     // never refresh more often than every 30 s.
-    let secs = secs.clamp(60, 86_400);
-    let refresher = parse_params(params)
-        .into_iter()
-        .find(|(n, _)| n == "refresher")
-        .map(|(_, v)| v.to_ascii_lowercase());
+    let secs = se.delta_seconds.clamp(60, 86_400);
     let interval = Duration::from_secs(secs);
-    let we_refresh = match (refresher.as_deref(), we_are_uac) {
-        (Some("uac"), true) => true,
-        (Some("uas"), false) => true,
+    let we_refresh = match (se.refresher, we_are_uac) {
+        (Some(Refresher::Uac), true) => true,
+        (Some(Refresher::Uas), false) => true,
         (Some(_), _) => false,
         // RFC 4028 §7.4: a 2xx without refresher… the UAC refreshes by default.
         (None, uac) => uac,

@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use siprec_sdp::{Direction, SessionDescription};
 use siprec_sip::dialog::Dialog;
-use siprec_sip::message::{self, header_tokens, header_value, header_values, split_list, uri_of};
+use siprec_sip::message::{self, header_tokens};
 use siprec_sip::rsip::headers::UntypedHeader;
 use siprec_sip::rsip::{self, Header, Method, Request, Response};
 use siprec_sip::transaction::{ClientKey, Peer, Transport};
@@ -210,15 +210,9 @@ impl SrcCore {
         }
         // RFC 3261 §8.1.3.4: try the Contacts (highest q first; we take them in order).
         let mut next = None;
-        for v in header_values(&resp.headers, "Contact") {
-            for c in split_list(&v) {
-                let uri = uri_of(c);
-                if let Ok(u) = SrsUri::parse(uri) {
-                    next = Some(u);
-                    break;
-                }
-            }
-            if next.is_some() {
+        for c in message::contacts(&resp.headers) {
+            if let Ok(u) = SrsUri::parse(c.uri_without_headers()) {
+                next = Some(u);
                 break;
             }
         }
@@ -283,10 +277,10 @@ impl SrcCore {
         match Dialog::new_uac(invite, resp) {
             Ok(d) => Some((d, None)),
             Err(e) => {
-                let contact = header_value(&resp.headers, "Contact");
+                let contact = message::contact_addr(&resp.headers);
                 let real = contact
-                    .as_deref()
-                    .and_then(|c| SrsUri::parse(uri_of(c)).ok())
+                    .as_ref()
+                    .and_then(|c| SrsUri::parse(c.uri_without_headers()).ok())
                     .map(|u| u.to_rsip())
                     .unwrap_or_else(|| invite.uri.clone());
                 let mut patched = resp.clone();
@@ -521,8 +515,8 @@ pub(super) enum AnswerError {
 
 /// The SDP of a message body (plain or inside multipart/mixed).
 pub(super) fn sdp_of(resp: &Response) -> Option<Result<SessionDescription, AnswerError>> {
-    let ct = header_values(&resp.headers, "Content-Type");
-    let parts = match body::split(ct.first().map(String::as_str), &resp.body) {
+    let ct = message::content_type(&resp.headers);
+    let parts = match body::split(ct.as_ref(), &resp.body) {
         Ok(p) => p,
         Err(e) => return Some(Err(e.into())),
     };

@@ -3,7 +3,7 @@
 use std::time::Instant;
 
 use siprec_sdp::{Direction, Format, OfferBuilder, OfferStream, SessionDescription};
-use siprec_sip::message::{header_values, make_response};
+use siprec_sip::message::{content_type, make_response};
 use siprec_sip::rsip::headers::UntypedHeader;
 use siprec_sip::rsip::{self, Header, Method, Request, Response};
 use siprec_sip::transaction::{Peer, ServerKey};
@@ -100,8 +100,8 @@ impl SrcCore {
 
     pub(super) fn on_srs_modify(&mut self, now: Instant, id: RsId, key: ServerKey, req: Request) {
         let is_invite = req.method == Method::Invite;
-        let ct = header_values(&req.headers, "Content-Type");
-        let parts = match body::split(ct.first().map(String::as_str), &req.body) {
+        let ct = content_type(&req.headers);
+        let parts = match body::split(ct.as_ref(), &req.body) {
             Ok(p) => p,
             Err(BodyError::Unsupported(_)) => {
                 self.simple(now, &key, &req, 415, vec![other("Accept", ACCEPT)]);
@@ -286,8 +286,8 @@ impl SrcCore {
             return;
         };
         if offer_in_2xx {
-            let ct = header_values(&req.headers, "Content-Type");
-            if let Ok(parts) = body::split(ct.first().map(String::as_str), &req.body) {
+            let ct = content_type(&req.headers);
+            if let Ok(parts) = body::split(ct.as_ref(), &req.body) {
                 if let Some(Ok(sdp)) = parts.sdp.as_deref().map(siprec_sdp::parse) {
                     let legs = self.legs_from_answer(id, &sdp);
                     if let Some(r) = self.rs_mut(id) {

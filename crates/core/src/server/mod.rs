@@ -801,9 +801,8 @@ impl SrsCore {
             self.config.server_name.clone(),
         )));
         // RFC 4028 §9: echo the interval; the SRC refreshes.
-        if let Some(se) = message::header_values(&req.headers, "Session-Expires").first() {
-            let interval = se.split(';').next().unwrap_or("").trim();
-            if interval.parse::<u32>().is_ok() {
+        if let Some(se) = message::session_expires(&req.headers) {
+            if let Ok(interval) = u32::try_from(se.delta_seconds) {
                 resp.headers.push(other(
                     "Session-Expires",
                     &format!("{interval};refresher=uac"),
@@ -865,8 +864,8 @@ impl SrsCore {
         key: &ServerKey,
         req: &rsip::Request,
     ) -> Option<body::RsBody> {
-        let ct = message::header_values(&req.headers, "Content-Type");
-        let parts = match body::split(ct.first().map(String::as_str), &req.body) {
+        let ct = message::content_type(&req.headers);
+        let parts = match body::split(ct.as_ref(), &req.body) {
             Ok(p) => p,
             Err(BodyError::Unsupported(t)) => {
                 let reason = format!("Unsupported Media Type ({t})");

@@ -234,7 +234,8 @@ impl GatewayCore {
             Method::Info => match command::classify(&req) {
                 Info::Relay => self.relay_request(now, id, side, key, req),
                 Info::Refused(why) => {
-                    let reason = header_value(&req.headers, "X-Reason").unwrap_or_default();
+                    let reason =
+                        message::extension_header(&req.headers, "X-Reason").unwrap_or_default();
                     info!(x_reason = %reason, code = 400, "{why}");
                     self.simple(now, &key, &req, 400, Some(&why), Vec::new());
                     self.events.push_back(Event::Command {
@@ -284,7 +285,7 @@ impl GatewayCore {
             Ok(Some(sdp)) => Some(("application/sdp".to_string(), sdp)),
             Ok(None) if req.body.is_empty() => None,
             Ok(None) => {
-                let ct = header_value(&req.headers, "Content-Type")
+                let ct = message::content_type_value(&req.headers)
                     .unwrap_or_else(|| "application/octet-stream".into());
                 Some((ct, req.body.clone()))
             }

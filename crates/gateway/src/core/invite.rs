@@ -17,9 +17,7 @@ impl GatewayCore {
             );
             return;
         }
-        let max_forwards = header_value(&req.headers, "Max-Forwards")
-            .and_then(|v| v.trim().parse::<u32>().ok())
-            .unwrap_or(70);
+        let max_forwards = message::max_forwards(&req.headers).unwrap_or(70);
         if max_forwards == 0 {
             self.simple(now, &key, &req, 483, None, Vec::new());
             return;
@@ -183,8 +181,8 @@ impl GatewayCore {
         let host = bracket(local.ip());
         let mut uri = fwd.uri.clone();
         uri.user = a.uri.auth.as_ref().map(|a| a.user.clone()).or(uri.user);
-        let from = header_value(&a.headers, "From").unwrap_or_default();
-        let to = header_value(&a.headers, "To").unwrap_or_default();
+        let from = message::from_value(&a.headers).unwrap_or_default();
+        let to = message::to_value(&a.headers).unwrap_or_default();
         let mut headers: Vec<Header> = vec![
             Header::Via(rsip::headers::Via::new(format!(
                 "SIP/2.0/{transport} {host}:{};branch={};rport",
@@ -450,7 +448,7 @@ impl GatewayCore {
         if let Some(value) = self.config.record_all.clone() {
             let rid = {
                 let call = &self.calls[&id];
-                header_value(&call.a_invite.headers, &self.config.record_all_id_header)
+                message::extension_header(&call.a_invite.headers, &self.config.record_all_id_header)
                     .map(|v| v.trim().to_string())
                     .filter(|v| !v.is_empty())
             };

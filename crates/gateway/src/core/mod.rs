@@ -18,8 +18,8 @@ use siprec_core::client::{
 use siprec_sdp::Format;
 use siprec_sip::dialog::Dialog;
 use siprec_sip::message::{
-    self, header_name_value, header_tokens, header_value, make_response, new_branch, new_call_id,
-    new_tag, split_name_addr,
+    self, header_name_value, header_tokens, make_response, new_branch, new_call_id, new_tag,
+    split_name_addr, NameAddr,
 };
 use siprec_sip::rsip;
 use siprec_sip::transaction::{
@@ -171,9 +171,8 @@ fn sdp_body<'a>(headers: &rsip::Headers, body: &'a [u8]) -> Option<&'a [u8]> {
     if body.is_empty() {
         return None;
     }
-    let ct = header_value(headers, "Content-Type").unwrap_or_default();
-    ct.to_ascii_lowercase()
-        .starts_with("application/sdp")
+    message::content_type(headers)
+        .is_some_and(|c| c.is("application/sdp"))
         .then_some(body)
 }
 

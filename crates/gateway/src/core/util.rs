@@ -17,10 +17,12 @@ pub(super) fn contact_of(config: &GatewayConfig, transport: Transport) -> String
 /// The call's parties and ids from the A leg's INVITE (From = caller, To = callee). An error
 /// means the caller sent something wrong (answered 400).
 pub(super) fn call_context(req: &Request) -> Result<CallContext, siprec_sip::Error> {
-    let party = |name: &str| -> Result<Party, siprec_sip::Error> {
-        let v = header_value(&req.headers, name)
-            .ok_or_else(|| siprec_sip::Error::MissingHeader(name.to_string()))?;
-        let (display, uri, _) = split_name_addr(&v);
+    let party = |name: &str, addr: Option<NameAddr>| -> Result<Party, siprec_sip::Error> {
+        let NameAddr {
+            display_name: display,
+            uri,
+            ..
+        } = addr.ok_or_else(|| siprec_sip::Error::MissingHeader(name.to_string()))?;
         let aor = uri.trim().to_string();
         if aor.is_empty() || aor.chars().any(char::is_control) || aor.len() > 512 {
             return Err(siprec_sip::Error::InvalidHeader {
@@ -45,8 +47,8 @@ pub(super) fn call_context(req: &Request) -> Result<CallContext, siprec_sip::Err
             .ok_or_else(|| siprec_sip::Error::MissingHeader("Call-ID".into()))?,
         session_id: None,
         direction: CallDirection::Inbound,
-        caller: party("From")?,
-        callee: party("To")?,
+        caller: party("From", message::from_addr(&req.headers))?,
+        callee: party("To", message::to_addr(&req.headers))?,
         call_sid: None,
         account_sid: None,
         application_sid: None,

@@ -545,3 +545,250 @@ fn list_and_param_helpers() {
     assert_eq!(expand_compact_name("I"), "Call-ID");
     assert_eq!(expand_compact_name("Via"), "Via");
 }
+
+/// A request with the given extra header lines (CRLF-terminated), parsed.
+fn with_headers(extra: &str) -> Request {
+    let text = format!(
+        "OPTIONS sip:srs@192.0.2.9 SIP/2.0\r\nv: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bKt\r\n\
+         f: <sip:a@b>;tag=1\r\nt: <sip:c@d>\r\ni: typed-1\r\nCSeq: 1 OPTIONS\r\n{extra}\r\n"
+    );
+    req(parse_message(text.as_bytes()).unwrap())
+}
+
+#[test]
+fn content_type_print_parse_pairs() {
+    let cases = [
+        ("application/sdp", "application/sdp"),
+        ("Application/SDP", "application/sdp"),
+        (
+            "multipart/mixed;boundary=\"b:1\"",
+            "multipart/mixed;boundary=\"b:1\"",
+        ),
+        (
+            "Multipart/Mixed ; Boundary=unique-42 ; x=\"a b\"",
+            "multipart/mixed;boundary=unique-42;x=\"a b\"",
+        ),
+        ("application/rs-metadata+xml", "application/rs-metadata+xml"),
+        ("text / plain;charset=utf-8", "text/plain;charset=utf-8"),
+    ];
+    for (written, printed) in cases {
+        for name in ["Content-Type", "c", "content-type"] {
+            let r = with_headers(&format!("{name}: {written}\r\n"));
+            let ct = content_type(&r.headers).unwrap_or_else(|| panic!("{name}: {written}"));
+            assert_eq!(ct.to_string(), printed, "{written}");
+            assert_eq!(MediaType::parse(printed), Some(ct.clone()), "{printed}");
+        }
+    }
+    let mp = MediaType::parse("Multipart/Mixed;BOUNDARY=\"b:1\"").unwrap();
+    assert_eq!(
+        (mp.type_.as_str(), mp.subtype.as_str()),
+        ("multipart", "mixed")
+    );
+    assert_eq!(mp.essence(), "multipart/mixed");
+    assert!(mp.is("multipart/mixed") && mp.is("MULTIPART/Mixed") && mp.is_multipart());
+    assert!(!mp.is("multipart/alternative") && !mp.is("multipart"));
+    assert_eq!(mp.boundary(), Some("b:1"));
+    assert_eq!(mp.param("Boundary"), Some("b:1"));
+    let sdp = MediaType::parse("application/sdp").unwrap();
+    assert!(sdp.is("application/sdp") && !sdp.is_multipart());
+    assert_eq!(sdp.boundary(), None);
+    assert_eq!(
+        MediaType::parse("multipart/mixed;boundary=")
+            .unwrap()
+            .boundary(),
+        None
+    );
+    // As written, for relaying.
+    let r = with_headers("c: Application/DTMF-Relay ; x=1\r\n");
+    assert_eq!(
+        content_type_value(&r.headers).as_deref(),
+        Some("Application/DTMF-Relay ; x=1")
+    );
+    // Missing or unreadable: None, never a panic.
+    assert_eq!(content_type(&with_headers("").headers), None);
+    assert_eq!(content_type_value(&with_headers("").headers), None);
+    for bad in [
+        "",
+        "text",
+        "/sdp",
+        "application/",
+        "application/sdp/x",
+        "app lication/sdp",
+        ";boundary=x",
+        "application/sd\"p",
+        "\u{e9}/sdp",
+    ] {
+        assert_eq!(MediaType::parse(bad), None, "{bad:?}");
+        let r = with_headers(&format!("Content-Type: {bad}\r\n"));
+        assert_eq!(content_type(&r.headers), None, "{bad:?}");
+    }
+}
+
+#[test]
+fn contacts_print_parse_pairs() {
+    let r = with_headers(
+        "Contact: \"Rec, Inc.\" <sip:rec@192.0.2.1:5060;transport=tcp>;+sip.src, \
+         <sip:rec2@192.0.2.2>;expires=60\r\n\
+         m: <sip:src@[2001:db8::1]:5070?subject=x>;+sip.src;q=0.5\r\n\
+         Contact: sip:plain@example.com;expires=3\r\n",
+    );
+    let all = contacts(&r.headers);
+    let printed: Vec<String> = all.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        printed,
+        vec![
+            "\"Rec, Inc.\" <sip:rec@192.0.2.1:5060;transport=tcp>;+sip.src",
+            "<sip:rec2@192.0.2.2>;expires=60",
+            "<sip:src@[2001:db8::1]:5070?subject=x>;+sip.src;q=0.5",
+            "<sip:plain@example.com>;expires=3",
+        ]
+    );
+    for (c, p) in all.iter().zip(&printed) {
+        assert_eq!(&NameAddr::parse(p), c, "{p}");
+    }
+    assert_eq!(all[0].display_name.as_deref(), Some("Rec, Inc."));
+    assert_eq!(all[0].param("+sip.src"), Some(""));
+    assert_eq!(all[0].params_text(), ";+sip.src");
+    assert_eq!(all[1].param("expires"), Some("60"));
+    // IPv6, with URI headers left out of the target.
+    assert_eq!(all[2].uri_without_headers(), "sip:src@[2001:db8::1]:5070");
+    assert_eq!(all[2].sip_uri().unwrap().host_port(), "[2001:db8::1]:5070");
+    assert_eq!(all[2].params_text(), ";+sip.src;q=0.5");
+    let v6 = NameAddr::parse("<sip:a@b>;received=[2001:db8::1];x=a:b");
+    assert_eq!(v6.params_text(), ";received=[2001:db8::1];x=\"a:b\"");
+    // addr-spec: the parameters are header parameters (RFC 3261 §20.10).
+    assert_eq!(all[3].uri, "sip:plain@example.com");
+    assert_eq!(all[3].param("expires"), Some("3"));
+    // contact_addr is the first of them.
+    assert_eq!(contact_addr(&r.headers), all.first().cloned());
+    // A value needing quotes is printed quoted and read back.
+    let q = NameAddr::parse("<sip:a@b>;+sip.instance=\"<urn:uuid:1>\";x=\"q\\\"uote\"");
+    assert_eq!(
+        q.to_string(),
+        "<sip:a@b>;+sip.instance=\"<urn:uuid:1>\";x=\"q\\\"uote\""
+    );
+    assert_eq!(NameAddr::parse(&q.to_string()), q);
+    // None, never a panic.
+    assert!(contacts(&with_headers("").headers).is_empty());
+    assert_eq!(contact_addr(&with_headers("").headers), None);
+    for bad in [
+        ",,,",
+        "<",
+        ">",
+        "\"unclosed <sip:a@b>",
+        "<sip:a@b",
+        ";;;",
+        "*",
+    ] {
+        let r = with_headers(&format!("Contact: {bad}\r\n"));
+        for c in contacts(&r.headers) {
+            let _ = (c.to_string(), c.sip_uri(), c.uri_without_headers());
+        }
+    }
+    assert_eq!(
+        contacts(&with_headers("Contact: *\r\n").headers)[0].uri,
+        "*"
+    );
+}
+
+#[test]
+fn session_expires_and_max_forwards_print_parse_pairs() {
+    let cases = [
+        (
+            "Session-Expires: 1800;refresher=uac",
+            1800,
+            Some(Refresher::Uac),
+        ),
+        ("x: 90", 90, None),
+        (
+            "session-expires: 4000 ; Refresher=UAS",
+            4000,
+            Some(Refresher::Uas),
+        ),
+        (
+            "Session-Expires: 120;refresher=proxy;foo",
+            120,
+            Some(Refresher::Other("proxy".into())),
+        ),
+        ("Session-Expires: 99999999999", 99_999_999_999, None),
+    ];
+    for (line, secs, refresher) in cases {
+        let se = session_expires(&with_headers(&format!("{line}\r\n")).headers)
+            .unwrap_or_else(|| panic!("{line}"));
+        assert_eq!(
+            (se.delta_seconds, se.refresher),
+            (secs, refresher),
+            "{line}"
+        );
+    }
+    let se = SessionExpires::parse("120;refresher=uac;foo").unwrap();
+    assert_eq!(
+        se.params,
+        vec![
+            ("refresher".to_string(), "uac".to_string()),
+            ("foo".to_string(), String::new())
+        ]
+    );
+    assert_eq!(session_expires(&with_headers("").headers), None);
+    for bad in [
+        "",
+        "abc",
+        "-5",
+        "+90",
+        "9 0",
+        ";refresher=uac",
+        "1e3",
+        "99999999999999999999999",
+    ] {
+        assert_eq!(SessionExpires::parse(bad), None, "{bad:?}");
+        let r = with_headers(&format!("Session-Expires: {bad}\r\n"));
+        assert_eq!(session_expires(&r.headers), None, "{bad:?}");
+    }
+
+    for (value, want) in [("70", Some(70)), ("0", Some(0)), (" 69 ", Some(69))] {
+        let r = with_headers(&format!("Max-Forwards: {value}\r\n"));
+        assert_eq!(max_forwards(&r.headers), want, "{value:?}");
+    }
+    let mut r = with_headers("");
+    r.headers.push(Header::MaxForwards(42u32.into()));
+    let printed = print_message(&r.into());
+    assert_eq!(
+        max_forwards(&req(parse_message(&printed).unwrap()).headers),
+        Some(42)
+    );
+    assert_eq!(max_forwards(&with_headers("").headers), None);
+    for bad in ["", "-1", "abc", "+7", "4294967296", "7 0"] {
+        let r = with_headers(&format!("Max-Forwards: {bad}\r\n"));
+        assert_eq!(max_forwards(&r.headers), None, "{bad:?}");
+    }
+}
+
+#[test]
+fn party_route_and_extension_accessors() {
+    let r = with_headers(
+        "Record-Route: <sip:p1.example.com;lr>, <sip:p2.example.com;lr>\r\n\
+         Record-Route: <sip:[2001:db8::9];lr>\r\n\
+         x-reason:  startCallRecording \r\n\
+         X-Srs-Url: sip:srs@example.com\r\n",
+    );
+    assert_eq!(
+        record_routes(&r.headers),
+        vec![
+            "<sip:p1.example.com;lr>",
+            "<sip:p2.example.com;lr>",
+            "<sip:[2001:db8::9];lr>"
+        ]
+    );
+    assert!(record_routes(&with_headers("").headers).is_empty());
+    assert_eq!(from_value(&r.headers).as_deref(), Some("<sip:a@b>;tag=1"));
+    assert_eq!(to_value(&r.headers).as_deref(), Some("<sip:c@d>"));
+    assert_eq!(
+        extension_header(&r.headers, "X-Reason").as_deref(),
+        Some("startCallRecording")
+    );
+    assert_eq!(
+        extension_header(&r.headers, "x-srs-url").as_deref(),
+        Some("sip:srs@example.com")
+    );
+    assert_eq!(extension_header(&r.headers, "X-Call-Sid"), None);
+}

@@ -21,7 +21,7 @@ use rs_metadata::DataMode;
 use siprec_sdp::{AnswerConfig, Format};
 use siprec_sip::dialog::Dialog;
 use siprec_sip::message::{
-    self, header_value, header_values, make_response, new_tag, parse_message, tag_of,
+    self, content_type, header_value, make_response, new_tag, parse_message, tag_of,
 };
 use siprec_sip::rsip::headers::UntypedHeader;
 use siprec_sip::rsip::{self, Header, Method, Request, Response, SipMessage};
@@ -123,8 +123,8 @@ impl FakeSrs {
     }
 
     fn answer(&mut self, req: &Request) -> Option<String> {
-        let ct = header_values(&req.headers, "Content-Type");
-        let parts = body::split(ct.first().map(String::as_str), &req.body).ok()?;
+        let ct = content_type(&req.headers);
+        let parts = body::split(ct.as_ref(), &req.body).ok()?;
         let mut sdp = String::from_utf8(parts.sdp?).ok()?;
         if self.srtp == Some(false) {
             sdp = sdp.replace("RTP/SAVP", "RTP/AVP");
