@@ -6,8 +6,11 @@
 //! What each module owns:
 //! - [`message`]: [`message::parse_message`] (size limits, compact header names,
 //!   Content-Length, mandatory headers; never panics), [`message::print_message`]
-//!   (correct Content-Length and reason phrases), header look-ups, responses built from
-//!   requests, branches, tags and transaction keys.
+//!   (correct Content-Length and reason phrases), typed header accessors (From/To and their
+//!   tags, Contact, top Via, Call-ID, CSeq, Content-Type as a `MediaType`, Session-Expires,
+//!   Max-Forwards, Record-Route; `extension_header` for `X-` and configured names, the only
+//!   look-up by name outside this module), responses built from requests, branches, tags
+//!   and transaction keys.
 //! - [`framing`]: [`StreamFramer`](framing::StreamFramer) cuts a TCP/TLS byte stream into
 //!   messages (RFC 3261 §18.3) and skips CRLF keep-alives.
 //! - [`multipart`]: `multipart/mixed` bodies (RFC 2046 §5.1), as in RFC 7866 recording-session
