@@ -8,7 +8,8 @@
 //!   Content-Length, mandatory headers; never panics), [`message::print_message`]
 //!   (correct Content-Length and reason phrases), typed header accessors (From/To and their
 //!   tags, Contact, top Via, Call-ID, CSeq, Content-Type as a `MediaType`, Session-Expires,
-//!   Max-Forwards, Record-Route; `extension_header` for `X-` and configured names, the only
+//!   Max-Forwards, Record-Route, Require/Supported/Unsupported/Allow lists;
+//!   `extension_header` for `X-` and configured names, the only
 //!   look-up by name outside this module), responses built from requests, branches, tags
 //!   and transaction keys.
 //! - [`framing`]: [`StreamFramer`](framing::StreamFramer) cuts a TCP/TLS byte stream into

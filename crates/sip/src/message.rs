@@ -640,6 +640,26 @@ pub fn header_tokens(headers: &Headers, name: &str) -> Vec<String> {
         .collect()
 }
 
+/// The option tags of Require (RFC 3261 §20.32), lowercased, from every Require header.
+pub fn require(headers: &Headers) -> Vec<String> {
+    header_tokens(headers, "Require")
+}
+
+/// The option tags of Supported (`k` in compact form, RFC 3261 §20.37), lowercased.
+pub fn supported(headers: &Headers) -> Vec<String> {
+    header_tokens(headers, "Supported")
+}
+
+/// The option tags of Unsupported (RFC 3261 §20.40), lowercased.
+pub fn unsupported(headers: &Headers) -> Vec<String> {
+    header_tokens(headers, "Unsupported")
+}
+
+/// The methods of Allow (RFC 3261 §20.5), lowercased.
+pub fn allow(headers: &Headers) -> Vec<String> {
+    header_tokens(headers, "Allow")
+}
+
 // ---------------------------------------------------------------------------------------------
 // Header value helpers (name-addr, params, lists)
 // ---------------------------------------------------------------------------------------------

@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use siprec_sdp::{Direction, SessionDescription};
 use siprec_sip::dialog::Dialog;
-use siprec_sip::message::{self, header_tokens};
+use siprec_sip::message;
 use siprec_sip::rsip::headers::UntypedHeader;
 use siprec_sip::rsip::{self, Header, Method, Request, Response};
 use siprec_sip::transaction::{ClientKey, Peer, Transport};
@@ -178,7 +178,7 @@ impl SrcCore {
         let target = r.target.map(|t| t.to_string()).unwrap_or_default();
         let mut what = format!("{target}: {code} {}", reason_of(&resp));
         if code == 420 {
-            let u = header_tokens(&resp.headers, "Unsupported").join(", ");
+            let u = message::unsupported(&resp.headers).join(", ");
             what.push_str(&format!(
                 " (Unsupported: {u}; the server does not support SIPREC)"
             ));
@@ -353,9 +353,7 @@ impl SrcCore {
             self.fail_rs(now, id, Some(200), format!("{target}: {why}"));
             return;
         }
-        let allow_update = header_tokens(&resp.headers, "Allow")
-            .iter()
-            .any(|m| m == "update");
+        let allow_update = message::allow(&resp.headers).iter().any(|m| m == "update");
         let timer = session_timer(now, &resp.headers, true);
         let Some(r) = self.rs_mut(id) else { return };
         r.status = Some(resp.status_code.code());

@@ -9,7 +9,7 @@ use std::time::Instant;
 use rs_metadata::{Document, Recording};
 use siprec_sdp::{AnswerConfig, AnsweredMedia, Format, SessionDescription};
 use siprec_sip::dialog::Dialog;
-use siprec_sip::message::{self, header_tokens, make_response};
+use siprec_sip::message::{self, make_response};
 use siprec_sip::rsip::{self, prelude::*, Header, Method};
 use siprec_sip::transaction::{
     ClientKey, Event as TxEvent, Peer, ServerKey, TimerConfig, TransactionLayer, Transmit,
@@ -600,7 +600,7 @@ impl SrsCore {
             return;
         }
         // RFC 3261 §8.2.2.3: unsupported Require → 420 listing them.
-        let unsupported: Vec<String> = header_tokens(&req.headers, "Require")
+        let unsupported: Vec<String> = message::require(&req.headers)
             .into_iter()
             .filter(|t| !SUPPORTED.contains(&t.as_str()))
             .collect();
@@ -807,12 +807,10 @@ impl SrsCore {
                     "Session-Expires",
                     &format!("{interval};refresher=uac"),
                 ));
-                if header_tokens(&req.headers, "Supported")
+                if message::supported(&req.headers)
                     .iter()
                     .any(|t| t == "timer")
-                    || header_tokens(&req.headers, "Require")
-                        .iter()
-                        .any(|t| t == "timer")
+                    || message::require(&req.headers).iter().any(|t| t == "timer")
                 {
                     resp.headers.push(other("Require", "timer"));
                 }

@@ -22,11 +22,8 @@ impl GatewayCore {
             self.simple(now, &key, &req, 483, None, Vec::new());
             return;
         }
-        if header_tokens(&req.headers, "Require")
-            .iter()
-            .any(|t| t != "timer")
-        {
-            let unsupported = header_tokens(&req.headers, "Require")
+        if message::require(&req.headers).iter().any(|t| t != "timer") {
+            let unsupported = message::require(&req.headers)
                 .into_iter()
                 .filter(|t| t != "timer")
                 .collect::<Vec<_>>()
@@ -201,7 +198,7 @@ impl GatewayCore {
             other("Allow", ALLOW),
             other("User-Agent", &self.config.user_agent),
         ];
-        let supported: Vec<String> = header_tokens(&a.headers, "Supported")
+        let supported: Vec<String> = message::supported(&a.headers)
             .into_iter()
             .filter(|t| t != "100rel")
             .collect();

@@ -18,8 +18,8 @@ use siprec_core::client::{
 use siprec_sdp::Format;
 use siprec_sip::dialog::Dialog;
 use siprec_sip::message::{
-    self, header_name_value, header_tokens, make_response, new_branch, new_call_id, new_tag,
-    split_name_addr, NameAddr,
+    self, header_name_value, make_response, new_branch, new_call_id, new_tag, split_name_addr,
+    NameAddr,
 };
 use siprec_sip::rsip;
 use siprec_sip::transaction::{

@@ -75,6 +75,8 @@ fn parses_invite_and_every_header_type() {
     assert_eq!(uri_of(&contact), "sip:src@192.0.2.1:5060");
     assert_eq!(header_tokens(&r.headers, "Require"), vec!["siprec"]);
     assert_eq!(header_tokens(&r.headers, "k"), vec!["timer", "replaces"]);
+    assert_eq!(require(&r.headers), vec!["siprec"]);
+    assert_eq!(supported(&r.headers), vec!["timer", "replaces"]);
     assert_eq!(
         header_value(&r.headers, "x").as_deref(),
         Some("1800;refresher=uac")
@@ -791,4 +793,23 @@ fn party_route_and_extension_accessors() {
         Some("sip:srs@example.com")
     );
     assert_eq!(extension_header(&r.headers, "X-Call-Sid"), None);
+}
+
+#[test]
+fn option_tag_and_method_lists_read_every_header_and_element() {
+    let wire = "SIP/2.0 420 Bad Extension\r\n\
+Via: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK1\r\n\
+From: <sip:src@example.com>;tag=a\r\n\
+To: <sip:srs@example.net>;tag=b\r\n\
+Call-ID: opt-1\r\n\
+CSeq: 1 INVITE\r\n\
+Unsupported: Foo, ,bar\r\n\
+Allow: INVITE, ACK,BYE\r\n\
+Allow: update\r\n\
+Content-Length: 0\r\n\r\n";
+    let r = resp(parse_message(wire.as_bytes()).unwrap());
+    assert_eq!(unsupported(&r.headers), vec!["foo", "bar"]);
+    assert_eq!(allow(&r.headers), vec!["invite", "ack", "bye", "update"]);
+    assert!(require(&r.headers).is_empty());
+    assert!(supported(&r.headers).is_empty());
 }
