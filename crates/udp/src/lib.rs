@@ -7,6 +7,8 @@
 //!   [`RecvBatch::recv`] for why no further read is needed with edge-triggered epoll).
 //! - [`raise_fd_limit`]: every relayed or recorded stream holds sockets; thousands of calls
 //!   need the open-files limit raised to its hard limit.
+//! - [`PortPool`]: the RTP port range both binaries bind their media sockets from (srs-server
+//!   the RTP port of each stream, the gateway RTP and RTCP of each leg).
 //!
 //! ```
 //! let rx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
@@ -23,6 +25,9 @@ use std::net::{SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::os::fd::AsRawFd;
 
 use nix::sys::socket::{recvmmsg, MsgFlags, MultiHeaders, SockaddrStorage};
+
+mod ports;
+pub use ports::{Binding, Bound, PortPool};
 
 /// Datagrams read per system call at most.
 pub const BATCH: usize = 16;

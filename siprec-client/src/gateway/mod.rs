@@ -9,11 +9,10 @@
 //! copies the audio to the recording servers as the core's [`RelayUpdate`]s say. The media
 //! path does no allocation, locking or logging per packet.
 
-use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use siprec_core::client::{RsId, SrsUri};
@@ -310,75 +309,35 @@ fn media_ip_for_bind(media_ip: IpAddr, sip: &[ListenAddr]) -> IpAddr {
     }
 }
 
-/// Even relay ports with the RTCP port above, bound at allocation (so an SDP never names a
-/// port the gateway does not hold).
+/// The relay's RTP/RTCP port pairs, as the gateway core's [`PortAllocator`]; one clone goes
+/// into the core, one stays with the driver.
 #[derive(Debug, Clone)]
-struct RelayPorts {
-    ip: IpAddr,
-    inner: Arc<Mutex<PortsInner>>,
-}
-
-#[derive(Debug)]
-struct PortsInner {
-    lo: u16,
-    hi: u16,
-    next: u16,
-    in_use: HashSet<u16>,
-    bound: HashMap<u16, [std::net::UdpSocket; 2]>,
-}
+struct RelayPorts(siprec_udp::PortPool);
 
 impl RelayPorts {
     fn new(ip: IpAddr, lo: u16, hi: u16) -> RelayPorts {
-        let lo = lo + (lo % 2);
-        RelayPorts {
+        RelayPorts(siprec_udp::PortPool::new(
             ip,
-            inner: Arc::new(Mutex::new(PortsInner {
-                lo,
-                hi,
-                next: lo,
-                in_use: HashSet::new(),
-                bound: HashMap::new(),
-            })),
-        }
+            lo,
+            hi,
+            siprec_udp::Binding::RtpAndRtcp,
+        ))
     }
 
+    /// The RTP and RTCP sockets bound for `port` (once).
     fn take(&self, port: u16) -> Option<[std::net::UdpSocket; 2]> {
-        self.inner.lock().ok()?.bound.remove(&port)
+        let b = self.0.take(port)?;
+        Some([b.rtp, b.rtcp?])
     }
 }
 
 impl PortAllocator for RelayPorts {
     fn allocate(&mut self) -> Option<u16> {
-        let mut g = self.inner.lock().ok()?;
-        let span = (g.hi.saturating_sub(g.lo)) / 2 + 1;
-        for _ in 0..span {
-            let p = g.next;
-            g.next = if p.saturating_add(3) > g.hi {
-                g.lo
-            } else {
-                p + 2
-            };
-            if g.in_use.contains(&p) || p.checked_add(1).is_none_or(|q| q > g.hi) {
-                continue;
-            }
-            let bind = |port: u16| {
-                std::net::UdpSocket::bind(SocketAddr::new(self.ip, port))
-                    .and_then(|s| s.set_nonblocking(true).map(|()| s))
-            };
-            if let (Ok(rtp), Ok(rtcp)) = (bind(p), bind(p + 1)) {
-                g.in_use.insert(p);
-                g.bound.insert(p, [rtp, rtcp]);
-                return Some(p);
-            }
-        }
-        None
+        self.0.allocate()
     }
 
     fn release(&mut self, port: u16) {
-        if let Ok(mut g) = self.inner.lock() {
-            g.in_use.remove(&port);
-            g.bound.remove(&port);
-        }
+        self.0.release(port);
     }
 }
 
