@@ -86,14 +86,17 @@ pub fn split_name_addr(value: &str) -> (Option<String>, &str, &str) {
         };
         (display, uri.trim(), params.trim())
     } else {
-        match value.find(';') {
-            Some(semi) => (
-                None,
-                value.get(..semi).unwrap_or_default().trim(),
-                value.get(semi..).unwrap_or_default(),
-            ),
-            None => (None, value, ""),
-        }
+        let (uri, params) = split_at_params(value);
+        (None, uri.trim(), params)
+    }
+}
+
+/// A value and its parameters at the first `;`: `("1800", ";refresher=uac")`; the second
+/// part is empty without parameters (what [`parse_params`] reads).
+fn split_at_params(value: &str) -> (&str, &str) {
+    match value.find(';') {
+        Some(i) => value.split_at(i),
+        None => (value, ""),
     }
 }
 
@@ -335,13 +338,7 @@ impl TopVia {
     /// Parses one Via element such as `SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK776;rport`.
     pub fn parse(element: &str) -> Option<TopVia> {
         let element = element.trim();
-        let (head, params) = match element.find(';') {
-            Some(i) => (
-                element.get(..i).unwrap_or_default(),
-                element.get(i..).unwrap_or_default(),
-            ),
-            None => (element, ""),
-        };
+        let (head, params) = split_at_params(element);
         let head = head.trim();
         let sent_by = head.rsplit([' ', '\t']).next()?.trim();
         let protocol: String = head
@@ -495,10 +492,7 @@ impl MediaType {
     /// both type and subtype are tokens (whitespace around the `/` is allowed, §25.1 SLASH).
     pub fn parse(value: &str) -> Option<MediaType> {
         let value = value.trim();
-        let (essence, params) = match value.find(';') {
-            Some(i) => (value.get(..i)?, value.get(i..)?),
-            None => (value, ""),
-        };
+        let (essence, params) = split_at_params(value);
         let (type_, subtype) = essence.split_once('/')?;
         let (type_, subtype) = (type_.trim(), subtype.trim());
         let token = |s: &str| !s.is_empty() && s.bytes().all(is_token_byte);
@@ -597,10 +591,7 @@ impl SessionExpires {
     /// with delta-seconds.
     pub fn parse(value: &str) -> Option<SessionExpires> {
         let value = value.trim();
-        let (num, params) = match value.find(';') {
-            Some(i) => (value.get(..i)?, value.get(i..)?),
-            None => (value, ""),
-        };
+        let (num, params) = split_at_params(value);
         let delta_seconds = parse_digits(num)?;
         let params = parse_params(params);
         let refresher = params.iter().find(|(n, _)| n == "refresher").map(|(_, v)| {
